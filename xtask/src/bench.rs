@@ -1,0 +1,136 @@
+//! `cargo xtask bench [NAME] [--rounds N]`: benchmarks of whole commands
+//! against a durable PostgreSQL, with the release build of `dbops`.
+//!
+//! The machine is noisy, so every benchmark times its command side by side
+//! with a baseline in the same run ([`paired::paired`]) and reports the
+//! median of the per-round ratios. To add a benchmark, write
+//! `xtask/src/bench/<yours>.rs` with a `pub fn run(ctx: &Context) -> Result`,
+//! declare it below with `mod <yours>;` and add one line to [`BENCHES`].
+
+mod apply;
+pub mod fixture;
+pub mod paired;
+mod status;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use url::Url;
+
+use crate::flags::Args;
+use crate::pg::{self, Durability, psql};
+use crate::workspace::{self, Profile};
+use crate::{Result, cmd};
+
+/// One benchmark, run by name.
+#[derive(Debug)]
+pub struct Bench {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: fn(&Context) -> Result,
+}
+
+/// The benchmarks, as `cargo xtask bench` lists them.
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "apply",
+        about: "300 migrations up and down: dbops vs psql -1",
+        run: apply::run,
+    },
+    Bench {
+        name: "status",
+        about: "dbops migrate status with 1,000 applied migrations",
+        run: status::run,
+    },
+];
+
+/// What every benchmark gets.
+#[derive(Debug)]
+pub struct Context {
+    /// A superuser URL of the server to benchmark against.
+    pub server: Url,
+    /// The release build of `dbops`.
+    pub dbops: PathBuf,
+    /// `--rounds`, when given.
+    rounds: Option<usize>,
+    /// A folder of the benchmark's own under `target/bench/`, for fixtures.
+    pub scratch: PathBuf,
+}
+
+impl Context {
+    /// The number of timed rounds: `--rounds`, or the benchmark's default.
+    pub fn rounds(&self, default: usize) -> usize {
+        self.rounds.unwrap_or(default)
+    }
+
+    /// `dbops` against database `db`, run in the workspace root.
+    pub fn dbops(&self, db: &Url) -> Command {
+        let mut dbops = Command::new(&self.dbops);
+        dbops
+            .current_dir(workspace::root())
+            .env(pg::URL_ENV, db.as_str())
+            .env("ANALYTICS_URL", db.as_str());
+        dbops
+    }
+
+    /// Drops and creates database `name`, then checkpoints, so that the
+    /// timed command that follows does not pay for earlier writes.
+    pub fn fresh_database(&self, name: &str) -> Result<Url> {
+        let db = psql::recreate_database(&self.server, name)?;
+        // CHECKPOINT needs a superuser (or pg_checkpoint); without it the
+        // figures are a little noisier, not wrong.
+        let _ = cmd::output(psql::psql(&self.server).args(["-c", "CHECKPOINT"]));
+        Ok(db)
+    }
+}
+
+/// `cargo xtask bench [NAME] [--rounds N]`.
+pub fn task(args: &mut Args) -> Result {
+    let rounds = args.count("--rounds")?;
+    let name = args.positional();
+    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    let Some(name) = name else {
+        println!("benchmarks (cargo xtask bench NAME [--rounds N]):");
+        for bench in BENCHES {
+            println!("  {:<10} {}", bench.name, bench.about);
+        }
+        return Ok(());
+    };
+    let Some(bench) = BENCHES.iter().find(|bench| bench.name == name) else {
+        let names: Vec<_> = BENCHES.iter().map(|bench| bench.name).collect();
+        return Err(format!("no benchmark `{name}`; there are: {}", names.join(", ")).into());
+    };
+    let dbops = workspace::build_dbops(Profile::Release)?;
+    let server = pg::ensure_with(Durability::Durable)?;
+    let scratch = workspace::target_dir().join("bench").join(bench.name);
+    let ctx = Context {
+        server: server.url.clone(),
+        dbops,
+        rounds,
+        scratch,
+    };
+    let ran = std::fs::create_dir_all(&ctx.scratch)
+        .map_err(|e| format!("creating {}: {e}", ctx.scratch.display()).into())
+        .and_then(|()| {
+            println!("{}", machine(&ctx.server)?);
+            (bench.run)(&ctx)
+        });
+    let stopped = server.stop_if_started();
+    ran?;
+    stopped
+}
+
+/// One line about where the figures come from.
+fn machine(server: &Url) -> Result<String> {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let settings = psql::query(
+        server,
+        "SELECT current_setting('server_version') || ', fsync ' || current_setting('fsync') \
+         || ', synchronous_commit ' || current_setting('synchronous_commit')",
+    )?;
+    Ok(format!(
+        "machine: {cores} cores; PostgreSQL {} on {}",
+        settings.trim(),
+        server.host_str().unwrap_or("a local socket")
+    ))
+}

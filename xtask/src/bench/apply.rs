@@ -1,0 +1,104 @@
+//! `cargo xtask bench apply`: applying and rolling back 300 migrations with
+//! `dbops migrate --dir`, against the floor of `psql -1` running the same SQL
+//! in one file, each round on fresh databases.
+//!
+//! Goal (issue 2): applying takes at most 1.10× the time of `psql -1 -f
+//! all.sql`.
+
+use std::path::Path;
+use std::process::Command;
+
+use url::Url;
+
+use super::paired::{Case, Comparison, paired};
+use super::{Context, fixture};
+use crate::pg::psql;
+use crate::{Result, cmd};
+
+const MIGRATIONS: usize = 300;
+const DEFAULT_ROUNDS: usize = 15;
+const GOAL_RATIO: f64 = 1.10;
+
+const PSQL_DB: &str = "xtask_bench_apply_psql";
+const DBOPS_DB: &str = "xtask_bench_apply_dbops";
+
+pub fn run(ctx: &Context) -> Result {
+    let fixture = fixture::write(&ctx.scratch.join("fixture"), MIGRATIONS)?;
+    let rounds = ctx.rounds(DEFAULT_ROUNDS);
+    let dir = fixture.migrations.as_path();
+    let dbops = |db: &Url, args: &[&str]| {
+        let mut dbops = ctx.dbops(db);
+        dbops.args(["migrate"]).args(args).arg("--dir").arg(dir);
+        dbops
+    };
+
+    let up = paired(
+        rounds,
+        Case::new("psql -1 -f all.sql", || {
+            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
+        }),
+        Case::new("dbops migrate up --dir", || {
+            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, &["up"]))
+        }),
+    )?;
+    expect_tables(ctx, MIGRATIONS)?;
+    report(&format!("Applying {MIGRATIONS} migrations"), &up);
+
+    let down = paired(
+        rounds,
+        Case::new("psql -1 -f all-down.sql", || {
+            let db = ctx.fresh_database(PSQL_DB)?;
+            cmd::output(&mut psql_file(&db, &fixture.all_up))?;
+            Ok(psql_file(&db, &fixture.all_down))
+        }),
+        Case::new("dbops migrate down --to 0 --dir", || {
+            let db = ctx.fresh_database(DBOPS_DB)?;
+            cmd::output(&mut dbops(&db, &["up"]))?;
+            Ok(dbops(&db, &["down", "--to", "0"]))
+        }),
+    )?;
+    expect_tables(ctx, 0)?;
+    report(&format!("Rolling {MIGRATIONS} migrations back"), &down);
+
+    for db in [PSQL_DB, DBOPS_DB] {
+        psql::drop_database(&ctx.server, db)?;
+    }
+    Ok(())
+}
+
+fn psql_file(db: &Url, file: &Path) -> Command {
+    let mut psql = psql::psql(db);
+    psql.arg("-1").arg("-f").arg(file);
+    psql
+}
+
+/// Both sides must have done the work: `count` tables of the fixture in each
+/// database after the last round.
+fn expect_tables(ctx: &Context, count: usize) -> Result {
+    for name in [PSQL_DB, DBOPS_DB] {
+        let db = psql::database_url(&ctx.server, name);
+        let found = psql::query(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\\_t%'",
+        )?;
+        if found.trim() != count.to_string() {
+            return Err(format!(
+                "database {name} has {} fixture tables, not {count}",
+                found.trim()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn report(title: &str, comparison: &Comparison) {
+    let ratio = comparison.median_ratio();
+    let verdict = if ratio <= GOAL_RATIO {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!("\n### {title}\n\n{}", comparison.report());
+    println!("goal: at most {GOAL_RATIO:.2}× (applying): {verdict}");
+}

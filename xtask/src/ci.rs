@@ -1,0 +1,85 @@
+//! `cargo xtask ci`: everything a change must pass, in the order that fails
+//! fastest: formatting, clippy, the workflow files, then every test and the
+//! smoke run against PostgreSQL.
+//!
+//! Tests and smoke share the dev-profile build; clippy's check build is the
+//! only other one. Benchmarks are compiled by clippy (`--all-targets`) but
+//! not run here.
+
+mod actionlint;
+
+use std::process::Command;
+use std::time::Instant;
+
+use url::Url;
+
+use crate::flags::Args;
+use crate::pg::{self, Durability};
+use crate::workspace::cargo;
+use crate::{Result, cmd, smoke};
+
+/// `cargo xtask ci`.
+pub fn task(args: &mut Args) -> Result {
+    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    let started = Instant::now();
+    stage("fmt", || {
+        cmd::run(cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    stage("clippy", || {
+        cmd::run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    stage("actionlint", actionlint::run)?;
+    let server = pg::ensure_with(Durability::Throwaway)?;
+    let checked = stage("tests", || tests(&server.url)).and_then(|()| {
+        stage("smoke", || {
+            smoke::run(&server.url, &smoke::Options::default())
+        })
+    });
+    // Stop a cluster we started even when something failed: its data stays
+    // in target/pg/ for a look, and `cargo xtask pg` starts it again.
+    let stopped = server.stop_if_started();
+    checked?;
+    stopped?;
+    eprintln!("ci: all passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Every test of the workspace against the server at `url`: with
+/// cargo-nextest when it is installed, and the doctests (which nextest does
+/// not run) with `cargo test --doc`.
+fn tests(url: &Url) -> Result {
+    let with_db = |cmd: &mut Command| {
+        cmd.env(pg::URL_ENV, url.as_str())
+            .env_remove("ANALYTICS_URL");
+    };
+    let mut run = cargo();
+    if cmd::on_path("cargo-nextest") {
+        run.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        run.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    with_db(&mut run);
+    cmd::run(&mut run)?;
+    if cmd::on_path("cargo-nextest") {
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc"]);
+        with_db(&mut doc);
+        cmd::run(&mut doc)?;
+    }
+    Ok(())
+}
+
+fn stage(name: &str, run: impl FnOnce() -> Result) -> Result {
+    eprintln!("ci: {name}");
+    let started = Instant::now();
+    run().map_err(|e| format!("ci stage `{name}` failed: {e}"))?;
+    eprintln!("ci: {name} passed in {:.0?}", started.elapsed());
+    Ok(())
+}
