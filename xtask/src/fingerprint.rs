@@ -36,7 +36,8 @@ WITH user_ns AS (
 ), from_extension AS (
     SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
 ), objects (section, schema, text) AS (
-    SELECT 'schemas', nspname, nspname FROM user_ns
+    -- The first branch sets the column types: text, not name (63 bytes).
+    SELECT 'schemas'::text, nspname::text, nspname::text FROM user_ns
   UNION ALL
     SELECT 'extensions', n.nspname, e.extname
     FROM pg_extension e JOIN user_ns n ON n.oid = e.extnamespace
