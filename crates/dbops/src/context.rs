@@ -1,0 +1,105 @@
+//! Resolving settings: flags, then environment, then `configs/migrate.toml`.
+
+use std::path::{Path, PathBuf};
+
+use migrate_core::{ConfigFile, Database, Migrator, Source};
+
+use crate::CliError;
+use crate::opt::{Global, TargetArgs, TargetChoice};
+
+/// The configuration file used when the default one is not present.
+const BUILT_IN_CONFIG: &str = include_str!("../../../configs/migrate.toml");
+
+/// What every command needs: the configuration and the global flags.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The parsed configuration file.
+    pub config: ConfigFile,
+    /// The global flags.
+    pub global: &'a Global,
+}
+
+impl<'a> Context<'a> {
+    /// Loads the configuration named by `--config`; the built-in defaults stand
+    /// in for the default path when it does not exist.
+    pub fn load(global: &'a Global) -> Result<Context<'a>, CliError> {
+        let config = if global.config.exists() || global.config != Path::new("configs/migrate.toml")
+        {
+            ConfigFile::load(&global.config)?
+        } else {
+            ConfigFile::parse(BUILT_IN_CONFIG, "built-in configs/migrate.toml")?
+        };
+        Ok(Context { config, global })
+    }
+
+    /// The target names a `--target` choice stands for, in apply order.
+    pub fn targets(choice: TargetChoice) -> &'static [&'static str] {
+        match choice {
+            TargetChoice::Operational => &["operational"],
+            TargetChoice::Analytics => &["analytics"],
+            TargetChoice::All => &["operational", "analytics"],
+        }
+    }
+
+    /// The database URL of a target: the flag, then its variable, then its fallback variable.
+    pub fn database_url(&self, target: &str) -> Result<String, CliError> {
+        let flag = match target {
+            "operational" => &self.global.database_url,
+            "analytics" => &self.global.analytics_url,
+            _ => &None,
+        };
+        if let Some(url) = flag {
+            return Ok(url.clone());
+        }
+        let config = self.config.target(target)?;
+        let variables = std::iter::once(&config.url_env).chain(config.fallback_url_env.as_ref());
+        for variable in variables.clone() {
+            if let Ok(url) = std::env::var(variable)
+                && !url.is_empty()
+            {
+                return Ok(url);
+            }
+        }
+        let names: Vec<&str> = variables.map(String::as_str).collect();
+        Err(CliError::Config(format!(
+            "no database for target {target:?}: set {} or pass --{}",
+            names.join(" or "),
+            if target == "analytics" {
+                "analytics-url"
+            } else {
+                "database-url"
+            }
+        )))
+    }
+
+    /// The database of a target.
+    pub fn database(&self, target: &str) -> Result<Database, CliError> {
+        Ok(Database::from_url(&self.database_url(target)?)?)
+    }
+
+    /// The migrations folder of a target, `--dir` taking precedence.
+    pub fn migrations_dir(&self, target: &str, args: &TargetArgs) -> Result<PathBuf, CliError> {
+        if let Some(dir) = &args.dir {
+            if args.target == TargetChoice::All {
+                return Err(CliError::Config("--dir names one folder: use it with --target operational or --target analytics".into()));
+            }
+            return Ok(dir.clone());
+        }
+        Ok(self.config.target(target)?.dir.clone())
+    }
+
+    /// A migrator for a target, with `--dir` and `--lock-wait` applied.
+    pub fn migrator(&self, target: &str, args: &TargetArgs) -> Result<Migrator, CliError> {
+        let source = Source::load(&self.migrations_dir(target, args)?)?;
+        let mut settings = self.config.settings.clone();
+        if let Some(wait) = args.lock_wait {
+            settings.lock_wait = wait;
+        }
+        Ok(Migrator::new(
+            target,
+            source,
+            self.database(target)?,
+            settings,
+        )?)
+    }
+}

@@ -1,0 +1,69 @@
+//! Every exit code of `dbops`, defined once. `docs/exit-codes.md` lists them for operators.
+
+use migrate_core::Error as MigrateError;
+
+use crate::CliError;
+
+/// The run did what was asked.
+pub const SUCCESS: i32 = 0;
+/// An unexpected failure (a bug, an I/O error outside the categories below).
+pub const FAILURE: i32 = 1;
+/// The command line is malformed (clap's own code).
+pub const USAGE: i32 = 2;
+/// A configuration file, environment variable or flag value is invalid.
+pub const CONFIG: i32 = 3;
+/// A migration file is misnamed, unpaired, duplicated or unreadable.
+pub const SOURCE: i32 = 4;
+/// The database server cannot be reached.
+pub const UNREACHABLE: i32 = 5;
+/// The database server rejected the credentials.
+pub const AUTHENTICATION: i32 = 6;
+/// Another run held the target's migration lock for longer than `--lock-wait`.
+pub const LOCK_TIMEOUT: i32 = 7;
+/// Applied migrations drifted from their files, or a pending one is out of order.
+pub const DRIFT: i32 = 8;
+/// A non-transactional migration is in a partial state and needs `dbops migrate repair`.
+pub const PARTIAL: i32 = 9;
+/// A migration's SQL failed (migrations before it in the run stay applied).
+pub const MIGRATION_FAILED: i32 = 10;
+/// `dbops lint` found error-level violations, or pending migrations did.
+pub const LINT_ERRORS: i32 = 11;
+/// A guardrail refused the run: missing approvals, a declined confirmation, a refusing hook.
+pub const REFUSED: i32 = 12;
+/// `dbops health` found the schema not ready.
+pub const UNHEALTHY: i32 = 13;
+/// `dbops docs validate` found the committed docs out of date.
+pub const DOCS_OUT_OF_DATE: i32 = 14;
+/// A data check failed: rollup assertions, reconciliation, or an FK not enforced.
+pub const CHECK_FAILED: i32 = 15;
+/// `dbops audit verify` found an edited or deleted audit entry.
+pub const AUDIT_TAMPERED: i32 = 16;
+
+/// The exit code for an error.
+pub fn for_error(error: &CliError) -> i32 {
+    match error {
+        CliError::Migrate(e) => for_migrate_error(e),
+        CliError::Config(_) => CONFIG,
+        CliError::Io { .. } | CliError::Json(_) => FAILURE,
+    }
+}
+
+fn for_migrate_error(error: &MigrateError) -> i32 {
+    match error {
+        MigrateError::ReadDir { .. }
+        | MigrateError::ReadFile { .. }
+        | MigrateError::BadFileName { .. }
+        | MigrateError::MissingPair { .. }
+        | MigrateError::DuplicateVersion { .. } => SOURCE,
+        MigrateError::Config { .. } | MigrateError::UnknownVersion { .. } => CONFIG,
+        MigrateError::Unreachable { .. } | MigrateError::Pool { .. } => UNREACHABLE,
+        MigrateError::Authentication { .. } => AUTHENTICATION,
+        MigrateError::LockTimeout { .. } => LOCK_TIMEOUT,
+        MigrateError::Drift { .. } | MigrateError::OutOfOrder { .. } => DRIFT,
+        MigrateError::Partial { .. } => PARTIAL,
+        MigrateError::NothingToRepair { .. } => CONFIG,
+        MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
+        MigrateError::Refused { .. } => REFUSED,
+        _ => FAILURE,
+    }
+}

@@ -1,0 +1,61 @@
+//! The `dbops` binary: parse the command line, set up logging, dispatch, map errors to exit codes.
+
+mod commands;
+mod context;
+mod exit_code;
+mod opt;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Every way a command can fail; `exit_code::for_error` maps each to its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the migration engine.
+    #[error(transparent)]
+    Migrate(#[from] migrate_core::Error),
+    /// A setting, flag or environment variable is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// Reading or writing a file.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing JSON output.
+    #[error("writing JSON output")]
+    Json(#[from] serde_json::Error),
+}
+
+fn main() -> ExitCode {
+    let opt = opt::Opt::parse();
+    let telemetry = telemetry::init(&opt.global);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let result = runtime.block_on(commands::run(opt));
+    drop(telemetry);
+    let code = match result {
+        Ok(code) => code,
+        Err(error) => {
+            print_error_chain(&error);
+            exit_code::for_error(&error)
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn print_error_chain(error: &CliError) {
+    eprintln!("error: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}

@@ -1,0 +1,219 @@
+//! The one error type of the migration engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::status::{DriftedMigration, PartialMigration};
+
+/// Everything that can stop a migration run.
+///
+/// Each variant names the file, version, setting or database at fault. URLs in
+/// messages are always redacted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A migrations folder could not be listed.
+    #[error("cannot read migrations folder {path}")]
+    ReadDir {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A migration file could not be read.
+    #[error("cannot read migration file {path}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file in a migrations folder does not follow the naming scheme.
+    #[error(
+        "{path}: migration file names must look like YYYYMMDDHHMM_slug.up.sql or YYYYMMDDHHMM_slug.down.sql ({reason})"
+    )]
+    BadFileName {
+        /// The file.
+        path: PathBuf,
+        /// What exactly is wrong with the name.
+        reason: String,
+    },
+    /// An up migration has no down migration beside it, or the other way round.
+    #[error("{path}: has no matching {expected}")]
+    MissingPair {
+        /// The file that exists.
+        path: PathBuf,
+        /// The file name that was expected beside it.
+        expected: String,
+    },
+    /// Two migrations share a version.
+    #[error("version {version} is used twice: {first} and {second}")]
+    DuplicateVersion {
+        /// The version.
+        version: i64,
+        /// The first file with that version.
+        first: PathBuf,
+        /// The second file with that version.
+        second: PathBuf,
+    },
+    /// A configuration file or setting is invalid.
+    #[error("{origin}: {message}")]
+    Config {
+        /// The file or setting at fault.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The database server could not be reached.
+    #[error("cannot reach the database at {url}")]
+    Unreachable {
+        /// The redacted URL.
+        url: String,
+        /// The cause.
+        source: tokio_postgres::Error,
+    },
+    /// The server rejected the credentials.
+    #[error("the database at {url} rejected the credentials of user {user:?}")]
+    Authentication {
+        /// The redacted URL.
+        url: String,
+        /// The user name that was tried.
+        user: String,
+        /// The cause.
+        source: tokio_postgres::Error,
+    },
+    /// A pooled connection could not be obtained.
+    #[error("cannot get a connection from the pool")]
+    Pool {
+        /// The cause.
+        source: deadpool_postgres::PoolError,
+    },
+    /// Another runner kept the target's migration lock for longer than the wait allows.
+    #[error(
+        "timed out after {waited:?} waiting for the migration lock of target {target:?}; {holder}"
+    )]
+    LockTimeout {
+        /// The target.
+        target: String,
+        /// How long this run waited.
+        waited: Duration,
+        /// Who holds the lock, as far as `pg_stat_activity` tells.
+        holder: String,
+    },
+    /// Applied migrations differ from the files on disk.
+    #[error("refusing to run: {} applied migration(s) differ from the files on disk: {}", drifted.len(), describe_list(drifted))]
+    Drift {
+        /// Every drifted migration.
+        drifted: Vec<DriftedMigration>,
+    },
+    /// A non-transactional migration stopped half-way and has not been repaired.
+    #[error("refusing to run: {} migration(s) are in a partial state: {}; resolve with `dbops migrate repair VERSION --reason TEXT` or roll back", partial.len(), describe_list(partial))]
+    Partial {
+        /// Every unresolved partial migration.
+        partial: Vec<PartialMigration>,
+    },
+    /// A pending migration is older than the newest applied one.
+    #[error(
+        "refusing to run: migration {version} ({file}) is older than the newest applied migration {newest}; pass --allow-out-of-order to apply it anyway"
+    )]
+    OutOfOrder {
+        /// The pending version.
+        version: i64,
+        /// Its file.
+        file: PathBuf,
+        /// The newest applied version.
+        newest: i64,
+    },
+    /// A version given on the command line or by the caller is not known.
+    #[error("no migration with version {version} in {dir}")]
+    UnknownVersion {
+        /// The version.
+        version: i64,
+        /// The migrations folder.
+        dir: PathBuf,
+    },
+    /// `repair` was asked to repair a version that is not in a partial state.
+    #[error("migration {version} is not in a partial state; nothing to repair")]
+    NothingToRepair {
+        /// The version.
+        version: i64,
+    },
+    /// A migration's SQL failed. Migrations applied before it in the same run stay applied.
+    #[error(
+        "migration {version} ({file}) failed at line {line}, column {column}: {message}{}",
+        applied_note(applied_before)
+    )]
+    MigrationFailed {
+        /// The migration's version.
+        version: i64,
+        /// The file that failed.
+        file: PathBuf,
+        /// The line of the failing statement or error position, 1-based.
+        line: usize,
+        /// The column, 1-based.
+        column: usize,
+        /// The server's message, with its detail and hint.
+        message: String,
+        /// The SQLSTATE code, when the server sent one.
+        code: Option<String>,
+        /// Versions this run applied (or rolled back) before the failure.
+        applied_before: Vec<i64>,
+    },
+    /// Any other database error, with what the engine was doing.
+    #[error("database error while {context}")]
+    Database {
+        /// What the engine was doing.
+        context: String,
+        /// The cause.
+        source: tokio_postgres::Error,
+    },
+    /// A hook failed to run.
+    #[error("a hook failed around migration {version}")]
+    Hook {
+        /// The migration.
+        version: i64,
+        /// The hook's error.
+        source: crate::hooks::HookError,
+    },
+    /// A hook refused to let the migration run.
+    #[error("hook {hook} refused migration {version}: {finding}")]
+    Refused {
+        /// The migration.
+        version: i64,
+        /// The hook.
+        hook: String,
+        /// Why.
+        finding: String,
+    },
+    /// refinery reported an error of its own.
+    #[error("refinery: {0}")]
+    Refinery(String),
+}
+
+impl Error {
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Database { context, source }
+    }
+}
+
+fn describe_list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn applied_note(applied_before: &[i64]) -> String {
+    if applied_before.is_empty() {
+        String::new()
+    } else {
+        let versions: Vec<String> = applied_before.iter().map(i64::to_string).collect();
+        format!(
+            " (this run completed {} before it: {})",
+            versions.len(),
+            versions.join(", ")
+        )
+    }
+}

@@ -1,0 +1,704 @@
+//! The public entry point: plan, apply, roll back, inspect and repair one target.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::database::Database;
+use crate::error::Error;
+use crate::hooks::{Finding, Hook, HookContext, Outcome, Prepared, Severity};
+use crate::refinery_adapter::RefineryAdapter;
+use crate::session::{
+    AppliedRow, Session, Step, TargetNames, millis, millis_since, with_applied_before,
+};
+use crate::source::{Direction, Migration, Source};
+use crate::status::{DriftKind, DriftedMigration, PartialMigration, PendingMigration, Status};
+
+/// Applies and rolls back the migrations of one target.
+///
+/// ```no_run
+/// # async fn example(pool: deadpool_postgres::Pool) -> Result<(), migrate_core::Error> {
+/// use migrate_core::{Database, Migrator, Settings, Source, UpOptions};
+/// let source = Source::load("migrations/operational".as_ref())?;
+/// let migrator = Migrator::new("operational", source, Database::from_pool(pool), Settings::default())?;
+/// let report = migrator.up(&UpOptions::default()).await?;
+/// println!("applied {} migrations", report.completed.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Migrator {
+    target: TargetNames,
+    source: Source,
+    db: Database,
+    settings: Settings,
+    hooks: Vec<Arc<dyn Hook>>,
+}
+
+/// Options of [`Migrator::up`].
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Apply pending migrations up to and including this version only.
+    pub to: Option<i64>,
+    /// Apply pending migrations older than the newest applied one.
+    pub allow_out_of_order: bool,
+}
+
+/// How far [`Migrator::down`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTo {
+    /// Roll back every applied migration newer than this version; 0 rolls back everything.
+    Version(i64),
+    /// Roll back this many of the newest applied migrations.
+    Steps(usize),
+}
+
+/// What [`Migrator::repair`] does with a partial migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepairAction {
+    /// Run the interrupted script again, from its first statement.
+    Rerun,
+    /// Record the migration as applied: the operator finished it by hand.
+    MarkApplied,
+    /// Record the migration as not applied: the operator undid it by hand.
+    MarkNotApplied,
+}
+
+/// The scripts a run would execute, in order, and their hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The target.
+    pub target: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// The steps, in execution order.
+    pub steps: Vec<PlannedStep>,
+    /// SHA-256 over the direction and each step's version and checksum: what an approval is given for.
+    pub hash: String,
+}
+
+/// One script of a [`Plan`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's slug.
+    pub slug: String,
+    /// The script's file.
+    pub file: PathBuf,
+    /// The script's SQL.
+    pub sql: String,
+    /// Whether it runs outside a transaction.
+    pub no_transaction: bool,
+    /// The checksum the plan hash covers.
+    pub checksum: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The target.
+    pub target: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// The hash of the plan that ran.
+    pub plan_hash: String,
+    /// Completed steps, in order.
+    pub completed: Vec<CompletedStep>,
+    /// Wall time of the whole run, lock wait included.
+    #[serde(serialize_with = "serialize_millis")]
+    pub duration: Duration,
+}
+
+/// One completed step of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompletedStep {
+    /// Version.
+    pub version: i64,
+    /// Slug.
+    pub slug: String,
+    /// How long the script ran, hooks excluded.
+    #[serde(serialize_with = "serialize_millis")]
+    pub duration: Duration,
+    /// Attempts it took (more than 1 after retries).
+    pub attempts: u32,
+    /// What the hooks observed.
+    pub findings: Vec<Finding>,
+}
+
+/// What [`Migrator::repair`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    /// The version repaired.
+    pub version: i64,
+    /// The action taken.
+    pub action: RepairAction,
+    /// Run-log entries marked resolved.
+    pub resolved_entries: u64,
+}
+
+fn serialize_millis<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(millis(*duration))
+}
+
+impl Migrator {
+    /// A migrator for the target `target` (its name keys the history table
+    /// `dbops.<target>_schema_history` and the migration lock).
+    pub fn new(
+        target: &str,
+        source: Source,
+        db: Database,
+        settings: Settings,
+    ) -> Result<Migrator, Error> {
+        Ok(Migrator {
+            target: TargetNames::new(target)?,
+            source,
+            db,
+            settings,
+            hooks: Vec::new(),
+        })
+    }
+
+    /// Adds a hook that runs around every migration, after those added before it.
+    pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Migrator {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// The migrations on disk.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The target's name.
+    pub fn target(&self) -> &str {
+        &self.target.name
+    }
+
+    /// The database, for messages.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// What `up` would run, without changing anything. Refuses exactly as `up` would.
+    pub async fn plan_up(&self, options: &UpOptions) -> Result<Plan, Error> {
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        let applied = session.applied().await?;
+        let partial = session.partial().await?;
+        let steps = self.up_steps(&applied, partial, options)?;
+        Ok(self.plan(Direction::Up, &steps))
+    }
+
+    /// What `down` would run, without changing anything.
+    pub async fn plan_down(&self, to: DownTo) -> Result<Plan, Error> {
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        let applied = session.applied().await?;
+        let partial = session.partial().await?;
+        let steps = self.down_steps(&applied, partial, to)?;
+        Ok(self.plan(Direction::Down, &steps))
+    }
+
+    /// Applies pending migrations, one at a time, under the target's lock.
+    ///
+    /// Refuses while a migration is partial, an applied migration drifted, or
+    /// (without `allow_out_of_order`) a pending one is older than the newest
+    /// applied one. On failure, the error lists what this run applied first.
+    pub async fn up(&self, options: &UpOptions) -> Result<RunReport, Error> {
+        let started = Instant::now();
+        let span = tracing::info_span!("migrate.run", target = %self.target.name, direction = "up", plan_hash = tracing::field::Empty, migrations = tracing::field::Empty, outcome = tracing::field::Empty, duration_ms = tracing::field::Empty);
+        async {
+            let mut session = Session::open(&self.db, &self.target, &self.settings).await?;
+            let applied = session.applied().await?;
+            let partial = session.partial().await?;
+            let steps = self.up_steps(&applied, partial, options)?;
+            let plan = self.plan(Direction::Up, &steps);
+            let newest = applied.iter().map(|row| row.version).max().unwrap_or(0);
+            let result = self
+                .execute(&mut session, Direction::Up, &steps, |m| m.version > newest)
+                .await;
+            let report = self
+                .finish(session, result, plan, Direction::Up, started)
+                .await;
+            record_run_outcome(&report, started);
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Rolls back applied migrations, newest first, under the target's lock.
+    pub async fn down(&self, to: DownTo) -> Result<RunReport, Error> {
+        let started = Instant::now();
+        let span = tracing::info_span!("migrate.run", target = %self.target.name, direction = "down", plan_hash = tracing::field::Empty, migrations = tracing::field::Empty, outcome = tracing::field::Empty, duration_ms = tracing::field::Empty);
+        async {
+            let mut session = Session::open(&self.db, &self.target, &self.settings).await?;
+            let applied = session.applied().await?;
+            let partial = session.partial().await?;
+            let steps = self.down_steps(&applied, partial, to)?;
+            let plan = self.plan(Direction::Down, &steps);
+            let result = self
+                .execute(&mut session, Direction::Down, &steps, |_| false)
+                .await;
+            let report = self
+                .finish(session, result, plan, Direction::Down, started)
+                .await;
+            record_run_outcome(&report, started);
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn finish(
+        &self,
+        session: Session<'_>,
+        result: Result<Vec<CompletedStep>, Error>,
+        plan: Plan,
+        direction: Direction,
+        started: Instant,
+    ) -> Result<RunReport, Error> {
+        let completed = result?;
+        session.close().await?;
+        Ok(RunReport {
+            target: self.target.name.clone(),
+            direction,
+            plan_hash: plan.hash,
+            completed,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Runs `steps` in order. `through_refinery` tells which up steps refinery's
+    /// runner can apply (it only applies versions newer than the newest applied one).
+    async fn execute(
+        &self,
+        session: &mut Session<'_>,
+        direction: Direction,
+        steps: &[&Migration],
+        through_refinery: impl Fn(&Migration) -> bool,
+    ) -> Result<Vec<CompletedStep>, Error> {
+        let mut completed: Vec<CompletedStep> = Vec::with_capacity(steps.len());
+        for migration in steps {
+            let step = Step {
+                migration,
+                direction,
+            };
+            let span = tracing::info_span!(
+                "migrate.migration",
+                target = %self.target.name,
+                version = migration.version,
+                slug = %migration.slug,
+                checksum = %migration.checksum,
+                direction = direction.as_str(),
+                no_transaction = step.script().no_transaction,
+                duration_ms = tracing::field::Empty,
+                attempts = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            let done: Vec<i64> = completed.iter().map(|c| c.version).collect();
+            let result = self
+                .execute_step(session, step, through_refinery(migration))
+                .instrument(span)
+                .await
+                .map_err(|e| with_applied_before(e, &done))?;
+            completed.push(result);
+        }
+        Ok(completed)
+    }
+
+    async fn execute_step(
+        &self,
+        session: &mut Session<'_>,
+        step: Step<'_>,
+        through_refinery: bool,
+    ) -> Result<CompletedStep, Error> {
+        let span = tracing::Span::current();
+        let migration = step.migration;
+        let mut findings = Vec::new();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(self.hooks.len());
+        {
+            let ctx = self.hook_context(session, step);
+            for hook in &self.hooks {
+                let p = hook
+                    .before(&ctx)
+                    .instrument(tracing::info_span!(
+                        "migrate.hook",
+                        hook = hook.name(),
+                        phase = "before"
+                    ))
+                    .await
+                    .map_err(|e| Error::Hook {
+                        version: migration.version,
+                        source: e,
+                    })?;
+                findings.extend(p.findings.iter().cloned());
+                prepared.push(p);
+            }
+        }
+        if let Some(refusal) = findings.iter().find(|f| f.severity == Severity::Refuse) {
+            span.record("outcome", "refused");
+            return Err(Error::Refused {
+                version: migration.version,
+                finding: refusal.message.clone(),
+                hook: refusal.hook.clone(),
+            });
+        }
+        let started = Instant::now();
+        let result = if step.script().no_transaction {
+            session.apply_non_transactional(&step).await
+        } else if through_refinery {
+            RefineryAdapter::new(session, step).run().await
+        } else {
+            let record = session.history_statement(&step);
+            session.apply_transactional(&step, &record).await
+        };
+        let duration = started.elapsed();
+        let outcome = Outcome {
+            succeeded: result.is_ok(),
+            duration,
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        {
+            let ctx = self.hook_context(session, step);
+            for (hook, p) in self.hooks.iter().zip(&prepared) {
+                match hook
+                    .after(&ctx, p, &outcome)
+                    .instrument(tracing::info_span!(
+                        "migrate.hook",
+                        hook = hook.name(),
+                        phase = "after"
+                    ))
+                    .await
+                {
+                    Ok(after) => findings.extend(after),
+                    // The migration's own error matters more than a hook's.
+                    Err(e) if result.is_err() => {
+                        tracing::warn!(error = %e, "hook failed after a failed migration")
+                    }
+                    Err(e) => {
+                        return Err(Error::Hook {
+                            version: migration.version,
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+        for finding in &findings {
+            match finding.severity {
+                Severity::Info => {
+                    tracing::info!(hook = %finding.hook, version = migration.version, "{}", finding.message)
+                }
+                _ => {
+                    tracing::warn!(hook = %finding.hook, version = migration.version, "{}", finding.message)
+                }
+            }
+        }
+        span.record("duration_ms", millis(duration));
+        match result {
+            Ok(applied) => {
+                span.record("attempts", applied.attempts);
+                span.record("outcome", "succeeded");
+                tracing::info!(version = migration.version, slug = %migration.slug, duration_ms = millis(duration), "{} {}", step.direction.as_str(), migration.label());
+                Ok(CompletedStep {
+                    version: migration.version,
+                    slug: migration.slug.clone(),
+                    duration,
+                    attempts: applied.attempts,
+                    findings,
+                })
+            }
+            Err(e) => {
+                span.record("outcome", "failed");
+                Err(e)
+            }
+        }
+    }
+
+    fn hook_context<'s>(&'s self, session: &'s Session<'_>, step: Step<'s>) -> HookContext<'s> {
+        HookContext {
+            target: &self.target.name,
+            version: step.migration.version,
+            slug: &step.migration.slug,
+            direction: step.direction,
+            sql: &step.script().sql,
+            client: session.client(),
+        }
+    }
+
+    fn up_steps(
+        &self,
+        applied: &[AppliedRow],
+        partial: Vec<PartialMigration>,
+        options: &UpOptions,
+    ) -> Result<Vec<&Migration>, Error> {
+        if !partial.is_empty() {
+            return Err(Error::Partial { partial });
+        }
+        let drifted = drift(&self.source, applied);
+        if !drifted.is_empty() {
+            return Err(Error::Drift { drifted });
+        }
+        if let Some(to) = options.to
+            && self.source.get(to).is_none()
+        {
+            return Err(Error::UnknownVersion {
+                version: to,
+                dir: self.source.dir().to_path_buf(),
+            });
+        }
+        let newest = applied.iter().map(|row| row.version).max();
+        let applied_versions: std::collections::HashSet<i64> =
+            applied.iter().map(|row| row.version).collect();
+        let mut steps = Vec::new();
+        for migration in self.source.migrations() {
+            if applied_versions.contains(&migration.version)
+                || options.to.is_some_and(|to| migration.version > to)
+            {
+                continue;
+            }
+            if let Some(newest) = newest
+                && migration.version < newest
+                && !options.allow_out_of_order
+            {
+                return Err(Error::OutOfOrder {
+                    version: migration.version,
+                    file: migration.up.path.clone(),
+                    newest,
+                });
+            }
+            steps.push(migration);
+        }
+        Ok(steps)
+    }
+
+    fn down_steps(
+        &self,
+        applied: &[AppliedRow],
+        partial: Vec<PartialMigration>,
+        to: DownTo,
+    ) -> Result<Vec<&Migration>, Error> {
+        if !partial.is_empty() {
+            return Err(Error::Partial { partial });
+        }
+        let mut versions: Vec<&AppliedRow> = applied.iter().collect();
+        versions.sort_by_key(|row| std::cmp::Reverse(row.version));
+        let chosen: Vec<&AppliedRow> = match to {
+            DownTo::Steps(n) => versions.into_iter().take(n).collect(),
+            DownTo::Version(v) => {
+                if v != 0
+                    && self.source.get(v).is_none()
+                    && !applied.iter().any(|row| row.version == v)
+                {
+                    return Err(Error::UnknownVersion {
+                        version: v,
+                        dir: self.source.dir().to_path_buf(),
+                    });
+                }
+                versions
+                    .into_iter()
+                    .take_while(|row| row.version > v)
+                    .collect()
+            }
+        };
+        let chosen_rows: Vec<AppliedRow> = chosen.iter().map(|row| (*row).clone()).collect();
+        let drifted = drift(&self.source, &chosen_rows);
+        if !drifted.is_empty() {
+            return Err(Error::Drift { drifted });
+        }
+        Ok(chosen
+            .iter()
+            .filter_map(|row| self.source.get(row.version))
+            .collect())
+    }
+
+    fn plan(&self, direction: Direction, steps: &[&Migration]) -> Plan {
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "dbops plan v1\n{}\n{}\n",
+            self.target.name,
+            direction.as_str()
+        ));
+        let steps: Vec<PlannedStep> = steps
+            .iter()
+            .map(|m| {
+                let script = match direction {
+                    Direction::Up => &m.up,
+                    Direction::Down => &m.down,
+                };
+                let checksum = match direction {
+                    Direction::Up => m.checksum.to_string(),
+                    Direction::Down => hex::encode(Sha256::digest(m.down.sql.as_bytes())),
+                };
+                hasher.update(format!("{}:{}\n", m.version, checksum));
+                PlannedStep {
+                    version: m.version,
+                    slug: m.slug.clone(),
+                    file: script.path.clone(),
+                    sql: script.sql.clone(),
+                    no_transaction: script.no_transaction,
+                    checksum,
+                }
+            })
+            .collect();
+        Plan {
+            target: self.target.name.clone(),
+            direction,
+            steps,
+            hash: hex::encode(hasher.finalize()),
+        }
+    }
+
+    /// The target's state: version, pending, partial, drift and last outcome. Takes no lock.
+    pub async fn status(&self) -> Result<Status, Error> {
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        let applied = session.applied().await?;
+        let partial = session.partial().await?;
+        let last_outcome = session.last_outcome().await?;
+        let newest = applied.iter().max_by_key(|row| row.version);
+        let applied_versions: std::collections::HashSet<i64> =
+            applied.iter().map(|row| row.version).collect();
+        let pending = self
+            .source
+            .migrations()
+            .iter()
+            .filter(|m| !applied_versions.contains(&m.version))
+            .map(|m| PendingMigration {
+                version: m.version,
+                slug: m.slug.clone(),
+                file: m.up.path.clone(),
+                out_of_order: newest.is_some_and(|n| m.version < n.version),
+            })
+            .collect();
+        Ok(Status {
+            target: self.target.name.clone(),
+            schema_version: newest.map(|row| row.version),
+            last_migration_at: applied.iter().filter_map(|row| row.applied_on).max(),
+            applied: applied.len(),
+            pending,
+            partial,
+            drifted: drift(&self.source, &applied),
+            last_outcome,
+        })
+    }
+
+    /// Resolves a partial migration: runs it again, or records it as applied
+    /// or not applied after an operator finished or undid it by hand. `reason`
+    /// is kept in the run log.
+    pub async fn repair(
+        &self,
+        version: i64,
+        action: RepairAction,
+        reason: &str,
+    ) -> Result<RepairReport, Error> {
+        if reason.trim().is_empty() {
+            return Err(Error::Config {
+                origin: "--reason".to_string(),
+                message: "a repair needs a reason".to_string(),
+            });
+        }
+        let session = Session::open(&self.db, &self.target, &self.settings).await?;
+        let mut session = session;
+        let partial = session.partial().await?;
+        let Some(entry) = partial.iter().find(|p| p.version == version) else {
+            return Err(Error::NothingToRepair { version });
+        };
+        let direction = entry.direction;
+        let migration = self
+            .source
+            .get(version)
+            .ok_or_else(|| Error::UnknownVersion {
+                version,
+                dir: self.source.dir().to_path_buf(),
+            })?;
+        let step = Step {
+            migration,
+            direction,
+        };
+        let resolution = format!(
+            "{}: {reason}",
+            serde_json::to_value(action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+        match action {
+            RepairAction::Rerun => {
+                // The old entries are resolved first, so the rerun's own entry is the only open one.
+                session.resolve_partial(version, &resolution).await?;
+                session.apply_non_transactional(&step).await?;
+            }
+            RepairAction::MarkApplied | RepairAction::MarkNotApplied => {
+                let history = session.target.history_table.clone();
+                let record = match action {
+                    RepairAction::MarkApplied => format!(
+                        "DELETE FROM {history} WHERE version = {version}; {}",
+                        session.history_statement(&Step {
+                            migration,
+                            direction: Direction::Up
+                        })
+                    ),
+                    _ => format!("DELETE FROM {history} WHERE version = {version}"),
+                };
+                session
+                    .execute_in_transaction(&record, "recording the repair")
+                    .await?;
+                session.resolve_partial(version, &resolution).await?;
+            }
+        }
+        tracing::info!(version, action = ?action, reason, "repaired partial migration");
+        session.close().await?;
+        Ok(RepairReport {
+            version,
+            action,
+            resolved_entries: partial.iter().filter(|p| p.version == version).count() as u64,
+        })
+    }
+}
+
+fn record_run_outcome(result: &Result<RunReport, Error>, started: Instant) {
+    let span = tracing::Span::current();
+    span.record("duration_ms", millis_since(started));
+    match result {
+        Ok(report) => {
+            span.record("plan_hash", report.plan_hash.as_str());
+            span.record("migrations", report.completed.len());
+            span.record("outcome", "succeeded");
+        }
+        Err(_) => {
+            span.record("outcome", "failed");
+        }
+    }
+}
+
+/// Applied migrations whose file is missing or changed.
+fn drift(source: &Source, applied: &[AppliedRow]) -> Vec<DriftedMigration> {
+    applied
+        .iter()
+        .filter_map(|row| match source.get(row.version) {
+            None => Some(DriftedMigration {
+                version: row.version,
+                name: row.name.clone(),
+                file: None,
+                kind: DriftKind::Missing,
+            }),
+            Some(m) if row.checksum != Some(m.checksum) || row.name != m.slug => {
+                Some(DriftedMigration {
+                    version: row.version,
+                    name: row.name.clone(),
+                    file: Some(m.up.path.clone()),
+                    kind: DriftKind::Changed,
+                })
+            }
+            Some(_) => None,
+        })
+        .collect()
+}

@@ -1,0 +1,817 @@
+//! One run's connection: bookkeeping tables, the target lock, and applying one script with retries.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio_postgres::error::SqlState;
+
+use crate::config::{Settings, pg_millis};
+use crate::database::{Conn, Database};
+use crate::error::Error;
+use crate::source::{Direction, Migration, Script};
+use crate::split::{line_column, split_statements};
+use crate::status::{PartialMigration, RunLogEntry};
+
+/// The schema that holds dbops's own bookkeeping.
+pub const BOOKKEEPING_SCHEMA: &str = "dbops";
+
+const BOOTSTRAP_LOCK: i64 = 0x6462_6f70_735f_6273; // "dbops_bs"
+
+const BOOKKEEPING_DDL: &str = "
+CREATE SCHEMA IF NOT EXISTS dbops;
+COMMENT ON SCHEMA dbops IS 'Bookkeeping of the dbops migration tool: history, run log, audit fallback.';
+CREATE TABLE IF NOT EXISTS dbops.run_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target text NOT NULL,
+    version bigint NOT NULL,
+    name text NOT NULL,
+    direction text NOT NULL CHECK (direction IN ('up', 'down')),
+    transactional boolean NOT NULL,
+    checksum text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    outcome text NOT NULL CHECK (outcome IN ('running', 'succeeded', 'failed', 'resolved')),
+    error text,
+    statements_done integer NOT NULL DEFAULT 0,
+    statements_total integer NOT NULL DEFAULT 0,
+    backend_pid integer NOT NULL DEFAULT pg_backend_pid(),
+    resolution text,
+    resolved_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS run_log_target_version_idx ON dbops.run_log (target, version);
+CREATE INDEX IF NOT EXISTS run_log_open_idx ON dbops.run_log (target) WHERE outcome IN ('running', 'failed') AND NOT transactional;
+";
+
+/// The names of one target's bookkeeping objects.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetNames {
+    pub name: String,
+    pub history_table: String,
+    pub lock_key: i64,
+}
+
+impl TargetNames {
+    pub fn new(name: &str) -> Result<TargetNames, Error> {
+        let valid = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && name.as_bytes()[0].is_ascii_lowercase();
+        if !valid {
+            return Err(Error::Config {
+                origin: format!("target {name:?}"),
+                message:
+                    "target names are lowercase letters, digits and '_', starting with a letter"
+                        .to_string(),
+            });
+        }
+        let history_table = format!("{BOOKKEEPING_SCHEMA}.{name}_schema_history");
+        let digest = Sha256::digest(format!("dbops migrate {history_table}").as_bytes());
+        let lock_key = i64::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
+        Ok(TargetNames {
+            name: name.to_string(),
+            history_table,
+            lock_key,
+        })
+    }
+}
+
+/// A row of the history table.
+#[derive(Debug, Clone)]
+pub(crate) struct AppliedRow {
+    pub version: i64,
+    pub name: String,
+    pub applied_on: Option<OffsetDateTime>,
+    pub checksum: Option<u64>,
+}
+
+/// What one script run is: which migration, which way, which file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub migration: &'a Migration,
+    pub direction: Direction,
+}
+
+impl<'a> Step<'a> {
+    pub fn script(&self) -> &'a Script {
+        match self.direction {
+            Direction::Up => &self.migration.up,
+            Direction::Down => &self.migration.down,
+        }
+    }
+}
+
+/// The outcome of applying one script.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied {
+    pub attempts: u32,
+}
+
+enum Failure {
+    Retryable(tokio_postgres::Error, &'static str),
+    ConnectionLost(tokio_postgres::Error),
+    Fatal(Error),
+}
+
+/// The connection of one run, holding the target's session-level advisory lock.
+pub(crate) struct Session<'a> {
+    db: &'a Database,
+    pub target: &'a TargetNames,
+    settings: &'a Settings,
+    conn: Option<Conn>,
+    locked: bool,
+}
+
+impl<'a> Session<'a> {
+    /// Connects, creates the bookkeeping tables if needed, and takes the target lock.
+    pub async fn open(
+        db: &'a Database,
+        target: &'a TargetNames,
+        settings: &'a Settings,
+    ) -> Result<Session<'a>, Error> {
+        let conn = db
+            .connect(&format!("dbops migrate {}", target.name))
+            .await?;
+        let mut session = Session {
+            db,
+            target,
+            settings,
+            conn: Some(conn),
+            locked: false,
+        };
+        session.bootstrap().await?;
+        session.lock().await?;
+        Ok(session)
+    }
+
+    /// Connects for reading only: no lock, no bookkeeping DDL.
+    pub async fn open_read_only(
+        db: &'a Database,
+        target: &'a TargetNames,
+        settings: &'a Settings,
+    ) -> Result<Session<'a>, Error> {
+        let conn = db.connect(&format!("dbops status {}", target.name)).await?;
+        Ok(Session {
+            db,
+            target,
+            settings,
+            conn: Some(conn),
+            locked: false,
+        })
+    }
+
+    pub fn client(&self) -> &tokio_postgres::Client {
+        self.conn
+            .as_ref()
+            .expect("a session has a connection until it is closed")
+    }
+
+    async fn bootstrap(&self) -> Result<(), Error> {
+        // Concurrent `CREATE ... IF NOT EXISTS` can still collide on the
+        // catalog's unique indexes, so bootstrap runs under a lock of its own
+        // that every target shares.
+        let history = refinery_history_ddl(&self.target.history_table);
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK}); {BOOKKEEPING_DDL} {history}; COMMIT;"
+        );
+        if let Err(e) = self.client().batch_execute(&sql).await {
+            let _ = self.client().batch_execute("ROLLBACK").await;
+            return Err(Error::Database {
+                context: "creating dbops's bookkeeping tables".to_string(),
+                source: e,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the target's session-level advisory lock, waiting at most `lock_wait`.
+    async fn lock(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        let wait = pg_millis(self.settings.lock_wait);
+        let key = self.target.lock_key;
+        let result = self
+            .client()
+            .batch_execute(&format!(
+                "SET lock_timeout = '{wait}'; SELECT pg_advisory_lock({key}); RESET lock_timeout;"
+            ))
+            .await;
+        match result {
+            Ok(()) => {
+                self.locked = true;
+                tracing::debug!(target = %self.target.name, waited_ms = started.elapsed().as_millis() as u64, "took the migration lock");
+                Ok(())
+            }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                let _ = self.client().batch_execute("RESET lock_timeout").await;
+                let holder = self.describe_lock_holder().await;
+                Err(Error::LockTimeout {
+                    target: self.target.name.clone(),
+                    waited: started.elapsed(),
+                    holder,
+                })
+            }
+            Err(e) => Err(Error::Database {
+                context: "taking the migration lock".to_string(),
+                source: e,
+            }),
+        }
+    }
+
+    async fn describe_lock_holder(&self) -> String {
+        let key = self.target.lock_key;
+        let query = "
+            SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
+                   coalesce(host(a.client_addr), 'local socket'), coalesce(a.state, ''),
+                   coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), ''),
+                   coalesce(left(a.query, 120), '')
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+              AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid";
+        match self.client().query_opt(query, &[&key]).await {
+            Ok(Some(row)) => format!(
+                "held by pid {} (user {:?}, application {:?}, from {}, connected since {}, state {:?}, last query {:?})",
+                row.get::<_, i32>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+                row.get::<_, String>(3),
+                row.get::<_, String>(5),
+                row.get::<_, String>(4),
+                row.get::<_, String>(6),
+            ),
+            Ok(None) => "the holder released it just now; try again".to_string(),
+            Err(e) => format!("the holder could not be looked up: {e}"),
+        }
+    }
+
+    /// Replaces a lost connection and takes the lock again.
+    async fn reconnect(&mut self) -> Result<(), Error> {
+        if let Some(conn) = self.conn.take() {
+            conn.discard();
+        }
+        self.locked = false;
+        self.conn = Some(
+            self.db
+                .connect(&format!("dbops migrate {}", self.target.name))
+                .await?,
+        );
+        self.lock().await
+    }
+
+    /// Releases the lock and the connection.
+    pub async fn close(mut self) -> Result<(), Error> {
+        if self.locked {
+            let key = self.target.lock_key;
+            self.client()
+                .batch_execute(&format!("SELECT pg_advisory_unlock({key}); RESET ALL;"))
+                .await
+                .map_err(Error::db("releasing the migration lock"))?;
+            self.locked = false;
+        }
+        Ok(())
+    }
+
+    pub async fn applied(&self) -> Result<Vec<AppliedRow>, Error> {
+        let exists: bool = self
+            .client()
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&self.target.history_table],
+            )
+            .await
+            .map_err(Error::db("looking for the history table"))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "SELECT version, name, applied_on, checksum FROM {} ORDER BY version",
+                    self.target.history_table
+                ),
+                &[],
+            )
+            .await
+            .map_err(Error::db("reading the migration history"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AppliedRow {
+                version: row.get(0),
+                name: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                applied_on: row.get::<_, Option<String>>(2).and_then(|s| {
+                    OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()
+                }),
+                checksum: row.get::<_, Option<String>>(3).and_then(|s| s.parse().ok()),
+            })
+            .collect())
+    }
+
+    async fn run_log_exists(&self) -> Result<bool, Error> {
+        Ok(self
+            .client()
+            .query_one("SELECT to_regclass('dbops.run_log') IS NOT NULL", &[])
+            .await
+            .map_err(Error::db("looking for the run log"))?
+            .get(0))
+    }
+
+    /// Unresolved non-transactional runs. A `running` entry whose backend is
+    /// still alive is a run in progress, not a partial one.
+    pub async fn partial(&self) -> Result<Vec<PartialMigration>, Error> {
+        if !self.run_log_exists().await? {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client()
+            .query(
+                "SELECT r.version, r.name, r.direction, r.started_at, r.statements_done, r.statements_total, r.error
+                 FROM dbops.run_log r
+                 WHERE r.target = $1 AND NOT r.transactional AND r.outcome IN ('running', 'failed')
+                   AND NOT (r.outcome = 'running' AND r.backend_pid <> pg_backend_pid() AND EXISTS (
+                        SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start <= r.started_at))
+                 ORDER BY r.version, r.id",
+                &[&self.target.name],
+            )
+            .await
+            .map_err(Error::db("reading the run log"))?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let findings = self.catalog_findings().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| PartialMigration {
+                version: row.get(0),
+                name: row.get(1),
+                direction: if row.get::<_, String>(2) == "down" {
+                    Direction::Down
+                } else {
+                    Direction::Up
+                },
+                started_at: row.get(3),
+                statements_done: row.get(4),
+                statements_total: row.get(5),
+                error: row.get(6),
+                findings: findings.clone(),
+            })
+            .collect())
+    }
+
+    /// What an interrupted non-transactional migration typically leaves in the catalog.
+    async fn catalog_findings(&self) -> Result<Vec<String>, Error> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT format('invalid index %I.%I on %I.%I (indisvalid = false)', n.nspname, ic.relname, n.nspname, t.relname)
+                 FROM pg_index i
+                 JOIN pg_class ic ON ic.oid = i.indexrelid
+                 JOIN pg_class t ON t.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = ic.relnamespace
+                 WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                 UNION ALL
+                 SELECT format('constraint %I on %I.%I is NOT VALID', c.conname, n.nspname, t.relname)
+                 FROM pg_constraint c
+                 JOIN pg_class t ON t.oid = c.conrelid
+                 JOIN pg_namespace n ON n.oid = t.relnamespace
+                 WHERE NOT c.convalidated AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(Error::db("inspecting the catalog for leftovers"))?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    pub async fn last_outcome(&self) -> Result<Option<RunLogEntry>, Error> {
+        if !self.run_log_exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT version, name, direction, outcome, started_at, finished_at, error
+                 FROM dbops.run_log WHERE target = $1 ORDER BY id DESC LIMIT 1",
+                &[&self.target.name],
+            )
+            .await
+            .map_err(Error::db("reading the run log"))?;
+        Ok(row.map(|row| RunLogEntry {
+            version: row.get(0),
+            name: row.get(1),
+            direction: if row.get::<_, String>(2) == "down" {
+                Direction::Down
+            } else {
+                Direction::Up
+            },
+            outcome: row.get(3),
+            started_at: row.get(4),
+            finished_at: row.get(5),
+            error: row.get(6),
+        }))
+    }
+
+    /// Whether the history shows `step` as done: a row for an up, no row for a down.
+    async fn is_done(&self, step: &Step<'_>) -> Result<bool, Error> {
+        let present: bool = self
+            .client()
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE version = $1)",
+                    self.target.history_table
+                ),
+                &[&step.migration.version],
+            )
+            .await
+            .map_err(Error::db("checking the history after a lost connection"))?
+            .get(0);
+        Ok(present == (step.direction == Direction::Up))
+    }
+
+    /// The statements that record `step` in the history table.
+    pub fn history_statement(&self, step: &Step<'_>) -> String {
+        let m = step.migration;
+        match step.direction {
+            Direction::Up => format!(
+                "INSERT INTO {} (version, name, applied_on, checksum) VALUES ({}, '{}', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '{}')",
+                self.target.history_table, m.version, m.slug, m.checksum
+            ),
+            Direction::Down => format!(
+                "DELETE FROM {} WHERE version = {}",
+                self.target.history_table, m.version
+            ),
+        }
+    }
+
+    /// Runs a transactional script together with `record` (the history
+    /// change) in one transaction, retrying on `lock_timeout` and on a
+    /// connection lost before commit.
+    pub async fn apply_transactional(
+        &mut self,
+        step: &Step<'_>,
+        record: &str,
+    ) -> Result<Applied, Error> {
+        let policy = self.settings.retry.clone();
+        let mut attempt = 1;
+        loop {
+            let started_at = OffsetDateTime::now_utc();
+            let failure = match self.try_transaction(step, record, started_at).await {
+                Ok(()) => return Ok(Applied { attempts: attempt }),
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Fatal(error) => {
+                    self.log_failure(step, true, started_at, &error).await;
+                    return Err(error);
+                }
+                Failure::Retryable(e, why) if attempt < policy.max_attempts => {
+                    let pause = policy.backoff(attempt);
+                    tracing::warn!(version = step.migration.version, attempt, pause_ms = pause.as_millis() as u64, error = %e, "{why}; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Failure::ConnectionLost(e) if attempt < policy.max_attempts => {
+                    let pause = policy.backoff(attempt);
+                    tracing::warn!(version = step.migration.version, attempt, pause_ms = pause.as_millis() as u64, error = %e, "connection lost before commit; reconnecting");
+                    tokio::time::sleep(pause).await;
+                    self.reconnect().await?;
+                    if self.is_done(step).await? {
+                        // The commit went through; only its acknowledgement was lost.
+                        return Ok(Applied { attempts: attempt });
+                    }
+                }
+                Failure::Retryable(e, _) | Failure::ConnectionLost(e) => {
+                    let error = sql_error(step, e, Vec::new());
+                    self.log_failure(step, true, started_at, &error).await;
+                    return Err(error);
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn try_transaction(
+        &self,
+        step: &Step<'_>,
+        record: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<(), Failure> {
+        let client = self.client();
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}';",
+            pg_millis(self.settings.lock_timeout),
+            pg_millis(self.settings.statement_timeout)
+        );
+        client
+            .batch_execute(&begin)
+            .await
+            .map_err(|e| self.classify(step, e))?;
+        let script = step.script();
+        if let Err(e) = client.batch_execute(&script.sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(self.classify(step, e));
+        }
+        let bookkeeping = format!(
+            "{record}; {}",
+            self.run_log_insert(step, true, started_at, "succeeded")
+        );
+        if let Err(e) = client.batch_execute(&bookkeeping).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(match self.classify(step, e) {
+                Failure::Fatal(_) => Failure::Fatal(Error::Refinery(format!(
+                    "recording migration {} in {} failed",
+                    step.migration.version, self.target.history_table
+                ))),
+                other => other,
+            });
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| self.classify(step, e))
+    }
+
+    fn classify(&self, step: &Step<'_>, e: tokio_postgres::Error) -> Failure {
+        if e.is_closed() || e.as_db_error().is_none() {
+            return Failure::ConnectionLost(e);
+        }
+        match e.code() {
+            Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => {
+                Failure::Retryable(e, "lock_timeout reached")
+            }
+            Some(code)
+                if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CRASH_SHUTDOWN =>
+            {
+                Failure::ConnectionLost(e)
+            }
+            _ => Failure::Fatal(sql_error(step, e, Vec::new())),
+        }
+    }
+
+    fn run_log_insert(
+        &self,
+        step: &Step<'_>,
+        transactional: bool,
+        started_at: OffsetDateTime,
+        outcome: &str,
+    ) -> String {
+        let statements = if transactional {
+            0
+        } else {
+            split_statements(&step.script().sql).len()
+        };
+        format!(
+            "INSERT INTO dbops.run_log (target, version, name, direction, transactional, checksum, started_at, finished_at, outcome, statements_done, statements_total)
+             VALUES ('{}', {}, '{}', '{}', {}, '{}', '{}'::timestamptz, {}, '{}', 0, {})",
+            self.target.name,
+            step.migration.version,
+            step.migration.slug,
+            step.direction.as_str(),
+            transactional,
+            step.migration.checksum,
+            started_at.format(&time::format_description::well_known::Rfc3339).expect("a UTC timestamp formats"),
+            if outcome == "running" { "NULL" } else { "clock_timestamp()" },
+            outcome,
+            statements,
+        )
+    }
+
+    /// Records a failed transactional attempt, best effort: the failure itself
+    /// is what the caller reports.
+    async fn log_failure(
+        &self,
+        step: &Step<'_>,
+        transactional: bool,
+        started_at: OffsetDateTime,
+        error: &Error,
+    ) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        let insert = self.run_log_insert(step, transactional, started_at, "failed");
+        let sql = format!("{insert} RETURNING id");
+        if let Ok(row) = conn.query_one(&sql, &[]).await {
+            let id: i64 = row.get(0);
+            let _ = conn
+                .execute(
+                    "UPDATE dbops.run_log SET error = $2 WHERE id = $1",
+                    &[&id, &error.to_string()],
+                )
+                .await;
+        }
+    }
+
+    /// Runs a script statement by statement outside a transaction, recording
+    /// progress in the run log so that an interruption leaves a visible partial state.
+    pub async fn apply_non_transactional(&mut self, step: &Step<'_>) -> Result<Applied, Error> {
+        let script = step.script();
+        let statements = split_statements(&script.sql);
+        let started_at = OffsetDateTime::now_utc();
+        let insert = format!(
+            "{} RETURNING id",
+            self.run_log_insert(step, false, started_at, "running")
+        );
+        let run_id: i64 = self
+            .client()
+            .query_one(&insert, &[])
+            .await
+            .map_err(Error::db(
+                "recording the start of a non-transactional migration",
+            ))?
+            .get(0);
+        self.client()
+            .batch_execute(&format!(
+                "SET lock_timeout = '{}'; SET statement_timeout = '{}';",
+                pg_millis(self.settings.lock_timeout),
+                pg_millis(self.settings.statement_timeout)
+            ))
+            .await
+            .map_err(Error::db("setting timeouts"))?;
+        let policy = self.settings.retry.clone();
+        let mut attempts = 1;
+        for (done, statement) in statements.iter().enumerate() {
+            let mut attempt = 1;
+            loop {
+                match self.client().batch_execute(statement.text).await {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+                            && attempt < policy.max_attempts =>
+                    {
+                        let pause = policy.backoff(attempt);
+                        tracing::warn!(version = step.migration.version, statement = done + 1, attempt, error = %e, "lock_timeout reached; retrying the statement");
+                        tokio::time::sleep(pause).await;
+                        attempt += 1;
+                        attempts = attempts.max(attempt);
+                    }
+                    Err(e) => {
+                        let error =
+                            sql_error_at(step, e, statement.offset, statement.text, Vec::new());
+                        let _ = self
+                            .client()
+                            .execute(
+                                "UPDATE dbops.run_log SET outcome = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1",
+                                &[&run_id, &error.to_string()],
+                            )
+                            .await;
+                        let _ = self
+                            .client()
+                            .batch_execute("RESET lock_timeout; RESET statement_timeout;")
+                            .await;
+                        return Err(error);
+                    }
+                }
+            }
+            let done = i32::try_from(done + 1).unwrap_or(i32::MAX);
+            self.client()
+                .execute(
+                    "UPDATE dbops.run_log SET statements_done = $2 WHERE id = $1",
+                    &[&run_id, &done],
+                )
+                .await
+                .map_err(Error::db("recording progress in the run log"))?;
+        }
+        let record = self.history_statement(step);
+        self.client()
+            .batch_execute(&format!(
+                "RESET lock_timeout; RESET statement_timeout; BEGIN; {record}; UPDATE dbops.run_log SET outcome = 'succeeded', finished_at = clock_timestamp() WHERE id = {run_id}; COMMIT;"
+            ))
+            .await
+            .map_err(Error::db("recording a non-transactional migration as done"))?;
+        Ok(Applied { attempts })
+    }
+
+    /// Marks the unresolved partial entries of `version` as resolved.
+    pub async fn resolve_partial(&self, version: i64, resolution: &str) -> Result<u64, Error> {
+        self.client()
+            .execute(
+                "UPDATE dbops.run_log SET outcome = 'resolved', resolution = $3, resolved_at = clock_timestamp()
+                 WHERE target = $1 AND version = $2 AND NOT transactional AND outcome IN ('running', 'failed')",
+                &[&self.target.name, &version, &resolution],
+            )
+            .await
+            .map_err(Error::db("resolving the partial run"))
+    }
+
+    /// Runs one bookkeeping statement batch in a transaction.
+    pub async fn execute_in_transaction(&self, sql: &str, context: &str) -> Result<(), Error> {
+        if let Err(e) = self
+            .client()
+            .batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
+            .await
+        {
+            let _ = self.client().batch_execute("ROLLBACK").await;
+            return Err(Error::Database {
+                context: context.to_string(),
+                source: e,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        // A session dropped while locked (an error path) must not hand a
+        // locked connection back to a pool: close it, which frees the lock.
+        if self.locked
+            && let Some(conn) = self.conn.take()
+        {
+            conn.discard();
+        }
+    }
+}
+
+/// The DDL of refinery's history table, as refinery itself creates it.
+fn refinery_history_ddl(table: &str) -> String {
+    <tokio_postgres::Client as refinery_core::AsyncMigrate>::assert_migrations_table_query(table)
+}
+
+fn sql_error(step: &Step<'_>, e: tokio_postgres::Error, applied_before: Vec<i64>) -> Error {
+    let script = step.script();
+    sql_error_at(step, e, 0, &script.sql, applied_before)
+}
+
+/// Builds a [`Error::MigrationFailed`] whose line and column point into the file.
+fn sql_error_at(
+    step: &Step<'_>,
+    e: tokio_postgres::Error,
+    offset: usize,
+    statement: &str,
+    applied_before: Vec<i64>,
+) -> Error {
+    let script = step.script();
+    let (message, code, position) = match e.as_db_error() {
+        Some(db) => {
+            let mut message = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!(" (detail: {detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!(" (hint: {hint})"));
+            }
+            if let Some(context) = db.where_() {
+                message.push_str(&format!(" (context: {context})"));
+            }
+            let position = match db.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                _ => None,
+            };
+            (message, Some(db.code().code().to_string()), position)
+        }
+        None => (e.to_string(), None, None),
+    };
+    let byte_offset = position
+        .and_then(|chars| {
+            statement
+                .char_indices()
+                .nth(chars.saturating_sub(1))
+                .map(|(i, _)| i)
+        })
+        .unwrap_or(0);
+    let (line, column) = line_column(&script.sql, offset + byte_offset);
+    Error::MigrationFailed {
+        version: step.migration.version,
+        file: script.path.clone(),
+        line,
+        column,
+        message,
+        code,
+        applied_before,
+    }
+}
+
+/// Puts the versions a run completed into a failure from a later step.
+pub(crate) fn with_applied_before(error: Error, done: &[i64]) -> Error {
+    match error {
+        Error::MigrationFailed {
+            version,
+            file,
+            line,
+            column,
+            message,
+            code,
+            ..
+        } => Error::MigrationFailed {
+            version,
+            file,
+            line,
+            column,
+            message,
+            code,
+            applied_before: done.to_vec(),
+        },
+        other => other,
+    }
+}
+
+/// How long ago an instant was, in milliseconds, for span fields.
+pub(crate) fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A duration in milliseconds, for span fields.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

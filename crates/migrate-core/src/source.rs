@@ -1,0 +1,349 @@
+//! Migration files on disk: discovery, naming rules, pairing and checksums.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// The first-line directive that makes a migration run outside a transaction.
+pub const NO_TRANSACTION_DIRECTIVE: &str = "-- dbops:no-transaction";
+
+/// Which way a script moves the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Applies a change.
+    Up,
+    /// Reverts a change.
+    Down,
+}
+
+impl Direction {
+    /// `"up"` or `"down"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// One `.up.sql` or `.down.sql` file.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// The SQL, with line endings normalized to `\n` and any byte-order mark removed.
+    pub sql: String,
+    /// Whether the file starts with [`NO_TRANSACTION_DIRECTIVE`].
+    pub no_transaction: bool,
+}
+
+/// A versioned migration: an up script and its down script.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// The 12-digit `YYYYMMDDHHMM` version.
+    pub version: i64,
+    /// The part of the file name after the version.
+    pub slug: String,
+    /// The up script.
+    pub up: Script,
+    /// The down script.
+    pub down: Script,
+    /// The checksum recorded in the history table when the migration is applied.
+    ///
+    /// It is refinery's checksum of the slug, version and normalized up SQL,
+    /// so a file that only changed between CRLF and LF keeps its checksum.
+    pub checksum: u64,
+}
+
+impl Migration {
+    /// The refinery migration for the up script.
+    pub(crate) fn refinery(&self) -> Result<refinery_core::Migration, Error> {
+        refinery_core::Migration::unapplied(
+            &format!("V{}__{}", self.version, self.slug),
+            &self.up.sql,
+        )
+        .map_err(|e| Error::Refinery(format!("{}: {e}", self.up.path.display())))
+    }
+
+    /// `VERSION_slug`, the way people refer to a migration.
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.version, self.slug)
+    }
+}
+
+/// All migrations of one folder, sorted by version.
+#[derive(Debug, Clone)]
+pub struct Source {
+    dir: PathBuf,
+    migrations: Vec<Migration>,
+}
+
+impl Source {
+    /// Reads and checks every migration in `dir`.
+    ///
+    /// Every file must be named `YYYYMMDDHHMM_slug.up.sql` or
+    /// `YYYYMMDDHHMM_slug.down.sql` (a `README.md` or other non-SQL file is
+    /// ignored), every up script needs its down script and versions must be
+    /// unique.
+    pub fn load(dir: &Path) -> Result<Source, Error> {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut ups: BTreeMap<i64, (String, PathBuf)> = BTreeMap::new();
+        let mut downs: BTreeMap<i64, (String, PathBuf)> = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::ReadDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let path = entry.path();
+            if !path.is_file() || path.extension().is_none_or(|ext| ext != "sql") {
+                continue;
+            }
+            let name = FileName::parse(&path)?;
+            let side = match name.direction {
+                Direction::Up => &mut ups,
+                Direction::Down => &mut downs,
+            };
+            if let Some((_, first)) = side.get(&name.version) {
+                let (first, second) = ordered(first.clone(), path.clone());
+                return Err(Error::DuplicateVersion {
+                    version: name.version,
+                    first,
+                    second,
+                });
+            }
+            side.insert(name.version, (name.slug, path));
+        }
+        let mut migrations = Vec::with_capacity(ups.len());
+        for (version, (slug, up_path)) in &ups {
+            let Some((down_slug, down_path)) = downs.get(version) else {
+                return Err(Error::MissingPair {
+                    path: up_path.clone(),
+                    expected: format!("{version}_{slug}.down.sql"),
+                });
+            };
+            if down_slug != slug {
+                return Err(Error::DuplicateVersion {
+                    version: *version,
+                    first: up_path.clone(),
+                    second: down_path.clone(),
+                });
+            }
+            let up = read_script(up_path)?;
+            let down = read_script(down_path)?;
+            let mut migration = Migration {
+                version: *version,
+                slug: slug.clone(),
+                up,
+                down,
+                checksum: 0,
+            };
+            migration.checksum = migration.refinery()?.checksum();
+            migrations.push(migration);
+        }
+        if let Some((version, (slug, path))) =
+            downs.iter().find(|(version, _)| !ups.contains_key(version))
+        {
+            return Err(Error::MissingPair {
+                path: path.clone(),
+                expected: format!("{version}_{slug}.up.sql"),
+            });
+        }
+        Ok(Source {
+            dir: dir.to_path_buf(),
+            migrations,
+        })
+    }
+
+    /// The folder the migrations came from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The migrations, oldest first.
+    pub fn migrations(&self) -> &[Migration] {
+        &self.migrations
+    }
+
+    /// The migration with this version, if any.
+    pub fn get(&self, version: i64) -> Option<&Migration> {
+        self.migrations
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+}
+
+fn ordered(a: PathBuf, b: PathBuf) -> (PathBuf, PathBuf) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// A parsed migration file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName {
+    /// The 12-digit version.
+    pub version: i64,
+    /// The slug.
+    pub slug: String,
+    /// Up or down.
+    pub direction: Direction,
+}
+
+impl FileName {
+    /// Parses `YYYYMMDDHHMM_slug.(up|down).sql`, naming what is wrong when it does not match.
+    pub fn parse(path: &Path) -> Result<FileName, Error> {
+        let bad = |reason: &str| Error::BadFileName {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| bad("the name is not UTF-8"))?;
+        let (stem, direction) = if let Some(stem) = name.strip_suffix(".up.sql") {
+            (stem, Direction::Up)
+        } else if let Some(stem) = name.strip_suffix(".down.sql") {
+            (stem, Direction::Down)
+        } else {
+            return Err(bad("it must end in .up.sql or .down.sql"));
+        };
+        let (digits, slug) = stem
+            .split_once('_')
+            .ok_or_else(|| bad("no '_' between version and slug"))?;
+        if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("the version must be 12 digits, YYYYMMDDHHMM"));
+        }
+        let month: u32 = digits[4..6].parse().unwrap_or(0);
+        let day: u32 = digits[6..8].parse().unwrap_or(0);
+        let hour: u32 = digits[8..10].parse().unwrap_or(99);
+        let minute: u32 = digits[10..12].parse().unwrap_or(99);
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+            return Err(bad("the version is not a valid YYYYMMDDHHMM timestamp"));
+        }
+        if slug.is_empty()
+            || !slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(bad("the slug must be lowercase letters, digits and '_'"));
+        }
+        let version = digits
+            .parse()
+            .map_err(|_| bad("the version is not a number"))?;
+        Ok(FileName {
+            version,
+            slug: slug.to_string(),
+            direction,
+        })
+    }
+}
+
+fn read_script(path: &Path) -> Result<Script, Error> {
+    let raw = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sql = normalize(&raw);
+    let no_transaction = sql
+        .lines()
+        .next()
+        .is_some_and(|first| first.trim_end() == NO_TRANSACTION_DIRECTIVE);
+    Ok(Script {
+        path: path.to_path_buf(),
+        sql,
+        no_transaction,
+    })
+}
+
+/// Normalizes line endings to `\n` and drops a UTF-8 byte-order mark, so that
+/// checksums do not change when a file moves between Windows and Unix.
+pub fn normalize(sql: &str) -> String {
+    sql.strip_prefix('\u{feff}')
+        .unwrap_or(sql)
+        .replace("\r\n", "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_name(name: &str, expected: Result<(i64, &str, Direction), &str>) {
+        let got = FileName::parse(Path::new(name));
+        match (got, expected) {
+            (Ok(parsed), Ok((version, slug, direction))) => {
+                assert_eq!(
+                    parsed,
+                    FileName {
+                        version,
+                        slug: slug.to_string(),
+                        direction
+                    },
+                    "{name}"
+                )
+            }
+            (Err(Error::BadFileName { reason, .. }), Err(expected)) => {
+                assert!(reason.contains(expected), "{name}: {reason}")
+            }
+            (got, expected) => panic!("{name}: got {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn file_names() {
+        check_name(
+            "202511150001_core_entities.up.sql",
+            Ok((202511150001, "core_entities", Direction::Up)),
+        );
+        check_name(
+            "202511150001_core_entities.down.sql",
+            Ok((202511150001, "core_entities", Direction::Down)),
+        );
+        check_name("20251115001_x.up.sql", Err("12 digits"));
+        check_name("202511150001-x.up.sql", Err("no '_'"));
+        check_name("202511150001_X.up.sql", Err("lowercase"));
+        check_name("202513150001_x.up.sql", Err("valid YYYYMMDDHHMM"));
+        check_name("202511150001_x.sql", Err(".up.sql or .down.sql"));
+        check_name("202511150001_.up.sql", Err("lowercase"));
+    }
+
+    #[test]
+    fn crlf_does_not_change_the_checksum() {
+        let lf = tempfile::tempdir().unwrap();
+        let crlf = tempfile::tempdir().unwrap();
+        let write = |dir: &Path, sep: &str| {
+            std::fs::write(
+                dir.join("202501010000_a.up.sql"),
+                format!("CREATE TABLE a (id bigint);{sep}SELECT 1;{sep}"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("202501010000_a.down.sql"), "DROP TABLE a;").unwrap();
+        };
+        write(lf.path(), "\n");
+        write(crlf.path(), "\r\n");
+        let a = Source::load(lf.path()).unwrap();
+        let b = Source::load(crlf.path()).unwrap();
+        assert_eq!(a.migrations()[0].checksum, b.migrations()[0].checksum);
+    }
+
+    #[test]
+    fn directive_on_the_first_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("202501010000_a.up.sql"),
+            "-- dbops:no-transaction\r\nCREATE INDEX CONCURRENTLY i ON t (c);",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("202501010000_a.down.sql"),
+            "SELECT 1;\n-- dbops:no-transaction\n",
+        )
+        .unwrap();
+        let source = Source::load(dir.path()).unwrap();
+        assert!(source.migrations()[0].up.no_transaction);
+        assert!(!source.migrations()[0].down.no_transaction);
+    }
+}
