@@ -1,0 +1,608 @@
+//! The migration engine against a real PostgreSQL, one throwaway database per test.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use migrate_core::{Database, DownTo, Error, Migrator, Settings, Source, UpOptions};
+use testdb::TestDb;
+
+fn write(dir: &Path, version: i64, slug: &str, up: &str, down: &str) {
+    std::fs::write(dir.join(format!("{version}_{slug}.up.sql")), up).unwrap();
+    std::fs::write(dir.join(format!("{version}_{slug}.down.sql")), down).unwrap();
+}
+
+fn three_migrations(dir: &Path) {
+    write(
+        dir,
+        202501010000,
+        "orgs",
+        "CREATE TABLE orgs (id bigint PRIMARY KEY, name text NOT NULL);",
+        "DROP TABLE orgs;",
+    );
+    write(
+        dir,
+        202501010100,
+        "users",
+        "CREATE TABLE users (id bigint PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs);\nCREATE INDEX users_org_id_idx ON users (org_id);",
+        "DROP TABLE users;",
+    );
+    write(
+        dir,
+        202501010200,
+        "seed_org",
+        "INSERT INTO orgs VALUES (1, 'acme');",
+        "DELETE FROM orgs WHERE id = 1;",
+    );
+}
+
+fn migrator(db: &TestDb, dir: &Path) -> Migrator {
+    let source = Source::load(dir).unwrap();
+    Migrator::new(
+        "operational",
+        source,
+        Database::from_url(db.url()).unwrap(),
+        Settings::default(),
+    )
+    .unwrap()
+}
+
+async fn tables(db: &TestDb) -> Vec<String> {
+    let client = db.connect().await;
+    client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+async fn history(db: &TestDb) -> Vec<i64> {
+    let client = db.connect().await;
+    client
+        .query(
+            "SELECT version FROM dbops.operational_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_roll_back_and_apply_again() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    let migrator = migrator(&db, dir.path());
+
+    let report = migrator.up(&UpOptions::default()).await.unwrap();
+    assert_eq!(
+        report
+            .completed
+            .iter()
+            .map(|s| s.version)
+            .collect::<Vec<_>>(),
+        [202501010000, 202501010100, 202501010200]
+    );
+    assert_eq!(tables(&db).await, ["orgs", "users"]);
+    assert!(
+        migrator
+            .up(&UpOptions::default())
+            .await
+            .unwrap()
+            .completed
+            .is_empty(),
+        "a second up applies nothing"
+    );
+
+    let report = migrator.down(DownTo::Steps(1)).await.unwrap();
+    assert_eq!(report.completed[0].version, 202501010200);
+    assert_eq!(history(&db).await, [202501010000, 202501010100]);
+
+    migrator.down(DownTo::Version(0)).await.unwrap();
+    assert!(tables(&db).await.is_empty());
+    assert!(history(&db).await.is_empty());
+
+    migrator
+        .up(&UpOptions {
+            to: Some(202501010100),
+            ..UpOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(history(&db).await, [202501010000, 202501010100]);
+    migrator.up(&UpOptions::default()).await.unwrap();
+    let status = migrator.status().await.unwrap();
+    assert_eq!(status.schema_version, Some(202501010200));
+    assert_eq!(status.applied, 3);
+    assert!(status.pending.is_empty() && status.is_healthy());
+}
+
+#[tokio::test]
+async fn eight_concurrent_runs_apply_each_migration_once() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Each migration appends to a log table, so a double apply would show.
+    write(
+        dir.path(),
+        202501010000,
+        "log",
+        "CREATE TABLE applied_log (version bigint NOT NULL);",
+        "DROP TABLE applied_log;",
+    );
+    for i in 1..=10 {
+        let version = 202501010000 + i * 100;
+        write(
+            dir.path(),
+            version,
+            &format!("step_{i}"),
+            &format!("INSERT INTO applied_log VALUES ({version}); SELECT pg_sleep(0.02);"),
+            &format!("DELETE FROM applied_log WHERE version = {version};"),
+        );
+    }
+    let migrator = Arc::new(migrator(&db, dir.path()));
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let migrator = Arc::clone(&migrator);
+            tokio::spawn(async move { migrator.up(&UpOptions::default()).await })
+        })
+        .collect();
+    let mut applied_by_runs = 0;
+    for run in runs {
+        applied_by_runs += run.await.unwrap().unwrap().completed.len();
+    }
+    assert_eq!(
+        applied_by_runs, 11,
+        "the runs together applied every migration exactly once"
+    );
+    let client = db.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT version) FROM applied_log",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (10, 10));
+    assert_eq!(history(&db).await.len(), 11);
+}
+
+#[tokio::test]
+async fn a_syntax_error_inside_a_transactional_migration_leaves_nothing_behind() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "good",
+        "CREATE TABLE good (id bigint);",
+        "DROP TABLE good;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "bad",
+        "CREATE TABLE half (id bigint);\nINSERT INTO half VALUES (1);\nCREATE TABLEE oops (id bigint);\nCREATE TABLE never (id bigint);",
+        "DROP TABLE half;",
+    );
+    let migrator = migrator(&db, dir.path());
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    match &error {
+        Error::MigrationFailed {
+            version,
+            line,
+            file,
+            applied_before,
+            code,
+            ..
+        } => {
+            assert_eq!(*version, 202501010100);
+            assert_eq!(*line, 3, "the error points at the failing line: {error}");
+            assert!(file.ends_with("202501010100_bad.up.sql"));
+            assert_eq!(applied_before, &[202501010000]);
+            assert_eq!(code.as_deref(), Some("42601"));
+        }
+        other => panic!("expected a migration failure, got {other:?}"),
+    }
+    assert_eq!(
+        tables(&db).await,
+        ["good"],
+        "nothing of the failed migration remains"
+    );
+    assert_eq!(history(&db).await, [202501010000]);
+    let status = migrator.status().await.unwrap();
+    assert!(
+        status.partial.is_empty(),
+        "a transactional failure is not partial"
+    );
+    assert_eq!(status.last_outcome.unwrap().outcome, "failed");
+}
+
+#[tokio::test]
+async fn drift_and_missing_files_are_refused() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap();
+
+    // Line endings alone are not drift.
+    let users = dir.path().join("202501010100_users.up.sql");
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(&users, text.replace('\n', "\r\n")).unwrap();
+    assert!(
+        migrator(&db, dir.path())
+            .status()
+            .await
+            .unwrap()
+            .drifted
+            .is_empty()
+    );
+
+    std::fs::write(&users, format!("{text}\n-- edited\n")).unwrap();
+    let error = migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Drift { drifted } if drifted.len() == 1 && drifted[0].version == 202501010100)
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("202501010100_users.up.sql changed after it was applied"),
+        "{error}"
+    );
+    std::fs::write(&users, &text).unwrap();
+
+    std::fs::remove_file(dir.path().join("202501010200_seed_org.up.sql")).unwrap();
+    std::fs::remove_file(dir.path().join("202501010200_seed_org.down.sql")).unwrap();
+    let error = migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("202501010200_seed_org: applied, but its file is missing"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn out_of_order_needs_consent() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "a",
+        "CREATE TABLE a (id bigint);",
+        "DROP TABLE a;",
+    );
+    write(
+        dir.path(),
+        202501010200,
+        "c",
+        "CREATE TABLE c (id bigint);",
+        "DROP TABLE c;",
+    );
+    migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap();
+    write(
+        dir.path(),
+        202501010100,
+        "b",
+        "CREATE TABLE b (id bigint);",
+        "DROP TABLE b;",
+    );
+    let error = migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::OutOfOrder {
+                version: 202501010100,
+                newest: 202501010200,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let report = migrator(&db, dir.path())
+        .up(&UpOptions {
+            allow_out_of_order: true,
+            ..UpOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.completed[0].version, 202501010100);
+    assert_eq!(
+        history(&db).await,
+        [202501010000, 202501010100, 202501010200]
+    );
+}
+
+#[tokio::test]
+async fn no_transaction_migrations_run_concurrently_safe_statements() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint, c text);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "t_c_idx",
+        "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n",
+        "-- dbops:no-transaction\nDROP INDEX CONCURRENTLY t_c_idx;\nDROP INDEX CONCURRENTLY t_id_idx;\n",
+    );
+    let migrator = migrator(&db, dir.path());
+    migrator.up(&UpOptions::default()).await.unwrap();
+    let client = db.connect().await;
+    let indexes: i64 = client
+        .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 't'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes, 2);
+    migrator.down(DownTo::Steps(1)).await.unwrap();
+    let indexes: i64 = client
+        .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 't'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes, 0);
+}
+
+#[tokio::test]
+async fn a_failed_no_transaction_migration_is_partial_until_repaired() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint);\nINSERT INTO t VALUES (1), (1);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "t_unique",
+        "-- dbops:no-transaction\nCREATE TABLE side (id bigint);\nCREATE UNIQUE INDEX CONCURRENTLY t_id_key ON t (id);\n",
+        "-- dbops:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_id_key;\nDROP TABLE IF EXISTS side;\n",
+    );
+    write(
+        dir.path(),
+        202501010200,
+        "later",
+        "CREATE TABLE later (id bigint);",
+        "DROP TABLE later;",
+    );
+    let migrator = migrator(&db, dir.path());
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::MigrationFailed {
+                version: 202501010100,
+                line: 3,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let status = migrator.status().await.unwrap();
+    assert_eq!(status.partial.len(), 1);
+    let partial = &status.partial[0];
+    assert_eq!(
+        (
+            partial.version,
+            partial.statements_done,
+            partial.statements_total
+        ),
+        (202501010100, 1, 2)
+    );
+    assert!(
+        partial
+            .findings
+            .iter()
+            .any(|f| f.contains("invalid index public.t_id_key")),
+        "{:?}",
+        partial.findings
+    );
+
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    assert!(matches!(error, Error::Partial { .. }), "{error}");
+    assert!(
+        error.to_string().contains("dbops migrate repair"),
+        "{error}"
+    );
+
+    // The operator fixes the data and the leftovers by hand, then marks it not applied and reruns.
+    let client = db.connect().await;
+    client
+        .batch_execute(
+            "DELETE FROM t; INSERT INTO t VALUES (1); DROP INDEX t_id_key; DROP TABLE side;",
+        )
+        .await
+        .unwrap();
+    let error = migrator
+        .repair(202501010100, migrate_core::RepairAction::Rerun, " ")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("reason"), "{error}");
+    migrator
+        .repair(
+            202501010100,
+            migrate_core::RepairAction::Rerun,
+            "duplicates removed in TICKET-1",
+        )
+        .await
+        .unwrap();
+    let status = migrator.status().await.unwrap();
+    assert!(status.partial.is_empty());
+    assert_eq!(history(&db).await, [202501010000, 202501010100]);
+    migrator.up(&UpOptions::default()).await.unwrap();
+    assert_eq!(
+        history(&db).await,
+        [202501010000, 202501010100, 202501010200]
+    );
+}
+
+#[tokio::test]
+async fn lock_timeout_reports_the_holder() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "a",
+        "CREATE TABLE a (id bigint);",
+        "DROP TABLE a;",
+    );
+    let source = Source::load(dir.path()).unwrap();
+    let settings = Settings {
+        lock_wait: std::time::Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let migrator = Migrator::new(
+        "operational",
+        source,
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap();
+    migrator.status().await.unwrap();
+    // Take the target's lock the way another dbops run would.
+    migrator.up(&UpOptions::default()).await.unwrap();
+    let holder = db.connect().await;
+    holder
+        .batch_execute("SET application_name = 'other-runner'")
+        .await
+        .unwrap();
+    let key: i64 = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(b"dbops migrate dbops.operational_schema_history");
+        i64::from_be_bytes(digest[..8].try_into().unwrap())
+    };
+    holder
+        .query_one("SELECT pg_advisory_lock($1)", &[&key])
+        .await
+        .unwrap();
+    let error = migrator.down(DownTo::Steps(1)).await.unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::LockTimeout { .. }), "{message}");
+    assert!(message.contains("other-runner"), "{message}");
+    holder
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .await
+        .unwrap();
+    migrator.down(DownTo::Steps(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn lock_timeouts_on_statements_are_retried() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "t_c",
+        "ALTER TABLE t ADD COLUMN c text;",
+        "ALTER TABLE t DROP COLUMN c;",
+    );
+    let source = Source::load(dir.path()).unwrap();
+    let settings = Settings {
+        lock_timeout: std::time::Duration::from_millis(100),
+        retry: migrate_core::RetryPolicy {
+            max_attempts: 20,
+            initial_backoff: std::time::Duration::from_millis(50),
+            max_backoff: std::time::Duration::from_millis(200),
+            multiplier: 2.0,
+        },
+        ..Settings::default()
+    };
+    let migrator = Migrator::new(
+        "operational",
+        source,
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap();
+    migrator
+        .up(&UpOptions {
+            to: Some(202501010000),
+            ..UpOptions::default()
+        })
+        .await
+        .unwrap();
+
+    // A long transaction holds a lock on t; the ALTER must wait, time out, and retry until it is gone.
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        blocker.batch_execute("COMMIT").await.unwrap();
+    });
+    let report = migrator.up(&UpOptions::default()).await.unwrap();
+    release.await.unwrap();
+    assert_eq!(report.completed.len(), 1);
+    assert!(
+        report.completed[0].attempts > 1,
+        "the statement was retried: {:?}",
+        report.completed[0]
+    );
+}
+
+#[tokio::test]
+async fn plan_hash_covers_versions_and_checksums() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    let plan = migrator(&db, dir.path())
+        .plan_up(&UpOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.steps.len(), 3);
+    assert_eq!(plan.hash.len(), 64);
+    assert!(tables(&db).await.is_empty(), "planning changes nothing");
+    std::fs::write(
+        dir.path().join("202501010200_seed_org.up.sql"),
+        "INSERT INTO orgs VALUES (2, 'other');",
+    )
+    .unwrap();
+    let changed = migrator(&db, dir.path())
+        .plan_up(&UpOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(plan.hash, changed.hash);
+}
