@@ -39,6 +39,48 @@ pub const CHECK_FAILED: i32 = 15;
 /// `dbops audit verify` found an edited or deleted audit entry.
 pub const AUDIT_TAMPERED: i32 = 16;
 
+/// Every code with a one-line meaning, for `dbops --help` and `docs/exit-codes.md`.
+pub const TABLE: &[(i32, &str)] = &[
+    (SUCCESS, "success"),
+    (FAILURE, "unexpected failure"),
+    (USAGE, "malformed command line"),
+    (
+        CONFIG,
+        "invalid configuration, environment variable or flag value",
+    ),
+    (
+        SOURCE,
+        "misnamed, unpaired, duplicated or unreadable migration file",
+    ),
+    (UNREACHABLE, "database unreachable"),
+    (AUTHENTICATION, "database rejected the credentials"),
+    (LOCK_TIMEOUT, "another run held the migration lock too long"),
+    (
+        DRIFT,
+        "applied migration drifted from its file, or pending migration out of order",
+    ),
+    (
+        PARTIAL,
+        "a migration is in a partial state: run `dbops migrate repair`",
+    ),
+    (MIGRATION_FAILED, "a migration's SQL failed"),
+    (LINT_ERRORS, "lint found error-level violations"),
+    (REFUSED, "a guardrail refused the run"),
+    (UNHEALTHY, "health probe: not ready"),
+    (DOCS_OUT_OF_DATE, "generated docs do not match the database"),
+    (CHECK_FAILED, "a data check failed"),
+    (AUDIT_TAMPERED, "the audit chain is broken"),
+];
+
+/// The exit-code table as text, for the end of `dbops --help`.
+pub fn help_text() -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (code, meaning) in TABLE {
+        text.push_str(&format!("  {code:>2}  {meaning}\n"));
+    }
+    text
+}
+
 /// The exit code for an error.
 pub fn for_error(error: &CliError) -> i32 {
     match error {
@@ -65,5 +107,30 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
         MigrateError::Refused { .. } => REFUSED,
         _ => FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TABLE;
+
+    #[test]
+    fn codes_are_distinct_and_documented() {
+        let mut codes: Vec<i32> = TABLE.iter().map(|(code, _)| *code).collect();
+        codes.dedup();
+        assert_eq!(
+            codes.len(),
+            TABLE.len(),
+            "exit codes are listed in order and never reused"
+        );
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/exit-codes.md"
+        ))
+        .unwrap();
+        for (code, meaning) in TABLE {
+            let row = format!("| {code} | {meaning} |");
+            assert!(doc.contains(&row), "docs/exit-codes.md lacks the row {row}");
+        }
     }
 }

@@ -8,7 +8,7 @@ mod telemetry;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Every way a command can fail; `exit_code::for_error` maps each to its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,10 @@ pub enum CliError {
 }
 
 fn main() -> ExitCode {
-    let opt = opt::Opt::parse();
+    let matches = opt::Opt::command()
+        .after_long_help(exit_code::help_text())
+        .get_matches();
+    let opt = opt::Opt::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let telemetry = telemetry::init(&opt.global);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
