@@ -1,0 +1,83 @@
+//! The one error type of the seeder.
+
+/// Everything that can stop a seeding run.
+///
+/// Messages never contain key material or the pepper.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The pepper environment variable is not set.
+    #[error(
+        "{variable} is not set: API keys are hashed with a secret pepper, see docs/security.md"
+    )]
+    PepperMissing {
+        /// The variable's name.
+        variable: &'static str,
+    },
+    /// The pepper is too short to be a secret worth the name.
+    #[error(
+        "the API key pepper ({origin}) is {length} bytes long; at least {minimum} random bytes are required"
+    )]
+    PepperTooShort {
+        /// Where the pepper came from (the environment variable, or "argument").
+        origin: &'static str,
+        /// Its length.
+        length: usize,
+        /// The minimum length.
+        minimum: usize,
+    },
+    /// A setting is out of range.
+    #[error("invalid setting {setting}: {message}")]
+    InvalidSetting {
+        /// The setting, as the command line names it.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The database was seeded before with other parameters; seeding again
+    /// would mix two data sets.
+    #[error(
+        "the database already holds {kind} seed data made with {recorded}; this run asks for {requested}"
+    )]
+    SeededDifferently {
+        /// `operational` or `analytics`.
+        kind: &'static str,
+        /// The recorded parameters, as JSON.
+        recorded: String,
+        /// The requested parameters, as JSON.
+        requested: String,
+    },
+    /// A natural key the seeder uses is taken by a row it did not write.
+    #[error(
+        "{what}: expected {expected} seeded rows, found {found}; rows created by hand collide with the fixtures"
+    )]
+    FixtureConflict {
+        /// Which rows.
+        what: String,
+        /// How many the seeder wrote or expected.
+        expected: usize,
+        /// How many it found.
+        found: usize,
+    },
+    /// A database statement failed.
+    #[error("database error while {context}")]
+    Database {
+        /// What the seeder was doing.
+        context: String,
+        /// The cause.
+        source: tokio_postgres::Error,
+    },
+    /// Creating the partitions for the seeded days failed.
+    #[error("cannot prepare the partitions of usage_events")]
+    Partitions(#[source] migrate_core::Error),
+    /// A loader task stopped unexpectedly.
+    #[error("a loader task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Database { context, source }
+    }
+}
