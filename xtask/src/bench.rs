@@ -10,6 +10,7 @@
 mod apply;
 pub mod fixture;
 pub mod paired;
+mod seed;
 mod status;
 
 use std::path::PathBuf;
@@ -25,23 +26,22 @@ use crate::{Result, cmd};
 /// One benchmark, run by name.
 #[derive(Debug)]
 pub struct Bench {
-    pub name: &'static str,
-    pub about: &'static str,
-    pub run: fn(&Context) -> Result,
+    name: &'static str,
+    about: &'static str,
+    run: fn(&Context) -> Result,
+}
+
+impl Bench {
+    const fn new(name: &'static str, about: &'static str, run: fn(&Context) -> Result) -> Bench {
+        Bench { name, about, run }
+    }
 }
 
 /// The benchmarks, as `cargo xtask bench` lists them.
 const BENCHES: &[Bench] = &[
-    Bench {
-        name: "apply",
-        about: "300 migrations up and down: dbops vs psql -1",
-        run: apply::run,
-    },
-    Bench {
-        name: "status",
-        about: "dbops migrate status with 1,000 applied migrations",
-        run: status::run,
-    },
+    Bench::new("apply", "300 migrations up and down", apply::run),
+    Bench::new("status", "status of 1,000 migrations", status::run),
+    Bench::new("seed", "seeding 10M usage events vs generate_series", seed::run),
 ];
 
 /// What every benchmark gets.

@@ -8,8 +8,11 @@
 //! Result`, declare it below with `mod <yours>;` and add one line to
 //! [`STEPS`].
 
+mod quickstart;
 mod roundtrip;
+mod seed;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -24,15 +27,23 @@ use crate::{Result, cmd};
 /// One named part of a smoke run.
 #[derive(Debug)]
 pub struct Step {
-    pub name: &'static str,
-    pub run: fn(&Context) -> Result,
+    name: &'static str,
+    run: fn(&Context) -> Result,
+}
+
+impl Step {
+    const fn new(name: &'static str, run: fn(&Context) -> Result) -> Step {
+        Step { name, run }
+    }
 }
 
 /// The steps, in the order they run.
-const STEPS: &[Step] = &[Step {
-    name: "migrate up, down to 0, up again",
-    run: roundtrip::run,
-}];
+const STEPS: &[Step] = &[
+    Step::new("migrate up, down to 0, up again", roundtrip::run),
+    Step::new("seed twice, ensure partitions twice", seed::run),
+    // Keep this one last: it checks the commands of the steps above.
+    Step::new("quickstart commands all ran", quickstart::run),
+];
 
 /// What every step gets.
 #[derive(Debug)]
@@ -45,6 +56,9 @@ pub struct Context {
     /// The environment named with `--env`, for steps whose behaviour depends
     /// on it; `None` for a local run.
     pub env: Option<String>,
+    /// The arguments of every `dbops` command run through
+    /// [`Context::run_dbops`], in order.
+    ran: RefCell<Vec<Vec<String>>>,
 }
 
 impl Context {
@@ -59,9 +73,14 @@ impl Context {
         dbops
     }
 
-    /// Runs `dbops ARGS` against the smoke database, echoing it.
+    /// Runs `dbops ARGS` against the smoke database, echoing it, and notes
+    /// that it ran (for the quickstart check).
     pub fn run_dbops(&self, args: &[&str]) -> Result {
-        cmd::run(self.dbops().args(args))
+        cmd::run(self.dbops().args(args))?;
+        self.ran
+            .borrow_mut()
+            .push(args.iter().map(|arg| arg.to_string()).collect());
+        Ok(())
     }
 }
 
@@ -92,6 +111,7 @@ pub fn run(server: &Url, options: &Options) -> Result {
         dbops,
         db,
         env: options.env.clone(),
+        ran: RefCell::default(),
     };
     let env = ctx
         .env

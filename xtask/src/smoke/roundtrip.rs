@@ -1,5 +1,5 @@
 //! Smoke step: every migration applies, rolls back completely and applies
-//! again to the very same schema.
+//! again to the very same schema; `status` and `plan` run on the way.
 
 use super::Context;
 use crate::{Result, fingerprint};
@@ -9,8 +9,12 @@ use crate::{Result, fingerprint};
 const BOOKKEEPING_SCHEMAS: &[&str] = &["dbops"];
 
 pub fn run(ctx: &Context) -> Result {
+    let status = ["migrate", "status", "--target", "all"];
     let up = ["migrate", "up", "--target", "all"];
+    ctx.run_dbops(&status)?;
+    ctx.run_dbops(&["migrate", "plan", "--target", "all"])?;
     ctx.run_dbops(&up)?;
+    ctx.run_dbops(&status)?;
     let first = fingerprint::take(&ctx.db)?;
     eprintln!("smoke: applied: {}", first.summary());
 
