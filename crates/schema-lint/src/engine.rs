@@ -1,0 +1,323 @@
+//! Running the rules: parse files in parallel, check each migration set, apply severities and ignores.
+
+use std::path::{Path, PathBuf};
+
+use catalog::model::Schema;
+use time::OffsetDateTime;
+
+use crate::LiveInput;
+use crate::config::Config;
+use crate::ignore::FileIgnores;
+use crate::model::{FileSpan, replay};
+use crate::rules::{
+    self, At, Finding, Findings, LiveView, MigrationSet, SchemaView, UNUSED_IGNORE,
+};
+use crate::source::{Source, set_key};
+use crate::violation::{Location, SourceSpan, Violation};
+
+/// One file after the parallel phase.
+struct Prepared {
+    source: Source,
+    ignores: FileIgnores,
+    findings: Findings,
+}
+
+/// Lints SQL files given as (path, text); files of the same directory form one migration set.
+pub(crate) fn lint_sources(
+    sources: Vec<(PathBuf, String)>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
+    let mut sources = sources;
+    sources.sort_by(|a, b| (set_key(&a.0), &a.0).cmp(&(set_key(&b.0), &b.0)));
+    // Contiguous ranges of files that share a directory.
+    let mut sets: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, (path, _)) in sources.iter().enumerate() {
+        match sets.last_mut() {
+            Some(range) if set_key(&sources[range.start].0) == set_key(path) => range.end = i + 1,
+            _ => sets.push(i..i + 1),
+        }
+    }
+    let offsets: Vec<usize> = {
+        let mut offsets = vec![0; sources.len()];
+        for range in &sets {
+            for i in range.clone() {
+                offsets[i] = i - range.start;
+            }
+        }
+        offsets
+    };
+    let prepared = prepare_in_parallel(sources, &offsets, config);
+    let (sources, mut per_file): (Vec<Source>, Vec<(FileIgnores, Findings)>) = prepared
+        .into_iter()
+        .map(|p| (p.source, (p.ignores, p.findings)))
+        .unzip();
+
+    let mut violations = Vec::new();
+    for range in sets {
+        let set = MigrationSet {
+            sources: &sources[range.clone()],
+            config,
+            now,
+        };
+        let mut findings = Findings::default();
+        for rule in rules::RULES
+            .iter()
+            .filter(|r| config.severity(r.info()).is_some())
+        {
+            rule.check_migrations(&set, &mut findings);
+        }
+        let (mut schema, origins) = replay(
+            set.forward().map(|(i, s)| (i, &s.parse)),
+            &config.ignored_schemas,
+        );
+        let gaps = classify(&mut schema, config);
+        let view = SchemaView {
+            schema: &schema,
+            origins: Some(&origins),
+            config,
+            classification_gaps: &gaps,
+        };
+        for rule in rules::RULES
+            .iter()
+            .filter(|r| config.severity(r.info()).is_some())
+        {
+            rule.check_schema(&view, &mut findings);
+        }
+        let files = &mut per_file[range.clone()];
+        let mut all: Vec<Finding> = files
+            .iter_mut()
+            .flat_map(|(_, f)| std::mem::take(&mut f.0))
+            .collect();
+        all.extend(findings.0);
+        let mut kept = Findings::default();
+        for finding in all {
+            if config.severity(finding.rule).is_none() {
+                continue;
+            }
+            let file = match &finding.at {
+                At::Span(span) => Some(span.file),
+                At::File(file) => Some(*file),
+                At::Path(_) | At::Object(_) => None,
+            };
+            if file.is_some_and(|f| files[f].0.suppresses(&finding)) {
+                continue;
+            }
+            kept.0.push(finding);
+        }
+        for (ignores, _) in files.iter() {
+            ignores.report(&mut kept);
+        }
+        violations.extend(
+            kept.0
+                .into_iter()
+                .filter_map(|f| to_violation(f, set.sources, config)),
+        );
+    }
+    sort(&mut violations);
+    violations
+}
+
+fn prepare_in_parallel(
+    sources: Vec<(PathBuf, String)>,
+    offsets: &[usize],
+    config: &Config,
+) -> Vec<Prepared> {
+    let prepare = |(path, text): (PathBuf, String), file: usize| {
+        let source = Source::new(path, text);
+        let mut findings = Findings::default();
+        let mut malformed = Vec::new();
+        let ignores = FileIgnores::parse(file, &source, &mut malformed);
+        for m in malformed {
+            findings.report(&UNUSED_IGNORE, At::Span(m.span), m.problem);
+        }
+        if source.is_forward() {
+            rules::squawk::check_file(
+                file,
+                &source,
+                |rule| config.severity(rule).is_some(),
+                &mut findings,
+            );
+        }
+        Prepared {
+            source,
+            ignores,
+            findings,
+        }
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(sources.len().div_ceil(16))
+        .max(1);
+    if workers == 1 {
+        return sources
+            .into_iter()
+            .zip(offsets)
+            .map(|(s, &file)| prepare(s, file))
+            .collect();
+    }
+    let chunk = sources.len().div_ceil(workers);
+    let mut jobs: Vec<Vec<((PathBuf, String), usize)>> = Vec::new();
+    let mut items = sources.into_iter().zip(offsets.iter().copied()).peekable();
+    while items.peek().is_some() {
+        jobs.push(items.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                scope.spawn(move || {
+                    job.into_iter()
+                        .map(|(s, file)| prepare(s, file))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a lint worker panicked"))
+            .collect()
+    })
+}
+
+/// Joins the classification map onto the model, returning the gaps.
+fn classify(
+    schema: &mut Schema,
+    config: &Config,
+) -> Vec<catalog::classification::ClassificationGap> {
+    match &config.classification {
+        Some(map) => map.apply(schema),
+        None => Vec::new(),
+    }
+}
+
+/// Lints the live database's schema and migration history.
+pub(crate) fn lint_live(
+    input: &LiveInput<'_>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
+    let mut schema = input.schema.clone();
+    let gaps = classify(&mut schema, config);
+    let view = SchemaView {
+        schema: &schema,
+        origins: None,
+        config,
+        classification_gaps: &gaps,
+    };
+    let live = LiveView {
+        schema: &schema,
+        history: input.history,
+        pending: input.pending,
+        config,
+        now,
+    };
+    let mut findings = Findings::default();
+    for rule in rules::RULES
+        .iter()
+        .filter(|r| config.severity(r.info()).is_some())
+    {
+        rule.check_schema(&view, &mut findings);
+        rule.check_live(&live, &mut findings);
+    }
+    let mut violations: Vec<Violation> = findings
+        .0
+        .into_iter()
+        .filter_map(|f| to_violation(f, &[], config))
+        .collect();
+    sort(&mut violations);
+    violations
+}
+
+fn to_violation(finding: Finding, sources: &[Source], config: &Config) -> Option<Violation> {
+    let severity = config.severity(finding.rule)?;
+    let location = match finding.at {
+        At::Span(span) => source_location(&sources[span.file], span),
+        At::File(file) => Location::File {
+            path: sources[file].path.clone(),
+        },
+        At::Path(path) => Location::File { path },
+        At::Object(name) => Location::Object { name },
+    };
+    Some(Violation {
+        rule: finding.rule.id,
+        severity,
+        message: finding.message,
+        help: finding.help,
+        location,
+    })
+}
+
+fn source_location(source: &Source, span: FileSpan) -> Location {
+    let statement = source
+        .statement_ranges()
+        .into_iter()
+        .find(|&(start, end)| start <= span.start && span.start < end.max(start + 1))
+        .unwrap_or((span.start, span.end));
+    Location::Source(SourceSpan {
+        path: source.path.clone(),
+        start: source.position(span.start),
+        end: source.position(span.end),
+        statement: source.excerpt(statement.0.min(span.start), statement.1.max(span.end)),
+    })
+}
+
+fn sort(violations: &mut [Violation]) {
+    violations.sort_by(|a, b| {
+        let key = |v: &Violation| {
+            let offset = match &v.location {
+                Location::Source(span) => span.start.offset,
+                _ => 0,
+            };
+            let object = match &v.location {
+                Location::Object { name } => name.clone(),
+                _ => String::new(),
+            };
+            (
+                v.location.path().map(Path::to_path_buf),
+                object,
+                offset,
+                v.rule,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Collects the `.sql` files under `paths` (files as given, directories recursively), read in parallel.
+pub(crate) fn read_paths(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, crate::Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_sql_files(path, &mut files)?;
+    }
+    files.sort();
+    files.dedup();
+    files
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(source) => Err(crate::Error::Read { path, source }),
+        })
+        .collect()
+}
+
+fn collect_sql_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), crate::Error> {
+    let read_error = |source| crate::Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_dir() {
+        out.push(path.to_owned());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry_path = entry.map_err(read_error)?.path();
+        if entry_path.is_dir() {
+            collect_sql_files(&entry_path, out)?;
+        } else if entry_path.extension().is_some_and(|e| e == "sql") {
+            out.push(entry_path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Printing findings: for people (`human`), scripts (`json`), GitHub workflow annotations (`github`) and SARIF 2.1.0 (`sarif`).
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::violation::{Location, Severity, SourceSpan, Violation};
+
+/// Lines of a statement shown around the offending ones.
+const MAX_SHOWN_LINES: usize = 6;
+
+/// Findings as text for a terminal: each with its rule, message, `file:line:col`,
+/// the statement with the offending part underlined, and a help line; then a count.
+pub fn human(violations: &[Violation]) -> String {
+    let mut out = String::new();
+    for v in violations {
+        let _ = writeln!(out, "{}[{}]: {}", v.severity, v.rule, v.message);
+        match &v.location {
+            Location::Source(span) => underline(&mut out, span),
+            Location::File { path } => {
+                let _ = writeln!(out, "  --> {}", path.display());
+            }
+            Location::Object { name } => {
+                let _ = writeln!(out, "  --> live database: {name}");
+            }
+        }
+        if let Some(help) = &v.help {
+            let _ = writeln!(out, "   = help: {help}");
+        }
+    }
+    let errors = violations
+        .iter()
+        .filter(|v| v.severity == Severity::Error)
+        .count();
+    let warnings = violations.len() - errors;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    );
+    out
+}
+
+fn underline(out: &mut String, span: &SourceSpan) {
+    let excerpt = &span.statement;
+    let last_line = excerpt.first_line + excerpt.lines.len() as u32 - 1;
+    let width = last_line.to_string().len() + 1;
+    let _ = writeln!(
+        out,
+        "{:width$}--> {}:{}:{}",
+        "",
+        span.path.display(),
+        span.start.line,
+        span.start.column
+    );
+    let _ = writeln!(out, "{:width$} |", "");
+    // The statement's first line for context, then the offending lines.
+    let offending = span.start.line..=span.end.line.max(span.start.line);
+    let mut shown: Vec<u32> = vec![excerpt.first_line];
+    shown.extend(
+        offending
+            .clone()
+            .filter(|&l| l != excerpt.first_line)
+            .take(MAX_SHOWN_LINES),
+    );
+    let mut previous = None;
+    for line in shown {
+        let Some(text) = excerpt.lines.get((line - excerpt.first_line) as usize) else {
+            continue;
+        };
+        if previous.is_some_and(|p: u32| line > p + 1) {
+            let _ = writeln!(out, "{:width$} | ...", "");
+        }
+        previous = Some(line);
+        let _ = writeln!(out, "{line:>width$} | {text}");
+        if !offending.contains(&line) {
+            continue;
+        }
+        let chars = text.chars().count() as u32;
+        let from = if line == span.start.line {
+            span.start.column - 1
+        } else {
+            leading_spaces(text)
+        };
+        let to = if line == span.end.line {
+            (span.end.column - 1).min(chars)
+        } else {
+            chars
+        };
+        if to > from {
+            let _ = writeln!(
+                out,
+                "{:width$} | {}{}",
+                "",
+                " ".repeat(from as usize),
+                "^".repeat((to - from) as usize)
+            );
+        }
+    }
+}
+
+fn leading_spaces(text: &str) -> u32 {
+    text.chars().take_while(|c| c.is_whitespace()).count() as u32
+}
+
+/// Findings as a JSON array of [`Violation`]s.
+pub fn json(violations: &[Violation]) -> String {
+    serde_json::to_string_pretty(violations).expect("violations serialize") + "\n"
+}
+
+/// Findings as GitHub Actions workflow commands (`::error file=...,line=...::message`),
+/// which show up as annotations on the pull request.
+pub fn github(violations: &[Violation]) -> String {
+    let mut out = String::new();
+    for v in violations {
+        let command = match v.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut properties = Vec::new();
+        let mut message = v.message.clone();
+        match &v.location {
+            Location::Source(span) => {
+                properties.push(format!(
+                    "file={}",
+                    escape_property(&span.path.display().to_string())
+                ));
+                properties.push(format!("line={}", span.start.line));
+                properties.push(format!("col={}", span.start.column));
+                properties.push(format!("endLine={}", span.end.line));
+                properties.push(format!("endColumn={}", span.end.column));
+            }
+            Location::File { path } => properties.push(format!(
+                "file={}",
+                escape_property(&path.display().to_string())
+            )),
+            Location::Object { name } => message = format!("{name}: {message}"),
+        }
+        properties.push(format!("title={}", escape_property(v.rule)));
+        if let Some(help) = &v.help {
+            message = format!("{message}\nhelp: {help}");
+        }
+        let _ = writeln!(
+            out,
+            "::{command} {}::{}",
+            properties.join(","),
+            escape_data(&message)
+        );
+    }
+    out
+}
+
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Findings as a SARIF 2.1.0 log, for code-scanning dashboards. Every rule
+/// is described in the driver, so the log is self-contained.
+pub fn sarif(violations: &[Violation]) -> String {
+    let rules: Vec<&crate::RuleInfo> = crate::rules().collect();
+    let level = |severity: Severity| match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let results: Vec<serde_json::Value> = violations
+        .iter()
+        .map(|v| {
+            let rule_index = rules.iter().position(|r| r.id == v.rule);
+            let text = match &v.help {
+                Some(help) => format!("{} Help: {help}", v.message),
+                None => v.message.clone(),
+            };
+            let mut result = json!({
+                "ruleId": v.rule,
+                "level": level(v.severity),
+                "message": { "text": text },
+            });
+            if let Some(index) = rule_index {
+                result["ruleIndex"] = json!(index);
+            }
+            result["locations"] = match &v.location {
+                Location::Source(span) => json!([{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": uri(&span.path) },
+                        "region": {
+                            "startLine": span.start.line,
+                            "startColumn": span.start.column,
+                            "endLine": span.end.line,
+                            "endColumn": span.end.column,
+                        }
+                    }
+                }]),
+                Location::File { path } => {
+                    json!([{ "physicalLocation": { "artifactLocation": { "uri": uri(path) } } }])
+                }
+                Location::Object { name } => {
+                    json!([{ "logicalLocations": [{ "fullyQualifiedName": name }] }])
+                }
+            };
+            result
+        })
+        .collect();
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "dbops lint",
+                    "rules": rules.iter().map(|r| json!({
+                        "id": r.id,
+                        "shortDescription": { "text": r.summary },
+                        "defaultConfiguration": { "level": level(r.severity) },
+                        "properties": { "family": r.family },
+                    })).collect::<Vec<_>>(),
+                }
+            },
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    });
+    serde_json::to_string_pretty(&log).expect("a SARIF log serializes") + "\n"
+}
+
+fn uri(path: &std::path::Path) -> String {
+    path.display().to_string().replace('\\', "/")
+}

@@ -1,0 +1,421 @@
+//! Lock and rewrite safety: squawk's rules, run through `squawk-linter` and mapped to our IDs.
+//!
+//! squawk decides; this file chooses which of its rules run, gives them our
+//! IDs, and drops two kinds of findings squawk gets wrong for our migrations:
+//! - statements on a table the same migration created (squawk's #349): the
+//!   table is new and empty, so building an index on it without
+//!   `CONCURRENTLY`, or adding a constraint without `NOT VALID`, locks nobody.
+//!   squawk 2.68 exempts such tables only inside an explicit or assumed
+//!   transaction; a `-- dbops:no-transaction` migration needs this filter;
+//! - `prefer-bigint-over-int` on columns that are not keys: counts such as
+//!   `input_tokens integer` are fine, 32-bit *keys* run out.
+
+use squawk_linter::{Linter, Rule as SquawkRule};
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+
+use crate::model::FileSpan;
+use crate::rules::{At, Family, Findings, RuleInfo};
+use crate::source::Source;
+use crate::syntax::{column_list, qualified_name, simple_name};
+use crate::violation::Severity;
+
+/// One of our rule IDs and the squawk rules behind it.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    pub(crate) info: &'static RuleInfo,
+    squawk: &'static [SquawkRule],
+    /// Whether findings on a table created earlier in the same file are dropped.
+    existing_tables_only: bool,
+}
+
+macro_rules! mapping {
+    ($id:literal, $severity:ident, $summary:literal, [$($squawk:ident),+], $existing:literal) => {
+        Mapping {
+            info: &RuleInfo { id: $id, family: Family::LockSafety, severity: Severity::$severity, summary: $summary },
+            squawk: &[$(SquawkRule::$squawk),+],
+            existing_tables_only: $existing,
+        }
+    };
+}
+
+/// The mapped rules.
+pub(crate) const RULES: &[Mapping] = &[
+    mapping!(
+        "index-without-concurrently",
+        Error,
+        "Indexes on existing tables are built CONCURRENTLY.",
+        [RequireConcurrentIndexCreation],
+        true
+    ),
+    mapping!(
+        "drop-index-without-concurrently",
+        Error,
+        "Indexes are dropped CONCURRENTLY.",
+        [RequireConcurrentIndexDeletion],
+        false
+    ),
+    mapping!(
+        "concurrently-in-transaction",
+        Error,
+        "CONCURRENTLY runs in a `-- dbops:no-transaction` migration.",
+        [BanConcurrentIndexCreationInTransaction],
+        false
+    ),
+    mapping!(
+        "adding-required-column",
+        Error,
+        "A NOT NULL column added to an existing table has a default.",
+        [AddingRequiredField, AddingNotNullableField],
+        true
+    ),
+    mapping!(
+        "volatile-default",
+        Error,
+        "A column added to an existing table has no volatile default (it would rewrite the table).",
+        [AddingFieldWithDefault],
+        true
+    ),
+    mapping!(
+        "changing-column-type",
+        Error,
+        "Column types are not changed in place (it rewrites the table).",
+        [ChangingColumnType],
+        true
+    ),
+    mapping!(
+        "constraint-without-not-valid",
+        Error,
+        "Constraints on existing tables are added NOT VALID, then validated.",
+        [ConstraintMissingNotValid, AddingForeignKeyConstraint],
+        true
+    ),
+    mapping!(
+        "unique-constraint-without-index",
+        Error,
+        "Unique constraints on existing tables are added USING INDEX built concurrently.",
+        [DisallowedUniqueConstraint],
+        true
+    ),
+    mapping!(
+        "adding-primary-key",
+        Error,
+        "Primary keys on existing tables are added USING INDEX built concurrently.",
+        [AddingSerialPrimaryKeyField],
+        true
+    ),
+    mapping!(
+        "drop-column",
+        Error,
+        "Columns are not dropped while code may still read them.",
+        [BanDropColumn],
+        false
+    ),
+    mapping!(
+        "drop-table",
+        Error,
+        "Tables are not dropped by a forward migration.",
+        [BanDropTable],
+        false
+    ),
+    mapping!(
+        "drop-not-null",
+        Warning,
+        "Dropping NOT NULL breaks readers that rely on it.",
+        [BanDropNotNull],
+        false
+    ),
+    mapping!(
+        "rename-column",
+        Error,
+        "Columns are not renamed while code may still use the old name.",
+        [RenamingColumn],
+        false
+    ),
+    mapping!(
+        "rename-table",
+        Error,
+        "Tables are not renamed while code may still use the old name.",
+        [RenamingTable],
+        false
+    ),
+    mapping!(
+        "timestamp-without-time-zone",
+        Error,
+        "Timestamps are timestamptz.",
+        [PreferTimestampTz],
+        false
+    ),
+    mapping!(
+        "integer-key",
+        Error,
+        "Key columns are bigint, not 32- or 16-bit integers.",
+        [PreferBigintOverInt, PreferBigintOverSmallint],
+        false
+    ),
+    mapping!(
+        "serial-column",
+        Error,
+        "Generated keys use GENERATED ALWAYS AS IDENTITY, not serial.",
+        [PreferIdentity],
+        false
+    ),
+    mapping!(
+        "varchar-length",
+        Error,
+        "Text is `text` with a check, not varchar(n).",
+        [PreferTextField],
+        false
+    ),
+    mapping!(
+        "char-column",
+        Error,
+        "Text is `text` with a check, not char(n).",
+        [BanCharField],
+        false
+    ),
+    mapping!(
+        "transaction-nesting",
+        Error,
+        "Migrations do not BEGIN or COMMIT: the engine runs each in a transaction.",
+        [TransactionNesting, BanUncommittedTransaction],
+        false
+    ),
+    mapping!(
+        "drop-database",
+        Error,
+        "Migrations do not drop databases.",
+        [BanDropDatabase],
+        false
+    ),
+    mapping!(
+        "truncate-cascade",
+        Error,
+        "TRUNCATE does not CASCADE into other tables.",
+        [BanTruncateCascade],
+        false
+    ),
+    mapping!(
+        "detach-without-concurrently",
+        Error,
+        "Partitions are detached CONCURRENTLY.",
+        [RequireConcurrentPartitionDetach],
+        false
+    ),
+    mapping!(
+        "identifier-too-long",
+        Error,
+        "Identifiers fit in 63 bytes (PostgreSQL truncates longer ones).",
+        [IdentifierTooLong],
+        false
+    ),
+];
+
+fn mapping_of(rule: SquawkRule) -> Option<&'static Mapping> {
+    RULES.iter().find(|m| m.squawk.contains(&rule))
+}
+
+/// Runs squawk on one forward migration file (number `file` of its set) and reports what it finds under our IDs.
+pub(crate) fn check_file(
+    file: usize,
+    source: &Source,
+    enabled: impl Fn(&RuleInfo) -> bool,
+    out: &mut Findings,
+) {
+    let squawk_rules: Vec<SquawkRule> = RULES
+        .iter()
+        .filter(|m| enabled(m.info))
+        .flat_map(|m| m.squawk.iter().copied())
+        .collect();
+    if squawk_rules.is_empty() {
+        return;
+    }
+    let mut linter = Linter::from(squawk_rules);
+    linter.settings.assume_in_transaction = source.runs_in_transaction();
+    let violations = linter.lint(&source.parse, &source.text);
+    if violations.is_empty() {
+        return;
+    }
+    let tree = source.parse.tree();
+    for violation in violations {
+        let Some(mapping) = mapping_of(violation.code) else {
+            continue;
+        };
+        let start: u32 = violation.text_range.start().into();
+        let end: u32 = violation.text_range.end().into();
+        let Some(stmt) = tree
+            .stmts()
+            .find(|s| s.syntax().text_range().contains_range(violation.text_range))
+        else {
+            continue;
+        };
+        if mapping.existing_tables_only && targets_table_created_before(&tree, &stmt) {
+            continue;
+        }
+        if mapping.info.id == "integer-key"
+            && !is_key_column(&stmt, |node| {
+                node.text_range().contains_range(violation.text_range)
+            })
+        {
+            continue;
+        }
+        let finding = out.report(
+            mapping.info,
+            At::Span(FileSpan { file, start, end }),
+            violation.message,
+        );
+        if let Some(help) = violation.help {
+            finding.help(help);
+        }
+    }
+}
+
+/// The table a statement changes, for CREATE INDEX and ALTER TABLE.
+fn target_table(stmt: &ast::Stmt) -> Option<(String, String)> {
+    let name = match stmt {
+        ast::Stmt::CreateIndex(create) => create.table_relation_name()?.table_name_ref()?,
+        ast::Stmt::AlterTable(alter) => alter.table_relation_name()?.table_name_ref()?,
+        _ => return None,
+    };
+    qualified_name(name.syntax())
+}
+
+/// Whether the statement's table was created earlier in the same file.
+fn targets_table_created_before(file: &ast::SourceFile, stmt: &ast::Stmt) -> bool {
+    let Some(target) = target_table(stmt) else {
+        return false;
+    };
+    let stmt_start = stmt.syntax().text_range().start();
+    file.stmts()
+        .take_while(|s| s.syntax().text_range().start() < stmt_start)
+        .any(|s| match s {
+            ast::Stmt::CreateTable(create) => {
+                create.table_name().and_then(|n| qualified_name(n.syntax())) == Some(target.clone())
+            }
+            _ => false,
+        })
+}
+
+/// Whether the column whose type squawk flagged is a key: `id`, `*_id`, or part of a primary or foreign key.
+fn is_key_column(stmt: &ast::Stmt, covers_flagged_type: impl Fn(&SyntaxNode) -> bool) -> bool {
+    let Some(column) = stmt
+        .syntax()
+        .descendants()
+        .filter(|n| matches!(n.kind(), SyntaxKind::COLUMN | SyntaxKind::ADD_COLUMN))
+        .find(|n| covers_flagged_type(n))
+    else {
+        return true;
+    };
+    let name = column
+        .children()
+        .find(|n| n.kind() == SyntaxKind::COLUMN_NAME)
+        .and_then(ast::ColumnName::cast)
+        .and_then(|n| simple_name(&n))
+        .unwrap_or_default();
+    if name == "id" || name.ends_with("_id") {
+        return true;
+    }
+    let inline_key = column.children().any(|c| {
+        matches!(
+            c.kind(),
+            SyntaxKind::PRIMARY_KEY_CONSTRAINT | SyntaxKind::REFERENCES_CONSTRAINT
+        )
+    });
+    inline_key || table_key_columns(stmt.syntax()).contains(&name)
+}
+
+/// Columns named in the table-level primary and foreign keys of a statement.
+fn table_key_columns(stmt: &SyntaxNode) -> Vec<String> {
+    stmt.descendants()
+        .filter(|n| {
+            matches!(
+                n.kind(),
+                SyntaxKind::PRIMARY_KEY_CONSTRAINT | SyntaxKind::FOREIGN_KEY_CONSTRAINT
+            )
+        })
+        .filter_map(|c| {
+            c.descendants().find(|n| {
+                matches!(
+                    n.kind(),
+                    SyntaxKind::CONSTRAINT_COLUMN_REF_LIST | SyntaxKind::FOREIGN_KEY_COLUMN_LIST
+                )
+            })
+        })
+        .flat_map(|list| column_list(&list))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::test_support::check;
+
+    #[test]
+    fn mapped_rules() {
+        check(
+            "index-without-concurrently",
+            "CREATE INDEX users_email_idx ON users (email);",
+            expect_test::expect![[r#"
+            error[index-without-concurrently]: During normal index creation, table updates are blocked, but reads are still allowed.
+              --> 202601010000_a.up.sql:1:1
+               |
+             1 | CREATE INDEX users_email_idx ON users (email);
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+               = help: Use `concurrently` to avoid blocking writes.
+        "#]],
+        );
+        check(
+            "integer-key",
+            "CREATE TABLE t (id integer PRIMARY KEY, n integer, org_id int4);",
+            expect_test::expect![[r#"
+            error[integer-key]: Using 32-bit integer fields can result in hitting the max `int` limit.
+              --> 202601010000_a.up.sql:1:20
+               |
+             1 | CREATE TABLE t (id integer PRIMARY KEY, n integer, org_id int4);
+               |                    ^^^^^^^
+               = help: Use 64-bit integer values instead to prevent hitting this limit.
+            error[integer-key]: Using 32-bit integer fields can result in hitting the max `int` limit.
+              --> 202601010000_a.up.sql:1:59
+               |
+             1 | CREATE TABLE t (id integer PRIMARY KEY, n integer, org_id int4);
+               |                                                           ^^^^
+               = help: Use 64-bit integer values instead to prevent hitting this limit.
+        "#]],
+        );
+    }
+
+    #[test]
+    fn table_created_in_the_same_migration_is_exempt_squawk_349() {
+        let create = "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY, x bigint);\n";
+        check(
+            "index-without-concurrently",
+            &format!("{create}CREATE INDEX t_x_idx ON t (x);"),
+            expect_test::expect![""],
+        );
+        let no_transaction =
+            format!("-- dbops:no-transaction\n{create}CREATE INDEX t_x_idx ON t (x);");
+        check(
+            "index-without-concurrently",
+            &no_transaction,
+            expect_test::expect![""],
+        );
+        check(
+            "constraint-without-not-valid",
+            &format!("{create}ALTER TABLE t ADD CONSTRAINT t_x_check CHECK (x > 0);"),
+            expect_test::expect![""],
+        );
+    }
+
+    #[test]
+    fn concurrently_needs_no_transaction() {
+        check(
+            "concurrently-in-transaction",
+            "CREATE INDEX CONCURRENTLY t_x_idx ON t (x);",
+            expect_test::expect![""],
+        );
+        check(
+            "concurrently-in-transaction",
+            "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_x_idx ON t (x);",
+            expect_test::expect![""],
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Migration files as the linter sees them: name, text, line index and parse tree.
+
+use std::path::{Path, PathBuf};
+
+use squawk_syntax::ast::AstNode;
+use squawk_syntax::{Parse, SourceFile as SqlFile, SyntaxKind};
+
+use crate::violation::{Excerpt, Position};
+
+/// The first line that makes the migration engine run a file outside a
+/// transaction (migrate-core's `NO_TRANSACTION_DIRECTIVE`; schema-lint cannot
+/// depend on migrate-core, which calls the linter before applying).
+pub(crate) const NO_TRANSACTION_DIRECTIVE: &str = "-- dbops:no-transaction";
+
+/// Which way a migration file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Direction {
+    Up,
+    Down,
+}
+
+/// The parts of a well-formed migration file name, `<12-digit version>_<slug>.<up|down>.sql`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MigrationName {
+    pub(crate) version: u64,
+    pub(crate) slug: String,
+    pub(crate) direction: Direction,
+}
+
+impl MigrationName {
+    /// Parses a file name against `^\d{12}_[a-z0-9_]+\.(up|down)\.sql$`.
+    pub(crate) fn parse(file_name: &str) -> Option<MigrationName> {
+        let (stem, direction) = if let Some(stem) = file_name.strip_suffix(".up.sql") {
+            (stem, Direction::Up)
+        } else {
+            (file_name.strip_suffix(".down.sql")?, Direction::Down)
+        };
+        let (version, slug) = stem.split_at_checked(12)?;
+        let slug = slug.strip_prefix('_')?;
+        let version_ok = version.bytes().all(|b| b.is_ascii_digit());
+        let slug_ok = !slug.is_empty()
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        (version_ok && slug_ok).then(|| MigrationName {
+            version: version.parse().expect("twelve ASCII digits fit in a u64"),
+            slug: slug.to_owned(),
+            direction,
+        })
+    }
+}
+
+/// One SQL file, parsed.
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+    pub(crate) name: Option<MigrationName>,
+    pub(crate) parse: Parse<SqlFile>,
+    lines: LineIndex,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    pub(crate) fn new(path: PathBuf, text: String) -> Source {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(MigrationName::parse);
+        let parse = SqlFile::parse(&text);
+        let lines = LineIndex::new(&text);
+        Source {
+            path,
+            text,
+            name,
+            parse,
+            lines,
+        }
+    }
+
+    pub(crate) fn file_name(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
+    /// Whether this is the up half of a migration, or a SQL file that is not named as a migration at all.
+    /// Down files undo their up file by dropping what it created, so the
+    /// lock-safety rules do not apply to them.
+    pub(crate) fn is_forward(&self) -> bool {
+        self.name
+            .as_ref()
+            .is_none_or(|n| n.direction == Direction::Up)
+    }
+
+    /// Whether the migration engine runs this file inside a transaction.
+    pub(crate) fn runs_in_transaction(&self) -> bool {
+        self.text
+            .lines()
+            .next()
+            .is_none_or(|first| first.trim_end() != NO_TRANSACTION_DIRECTIVE)
+    }
+
+    /// Byte ranges of the top-level statements, from their first non-trivia token to their end.
+    pub(crate) fn statement_ranges(&self) -> Vec<(u32, u32)> {
+        self.parse
+            .tree()
+            .stmts()
+            .map(|stmt| {
+                let node = stmt.syntax();
+                let start = node
+                    .children_with_tokens()
+                    .find(|child| !child.kind().is_trivia())
+                    .map_or(node.text_range().start(), |child| {
+                        child.text_range().start()
+                    });
+                (u32::from(start), u32::from(node.text_range().end()))
+            })
+            .collect()
+    }
+
+    pub(crate) fn position(&self, offset: u32) -> Position {
+        self.lines.position(&self.text, offset)
+    }
+
+    /// The whole lines that hold `start..end`.
+    pub(crate) fn excerpt(&self, start: u32, end: u32) -> Excerpt {
+        let first = self.lines.line_of(start);
+        let last = self.lines.line_of(end.saturating_sub(1).max(start));
+        let lines = (first..=last)
+            .map(|line| self.lines.line_text(&self.text, line).to_owned())
+            .collect();
+        Excerpt {
+            first_line: first + 1,
+            lines,
+        }
+    }
+
+    /// Comments of the file with their byte ranges.
+    pub(crate) fn comments(&self) -> Vec<(String, u32, u32)> {
+        self.parse
+            .syntax_node()
+            .descendants_with_tokens()
+            .filter_map(|element| element.into_token())
+            .filter(|token| token.kind() == SyntaxKind::COMMENT)
+            .map(|token| {
+                let range = token.text_range();
+                (
+                    token.text().to_owned(),
+                    u32::from(range.start()),
+                    u32::from(range.end()),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether a blank line separates the two offsets.
+    pub(crate) fn blank_line_between(&self, from: u32, to: u32) -> bool {
+        let between = &self.text[from as usize..to as usize];
+        between
+            .split('\n')
+            .skip(1)
+            .collect::<Vec<_>>()
+            .split_last()
+            .is_some_and(|(_, middle)| middle.iter().any(|line| line.trim().is_empty()))
+    }
+
+    pub(crate) fn line_of(&self, offset: u32) -> u32 {
+        self.lines.line_of(offset)
+    }
+}
+
+/// Byte offsets of line starts, for turning offsets into line and column numbers.
+#[derive(Debug)]
+struct LineIndex {
+    starts: Vec<u32>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i as u32 + 1));
+        LineIndex { starts }
+    }
+
+    /// 0-based line of a byte offset.
+    fn line_of(&self, offset: u32) -> u32 {
+        (self.starts.partition_point(|&start| start <= offset) - 1) as u32
+    }
+
+    fn position(&self, text: &str, offset: u32) -> Position {
+        let offset = offset.min(text.len() as u32);
+        let line = self.line_of(offset);
+        let start = self.starts[line as usize] as usize;
+        let column = text[start..offset as usize].chars().count() as u32 + 1;
+        Position {
+            line: line + 1,
+            column,
+            offset,
+        }
+    }
+
+    fn line_text<'t>(&self, text: &'t str, line: u32) -> &'t str {
+        let start = self.starts[line as usize] as usize;
+        let end = self
+            .starts
+            .get(line as usize + 1)
+            .map_or(text.len(), |&next| next as usize);
+        text[start..end].trim_end_matches(['\n', '\r'])
+    }
+}
+
+/// The directory a file's migration set is keyed by.
+pub(crate) fn set_key(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_names() {
+        let check = |name: &str, expected: Option<(u64, &str, Direction)>| {
+            let parsed = MigrationName::parse(name).map(|n| (n.version, n.slug, n.direction));
+            assert_eq!(
+                parsed,
+                expected.map(|(v, s, d)| (v, s.to_owned(), d)),
+                "{name}"
+            );
+        };
+        check(
+            "202511150001_core_entities.up.sql",
+            Some((202511150001, "core_entities", Direction::Up)),
+        );
+        check(
+            "202511150001_core_entities.down.sql",
+            Some((202511150001, "core_entities", Direction::Down)),
+        );
+        check("20251115001_core.up.sql", None);
+        check("202511150001_Core.up.sql", None);
+        check("202511150001-core.up.sql", None);
+        check("202511150001_.up.sql", None);
+        check("202511150001_core.sql", None);
+        check("2025111500011_core.up.sql", None);
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        let source = Source::new("a.sql".into(), "SELECT 1;\n-- é\nSELECT 2;".into());
+        let p = source.position(source.text.find("SELECT 2").unwrap() as u32);
+        assert_eq!((p.line, p.column), (3, 1));
+        let p = source.position(source.text.find('é').unwrap() as u32 + 2);
+        assert_eq!((p.line, p.column), (2, 5));
+    }
+}
