@@ -146,7 +146,7 @@ pub async fn introspect(client: &Client, options: &IntrospectOptions) -> Result<
             name,
             kind,
             columns: row.get("columns"),
-            definition: row.get("definition"),
+            definition: definition_without_not_valid(row.get("definition")),
             validated: row.get("validated"),
             comment: row.get("comment"),
         });
@@ -175,6 +175,16 @@ pub async fn introspect(client: &Client, options: &IntrospectOptions) -> Result<
     // byte order, whatever the server's locale.
     schema.sort();
     Ok(schema)
+}
+
+/// `pg_get_constraintdef` appends ` NOT VALID` to an unvalidated constraint;
+/// the model keeps that state in [`Constraint::validated`] alone, so that a
+/// definition names what is enforced, not whether it was checked.
+fn definition_without_not_valid(definition: String) -> String {
+    match definition.strip_suffix(" NOT VALID") {
+        Some(stripped) => stripped.to_owned(),
+        None => definition,
+    }
 }
 
 /// Decodes a constraint row's kind; the error is the odd catalog value.

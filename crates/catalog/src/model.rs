@@ -212,7 +212,8 @@ pub struct Constraint {
     /// an expression that names no column).
     pub columns: Vec<String>,
     /// The definition as PostgreSQL prints it (`pg_get_constraintdef`), e.g.
-    /// `CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text])))`.
+    /// `CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text])))`,
+    /// without the ` NOT VALID` suffix (that is [`Constraint::validated`]).
     pub definition: String,
     /// False for a constraint added `NOT VALID` and never validated: existing
     /// rows have not been checked against it.
