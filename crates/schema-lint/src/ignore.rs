@@ -163,3 +163,86 @@ impl FileIgnores {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::test_support::{check, check_files};
+
+    const ALTER: &str = "ALTER TABLE users DROP COLUMN nickname;";
+
+    #[test]
+    fn statement_ignore_suppresses_its_statement_only() {
+        let sql = format!(
+            "-- dbops-lint: ignore drop-column nothing reads it since release 41\n{ALTER}\nALTER TABLE teams DROP COLUMN motto;"
+        );
+        check(
+            "drop-column",
+            &sql,
+            expect_test::expect![[r#"
+            error[drop-column]: Dropping a column may break existing clients.
+              --> 202601010000_a.up.sql:3:19
+               |
+             3 | ALTER TABLE teams DROP COLUMN motto;
+               |                   ^^^^^^^^^^^^^^^^^
+        "#]],
+        );
+        let trailing = format!("{ALTER} -- dbops-lint: ignore drop-column unused since release 41");
+        check("drop-column", &trailing, expect_test::expect![""]);
+    }
+
+    #[test]
+    fn file_ignore_needs_a_blank_line_before_the_first_statement() {
+        let sql = format!(
+            "-- dbops-lint: ignore drop-column cleanup migration\n\n{ALTER}\nALTER TABLE teams DROP COLUMN motto;"
+        );
+        check("drop-column", &sql, expect_test::expect![""]);
+        check("unused-ignore", &sql, expect_test::expect![""]);
+    }
+
+    #[test]
+    fn useless_ignores_are_reported() {
+        let sql = format!(
+            "-- dbops-lint: ignore drop-column\n{ALTER}\n-- dbops-lint: ignore drop-table the table is gone already\nSELECT 1;\n-- dbops-lint: ignore no-such-rule because\nSELECT 2;\n-- dbops-lint: skip drop-column\nSELECT 3;"
+        );
+        let files = [
+            ("202601010000_a.up.sql", sql.as_str()),
+            ("202601010000_a.down.sql", ""),
+        ];
+        check_files(
+            "ignore-without-reason",
+            &files,
+            expect_test::expect![[r#"
+            error[ignore-without-reason]: the ignore of `drop-column` gives no reason
+              --> 202601010000_a.up.sql:1:1
+               |
+             1 | -- dbops-lint: ignore drop-column
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+               = help: say why the finding does not apply: `-- dbops-lint: ignore RULE_ID reason`
+        "#]],
+        );
+        check_files(
+            "unused-ignore",
+            &files,
+            expect_test::expect![[r#"
+            error[unused-ignore]: this ignore of `drop-table` suppresses nothing
+              --> 202601010000_a.up.sql:3:1
+               |
+             3 | -- dbops-lint: ignore drop-table the table is gone already
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+               = help: remove it, or move it to the line just before the statement it is meant for
+            error[unused-ignore]: unknown rule `no-such-rule`
+              --> 202601010000_a.up.sql:5:1
+               |
+             5 | -- dbops-lint: ignore no-such-rule because
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+               = help: rule IDs are listed in docs/lint.md and by `dbops lint --format json`
+            error[unused-ignore]: an ignore comment reads `-- dbops-lint: ignore RULE_ID reason`
+              --> 202601010000_a.up.sql:7:1
+               |
+             7 | -- dbops-lint: skip drop-column
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        "#]],
+        );
+        check_files("drop-column", &files, expect_test::expect![""]);
+    }
+}

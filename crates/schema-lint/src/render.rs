@@ -233,3 +233,176 @@ pub fn sarif(violations: &[Violation]) -> String {
 fn uri(path: &std::path::Path) -> String {
     path.display().to_string().replace('\\', "/")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::rules::test_support::NOW;
+
+    fn violations() -> Vec<crate::Violation> {
+        let sql = "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY,\n    CONSTRAINT users_pkey PRIMARY KEY (id));\nCREATE INDEX users_id_idx ON users (id);\nALTER TABLE teams DROP COLUMN motto, ADD COLUMN born timestamp;";
+        let sources = vec![
+            (PathBuf::from("m/202601010000_a.up.sql"), sql.to_owned()),
+            (PathBuf::from("m/202601010000_a.down.sql"), String::new()),
+        ];
+        let mut config = crate::Config::default();
+        config
+            .levels
+            .insert("drop-column".into(), crate::Level::Warning);
+        let mut found = crate::engine::lint_sources(sources, &config, NOW);
+        let schema = catalog::model::Schema::default();
+        let history = [crate::AppliedMigration {
+            version: 202601010000,
+            name: "a".into(),
+            applied_checksum: Some(1),
+            current_checksum: Some(2),
+            path: None,
+        }];
+        let live = crate::LiveInput {
+            schema: &schema,
+            history: &history,
+            pending: &[],
+        };
+        found.extend(crate::engine::lint_live(&live, &config, NOW));
+        found
+    }
+
+    #[test]
+    fn human() {
+        expect_test::expect![[r#"
+            error[duplicate-index]: index `users_id_idx` (id) is redundant with `users_pkey` (id)
+              --> m/202601010000_a.up.sql:3:1
+               |
+             3 | CREATE INDEX users_id_idx ON users (id);
+               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+               = help: `users_pkey` serves the same lookups: drop `users_id_idx`
+            warning[drop-column]: Dropping a column may break existing clients.
+              --> m/202601010000_a.up.sql:4:19
+               |
+             4 | ALTER TABLE teams DROP COLUMN motto, ADD COLUMN born timestamp;
+               |                   ^^^^^^^^^^^^^^^^^
+            error[timestamp-without-time-zone]: When Postgres stores a datetime in a `timestamp` field, Postgres drops the UTC offset. This means 2019-10-11 21:11:24+02 and 2019-10-11 21:11:24-06 will both be stored as 2019-10-11 21:11:24 in the database, even though they are eight hours apart in time.
+              --> m/202601010000_a.up.sql:4:54
+               |
+             4 | ALTER TABLE teams DROP COLUMN motto, ADD COLUMN born timestamp;
+               |                                                      ^^^^^^^^^
+               = help: Use `timestamptz` instead of `timestamp` for your column type.
+            error[migration-edited-after-apply]: migration 202601010000_a was edited after it was applied (checksum 1 when applied, 2 now)
+              --> live database: migration 202601010000_a
+               = help: restore the applied text and put the change in a new migration
+            3 errors, 1 warning
+        "#]].assert_eq(&super::human(&violations()));
+    }
+
+    #[test]
+    fn github() {
+        expect_test::expect![[r#"
+            ::error file=m/202601010000_a.up.sql,line=3,col=1,endLine=3,endColumn=41,title=duplicate-index::index `users_id_idx` (id) is redundant with `users_pkey` (id)%0Ahelp: `users_pkey` serves the same lookups: drop `users_id_idx`
+            ::warning file=m/202601010000_a.up.sql,line=4,col=19,endLine=4,endColumn=36,title=drop-column::Dropping a column may break existing clients.
+            ::error file=m/202601010000_a.up.sql,line=4,col=54,endLine=4,endColumn=63,title=timestamp-without-time-zone::When Postgres stores a datetime in a `timestamp` field, Postgres drops the UTC offset. This means 2019-10-11 21:11:24+02 and 2019-10-11 21:11:24-06 will both be stored as 2019-10-11 21:11:24 in the database, even though they are eight hours apart in time.%0Ahelp: Use `timestamptz` instead of `timestamp` for your column type.
+            ::error title=migration-edited-after-apply::migration 202601010000_a: migration 202601010000_a was edited after it was applied (checksum 1 when applied, 2 now)%0Ahelp: restore the applied text and put the change in a new migration
+        "#]].assert_eq(&super::github(&violations()));
+    }
+
+    #[test]
+    fn json() {
+        let v = violations();
+        let rendered = super::json(&v[..1]);
+        expect_test::expect![[r#"
+            [
+              {
+                "rule": "duplicate-index",
+                "severity": "error",
+                "message": "index `users_id_idx` (id) is redundant with `users_pkey` (id)",
+                "help": "`users_pkey` serves the same lookups: drop `users_id_idx`",
+                "location": {
+                  "kind": "source",
+                  "path": "m/202601010000_a.up.sql",
+                  "start": {
+                    "line": 3,
+                    "column": 1,
+                    "offset": 105
+                  },
+                  "end": {
+                    "line": 3,
+                    "column": 41,
+                    "offset": 145
+                  },
+                  "statement": {
+                    "first_line": 3,
+                    "lines": [
+                      "CREATE INDEX users_id_idx ON users (id);"
+                    ]
+                  }
+                }
+              }
+            ]
+        "#]]
+        .assert_eq(&rendered);
+    }
+
+    #[test]
+    fn sarif() {
+        let log: serde_json::Value = serde_json::from_str(&super::sarif(&violations())).unwrap();
+        assert_eq!(log["version"], "2.1.0");
+        let rules = log["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap();
+        assert_eq!(rules.len(), crate::rules().count());
+        let results = log["runs"][0]["results"].as_array().unwrap();
+        for result in results {
+            let index = result["ruleIndex"].as_u64().unwrap() as usize;
+            assert_eq!(rules[index]["id"], result["ruleId"]);
+        }
+        expect_test::expect![[r#"
+            [
+              {
+                "level": "error",
+                "locations": [
+                  {
+                    "physicalLocation": {
+                      "artifactLocation": {
+                        "uri": "m/202601010000_a.up.sql"
+                      },
+                      "region": {
+                        "endColumn": 41,
+                        "endLine": 3,
+                        "startColumn": 1,
+                        "startLine": 3
+                      }
+                    }
+                  }
+                ],
+                "message": {
+                  "text": "index `users_id_idx` (id) is redundant with `users_pkey` (id) Help: `users_pkey` serves the same lookups: drop `users_id_idx`"
+                },
+                "ruleId": "duplicate-index",
+                "ruleIndex": 15
+              },
+              {
+                "level": "warning",
+                "locations": [
+                  {
+                    "physicalLocation": {
+                      "artifactLocation": {
+                        "uri": "m/202601010000_a.up.sql"
+                      },
+                      "region": {
+                        "endColumn": 36,
+                        "endLine": 4,
+                        "startColumn": 19,
+                        "startLine": 4
+                      }
+                    }
+                  }
+                ],
+                "message": {
+                  "text": "Dropping a column may break existing clients."
+                },
+                "ruleId": "drop-column",
+                "ruleIndex": 32
+              }
+            ]"#]].assert_eq(&serde_json::to_string_pretty(&results[..2]).unwrap());
+    }
+}
