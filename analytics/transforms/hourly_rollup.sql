@@ -1,0 +1,38 @@
+-- Hourly usage rows of every UTC hour in a range, from the raw events.
+--
+-- Parameters (psql variables; the engine substitutes typed literals):
+--   :'hour_from'  timestamptz, inclusive: start of the first hour
+--   :'hour_to'    timestamptz, exclusive: end of the last hour
+-- A full rebuild passes '-infinity' and 'infinity'.
+--
+-- Runs on the operational database. The engine streams the result with
+-- `COPY (...) TO STDOUT (FORMAT binary)`, folds latencies_ms into the sparse
+-- latency histogram (latency_bins, latency_bin_counts; see the analytics
+-- migration), and writes the rows with binary `COPY` into
+-- analytics.usage_hourly_rollups, after deleting that table's rows for the
+-- same hours in the same transaction: hours are replaced, never incremented.
+-- For the `local` target the rows go back into the same database, for
+-- `warehouse` into the one at ANALYTICS_URL.
+--
+-- One row per (hour, organization, key, model). Events without an API key are
+-- grouped under api_key_id 0. An error is any status other than 'ok'.
+--
+-- Try it: psql "$DB_URL" -v hour_from='2025-11-16 00:00+00' \
+--           -v hour_to='2025-11-16 01:00+00' -f analytics/transforms/hourly_rollup.sql
+
+SELECT date_trunc('hour', occurred_at, 'UTC') AS hour_at,
+       organization_id,
+       coalesce(api_key_id, 0) AS api_key_id,
+       model_id,
+       count(*) AS request_count,
+       count(*) FILTER (WHERE status <> 'ok') AS error_count,
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens,
+       sum(cost_micros)::bigint AS cost_micros,
+       sum(latency_ms) AS latency_ms_sum,
+       max(latency_ms) AS latency_ms_max,
+       array_agg(latency_ms) AS latencies_ms
+FROM public.usage_events
+WHERE occurred_at >= :'hour_from'::timestamptz
+  AND occurred_at < :'hour_to'::timestamptz
+GROUP BY 1, 2, 3, 4;

@@ -1,0 +1,766 @@
+//! `dbops rollup run`: recompute the hours touched by newly ingested events, then their days.
+//!
+//! # Late events and the watermark
+//! The engine remembers, per source table, a watermark on `ingested_at`:
+//! every event ingested before it has had its hour queued. A run
+//!
+//! 1. picks a new watermark `U` on the operational database, reads the hours
+//!    of the events with `watermark <= ingested_at < U`
+//!    (`analytics/transforms/dirty_hours.sql`), queues them in
+//!    `analytics.rollup_dirty_hours` and moves the watermark to `U`, all in
+//!    one transaction on the rollups database;
+//! 2. claims queued hours in batches (`FOR UPDATE SKIP LOCKED`), and for each
+//!    batch, in one transaction: deletes the hourly rows of those hours and
+//!    writes them again from the events (`hourly_rollup.sql`, streamed with
+//!    binary `COPY`), deletes the daily rows of their days and derives them
+//!    again from the hourly rows (`daily_rollup.sql`), and deletes the claimed
+//!    queue entries.
+//!
+//! `ingested_at` defaults to `now()`, the start of the inserting transaction,
+//! so a transaction that is still open can commit events whose `ingested_at`
+//! is older than a watermark set meanwhile. `U` therefore never passes the
+//! start of the oldest transaction open on the operational database
+//! (`pg_stat_activity.xact_start`), and stays [`EngineSettings::safety_lag`]
+//! behind its clock for sessions the engine's role cannot see. An event
+//! whose `ingested_at` is set explicitly to an older time is not found by
+//! this; `reconcile` reports its bucket and a `recompute` run repairs it.
+//!
+//! A crash loses nothing: the watermark moves in the transaction that queues
+//! the hours, and queue entries are deleted in the transaction that rewrites
+//! the hours. Running again with no new events queues nothing and writes
+//! nothing.
+//!
+//! The first run (no watermark yet) and a [`RunMode::Full`] run rebuild
+//! everything in one transaction, holding the global lock exclusively.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::{TryStreamExt, pin_mut};
+use time::{Date, OffsetDateTime};
+use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Transaction};
+use tracing::Instrument;
+
+use crate::config::EngineSettings;
+use crate::histogram::Histogram;
+use crate::transform::{Bound, DAILY_ROLLUP, DIRTY_HOURS, HOURLY_ROLLUP, Value};
+use crate::{Error, ensure_schema, locks};
+
+/// The table whose events are rolled up, as recorded in `rollup_watermarks`.
+pub const SOURCE_TABLE: &str = "public.usage_events";
+
+/// How many days one daily statement of a full rebuild covers, which bounds
+/// the memory the engine holds while merging daily histograms.
+const DAYS_PER_DAILY_STATEMENT: i64 = 7;
+
+/// What a run should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The target's name, recorded with the run.
+    pub target: String,
+    /// Which hours to recompute.
+    pub mode: RunMode,
+}
+
+/// Which hours a run recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// The hours touched by events ingested since the last run, and any
+    /// hours left queued. The first run of a database is a full rebuild.
+    Incremental,
+    /// Every hour: rebuild both tables from all events.
+    Full,
+    /// The hours overlapping `[from, to)` in addition to the incremental
+    /// work: a repair after events were written with an explicit, older
+    /// `ingested_at`.
+    Recompute {
+        /// Start of the range.
+        from: OffsetDateTime,
+        /// End of the range, exclusive.
+        to: OffsetDateTime,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// The run's id in `analytics.rollup_runs`.
+    pub run_id: i64,
+    /// Whether the run rebuilt everything.
+    pub full_rebuild: bool,
+    /// The watermark before the run; `None` before the first run.
+    pub watermark_from: Option<OffsetDateTime>,
+    /// The watermark after the run.
+    pub watermark_to: Option<OffsetDateTime>,
+    /// Hours queued by this run.
+    pub hours_queued: u64,
+    /// Hours recomputed by this run (the hours of data it covered).
+    pub hours_covered: u64,
+    /// Days whose daily rows were recomputed.
+    pub days_covered: u64,
+    /// Rows written to `usage_hourly_rollups`.
+    pub hourly_rows_written: u64,
+    /// Rows written to `usage_daily_rollups`.
+    pub daily_rows_written: u64,
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// Whether the run was slower than [`EngineSettings::slow_run_per_hour`]
+    /// per hour covered.
+    pub slow: bool,
+}
+
+/// Runs the rollups once: see the module documentation.
+///
+/// `source` is a connection to the operational database; `rollups` one to
+/// the database holding the analytics schema (for the `local` target, a
+/// second connection to the operational database). The run is recorded in
+/// `analytics.rollup_runs`, including when it fails.
+pub async fn run(
+    source: &Client,
+    rollups: &mut Client,
+    settings: &EngineSettings,
+    options: &RunOptions,
+) -> Result<RunReport, Error> {
+    ensure_schema(rollups).await?;
+    if let RunMode::Recompute { from, to } = options.mode
+        && from >= to
+    {
+        return Err(Error::InvalidOption {
+            option: "recompute range",
+            message: format!("{from} is not before {to}"),
+        });
+    }
+    let started = Instant::now();
+    let run_id: i64 = rollups
+        .query_one(
+            "INSERT INTO analytics.rollup_runs (target) VALUES ($1) RETURNING id",
+            &[&options.target],
+        )
+        .await
+        .map_err(Error::db("recording the start of the run"))?
+        .get(0);
+    let span = tracing::info_span!(
+        "rollup_run",
+        target = %options.target,
+        run_id,
+        full_rebuild = tracing::field::Empty,
+        hours_covered = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let outcome = execute(source, rollups, settings, options, run_id)
+        .instrument(span.clone())
+        .await;
+    let duration = started.elapsed();
+    let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    span.record("duration_ms", duration_ms);
+    match outcome {
+        Ok(mut report) => {
+            report.duration = duration;
+            report.slow = is_slow(duration, report.hours_covered, settings);
+            record_success(rollups, &report, duration_ms).await?;
+            span.record("full_rebuild", report.full_rebuild);
+            span.record("hours_covered", report.hours_covered);
+            let seconds = duration.as_secs_f64();
+            let per_hour = if report.hours_covered == 0 {
+                0.0
+            } else {
+                seconds / report.hours_covered as f64
+            };
+            span.in_scope(|| {
+                tracing::info!(
+                    monotonic_counter.dbops_rollup_runs = 1_u64,
+                    histogram.dbops_rollup_run_duration_seconds = seconds,
+                    histogram.dbops_rollup_run_seconds_per_hour = per_hour,
+                    monotonic_counter.dbops_rollup_hours_covered = report.hours_covered,
+                    hours_queued = report.hours_queued,
+                    hourly_rows_written = report.hourly_rows_written,
+                    daily_rows_written = report.daily_rows_written,
+                    slow = report.slow,
+                    "rollup run finished"
+                );
+                if report.slow {
+                    tracing::warn!(
+                        seconds,
+                        hours_covered = report.hours_covered,
+                        limit_per_hour_seconds = settings.slow_run_per_hour.as_secs_f64(),
+                        "rollup run slower than the limit per hour of data"
+                    );
+                }
+            });
+            Ok(report)
+        }
+        Err(error) => {
+            span.in_scope(|| tracing::error!(monotonic_counter.dbops_rollup_failed_runs = 1_u64, error = %error_chain(&error), "rollup run failed"));
+            // Best effort: the rollups connection may be the thing that failed.
+            let message: String = error_chain(&error).chars().take(4000).collect();
+            let _ = rollups
+                .execute(
+                    "UPDATE analytics.rollup_runs SET status = 'failed', finished_at = clock_timestamp(), duration_ms = $2, error_message = $3 WHERE id = $1",
+                    &[&run_id, &duration_ms, &message],
+                )
+                .await;
+            Err(error)
+        }
+    }
+}
+
+/// Whether a run of `duration` covering `hours` is slower than the limit.
+pub fn is_slow(duration: Duration, hours: u64, settings: &EngineSettings) -> bool {
+    hours > 0 && duration.as_secs_f64() > settings.slow_run_per_hour.as_secs_f64() * hours as f64
+}
+
+fn error_chain(error: &Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+async fn record_success(
+    rollups: &Client,
+    report: &RunReport,
+    duration_ms: i64,
+) -> Result<(), Error> {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let small = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+    rollups
+        .execute(
+            "UPDATE analytics.rollup_runs SET status = 'succeeded', finished_at = clock_timestamp(), duration_ms = $2, \
+             watermark_from_at = $3, watermark_to_at = $4, hours_queued = $5, hours_covered = $6, days_covered = $7, \
+             hourly_rows_written = $8, daily_rows_written = $9 WHERE id = $1",
+            &[
+                &report.run_id,
+                &duration_ms,
+                &report.watermark_from,
+                &report.watermark_to,
+                &small(report.hours_queued),
+                &small(report.hours_covered),
+                &small(report.days_covered),
+                &count(report.hourly_rows_written),
+                &count(report.daily_rows_written),
+            ],
+        )
+        .await
+        .map_err(Error::db("recording the end of the run"))?;
+    Ok(())
+}
+
+async fn execute(
+    source: &Client,
+    rollups: &mut Client,
+    settings: &EngineSettings,
+    options: &RunOptions,
+    run_id: i64,
+) -> Result<RunReport, Error> {
+    let mut report = RunReport {
+        run_id,
+        full_rebuild: false,
+        watermark_from: None,
+        watermark_to: None,
+        hours_queued: 0,
+        hours_covered: 0,
+        days_covered: 0,
+        hourly_rows_written: 0,
+        daily_rows_written: 0,
+        duration: Duration::ZERO,
+        slow: false,
+    };
+
+    // Phase 1: move the watermark and queue the hours it passes, or rebuild.
+    let tx = rollups
+        .transaction()
+        .await
+        .map_err(Error::db("starting the queueing transaction"))?;
+    tx.execute(
+        "INSERT INTO analytics.rollup_watermarks (source_table, watermark_at) VALUES ($1, '-infinity') \
+         ON CONFLICT (source_table) DO NOTHING",
+        &[&SOURCE_TABLE],
+    )
+    .await
+    .map_err(Error::db("creating the watermark"))?;
+    // The row lock serializes this phase between concurrent runs.
+    let watermark: Option<OffsetDateTime> = tx
+        .query_one(
+            "SELECT nullif(watermark_at, '-infinity') FROM analytics.rollup_watermarks WHERE source_table = $1 FOR UPDATE",
+            &[&SOURCE_TABLE],
+        )
+        .await
+        .map_err(Error::db("reading the watermark"))?
+        .get(0);
+    report.watermark_from = watermark;
+    let upper = safe_upper_bound(source, settings).await?;
+
+    if watermark.is_none() || options.mode == RunMode::Full {
+        report.full_rebuild = true;
+        rebuild(source, &tx, &mut report).await?;
+        tx.execute("DELETE FROM analytics.rollup_dirty_hours", &[])
+            .await
+            .map_err(Error::db("emptying the queue after a full rebuild"))?;
+        set_watermark(&tx, upper).await?;
+        report.watermark_to = Some(upper);
+        tx.commit()
+            .await
+            .map_err(Error::db("committing the full rebuild"))?;
+        return Ok(report);
+    }
+
+    let mut hours: Vec<OffsetDateTime> = Vec::new();
+    let from = watermark.expect("checked above");
+    if upper > from {
+        let sql = DIRTY_HOURS.render(&[
+            ("ingested_from", Value::Timestamp(Bound::At(from))),
+            ("ingested_to", Value::Timestamp(Bound::At(upper))),
+        ]);
+        for row in source
+            .query(&sql, &[])
+            .await
+            .map_err(Error::db("finding the hours of newly ingested events"))?
+        {
+            hours.push(row.get(0));
+        }
+        set_watermark(&tx, upper).await?;
+        report.watermark_to = Some(upper);
+    } else {
+        report.watermark_to = Some(from);
+    }
+    if let RunMode::Recompute { from, to } = options.mode {
+        let mut hour = epoch_hour(from);
+        while hour_start(hour) < to {
+            hours.push(hour_start(hour));
+            hour += 1;
+        }
+    }
+    hours.sort_unstable();
+    hours.dedup();
+    if !hours.is_empty() {
+        tx.execute(
+            "INSERT INTO analytics.rollup_dirty_hours (hour_at, rollup_run_id) SELECT unnest($1::timestamptz[]), $2",
+            &[&hours, &run_id],
+        )
+        .await
+        .map_err(Error::db("queueing hours"))?;
+    }
+    report.hours_queued = hours.len() as u64;
+    tx.commit()
+        .await
+        .map_err(Error::db("committing the queued hours"))?;
+    tracing::debug!(
+        hours_queued = report.hours_queued,
+        "queued hours touched by new events"
+    );
+
+    // Phase 2: recompute queued hours, one batch per transaction.
+    let batch_size = i64::from(settings.max_batch_hours);
+    loop {
+        let tx = rollups
+            .transaction()
+            .await
+            .map_err(Error::db("starting a batch"))?;
+        let claimed = tx
+            .query(
+                "DELETE FROM analytics.rollup_dirty_hours WHERE id IN \
+                 (SELECT id FROM analytics.rollup_dirty_hours ORDER BY hour_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING hour_at",
+                &[&batch_size],
+            )
+            .await
+            .map_err(Error::db("claiming queued hours"))?;
+        if claimed.is_empty() {
+            tx.commit()
+                .await
+                .map_err(Error::db("ending the last batch"))?;
+            break;
+        }
+        let hours: BTreeSet<i64> = claimed.iter().map(|row| epoch_hour(row.get(0))).collect();
+        let days: BTreeSet<i64> = hours.iter().map(|h| h.div_euclid(24)).collect();
+        let hours: Vec<i64> = hours.into_iter().collect();
+        let days: Vec<i64> = days.into_iter().collect();
+        locks::lock_buckets(&tx, &days, &hours).await?;
+        for (first, end) in contiguous(&hours) {
+            let (from, to) = (hour_start(first), hour_start(end));
+            tx.execute(
+                "DELETE FROM analytics.usage_hourly_rollups WHERE hour_at >= $1 AND hour_at < $2",
+                &[&from, &to],
+            )
+            .await
+            .map_err(Error::db("deleting the hourly rows to recompute"))?;
+            let written = copy_hourly(
+                source,
+                &tx,
+                Bound::At(from),
+                Bound::At(to),
+                &mut BTreeSet::new(),
+            )
+            .await?;
+            report.hourly_rows_written += written;
+        }
+        report.daily_rows_written += rewrite_days(&tx, &days).await?;
+        tx.commit()
+            .await
+            .map_err(Error::db("committing a batch of recomputed hours"))?;
+        report.hours_covered += hours.len() as u64;
+        report.days_covered += days.len() as u64;
+        tracing::debug!(hours = hours.len(), days = days.len(), "recomputed a batch");
+    }
+    Ok(report)
+}
+
+/// Rebuilds both tables from every event, inside `tx`.
+async fn rebuild(
+    source: &Client,
+    tx: &Transaction<'_>,
+    report: &mut RunReport,
+) -> Result<(), Error> {
+    locks::lock_everything(tx).await?;
+    tx.batch_execute(
+        "DELETE FROM analytics.usage_hourly_rollups; DELETE FROM analytics.usage_daily_rollups",
+    )
+    .await
+    .map_err(Error::db("deleting the rollups for a full rebuild"))?;
+    let mut hours = BTreeSet::new();
+    report.hourly_rows_written =
+        copy_hourly(source, tx, Bound::Lowest, Bound::Highest, &mut hours).await?;
+    let days: BTreeSet<i64> = hours.iter().map(|h| h.div_euclid(24)).collect();
+    let days: Vec<i64> = days.into_iter().collect();
+    report.daily_rows_written = rewrite_days(tx, &days).await?;
+    report.hours_covered = hours.len() as u64;
+    report.days_covered = days.len() as u64;
+    Ok(())
+}
+
+/// The newest watermark that no uncommitted event can fall behind: the
+/// source's clock minus the safety lag, or the start of the oldest open
+/// transaction on the source database if that is earlier.
+async fn safe_upper_bound(
+    source: &Client,
+    settings: &EngineSettings,
+) -> Result<OffsetDateTime, Error> {
+    let lag = settings.safety_lag.as_secs_f64();
+    let row = source
+        .query_one(
+            "SELECT now() - make_interval(secs => $1), oldest.xact_start, oldest.pid \
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
+                 SELECT xact_start, pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND backend_type = 'client backend' \
+                   AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
+                 ORDER BY xact_start LIMIT 1) AS oldest ON true",
+            &[&lag],
+        )
+        .await
+        .map_err(Error::db(
+            "reading the source's clock and open transactions",
+        ))?;
+    let lagged: OffsetDateTime = row.get(0);
+    let oldest: Option<OffsetDateTime> = row.get(1);
+    match oldest {
+        Some(start) if start < lagged => {
+            let held_back = lagged - start;
+            if held_back > time::Duration::minutes(10) {
+                let pid: i32 = row.get(2);
+                tracing::warn!(
+                    pid,
+                    held_back_seconds = held_back.as_seconds_f64(),
+                    "a long-open transaction on the operational database holds the rollup watermark back"
+                );
+            }
+            Ok(start)
+        }
+        _ => Ok(lagged),
+    }
+}
+
+async fn set_watermark(tx: &Transaction<'_>, to: OffsetDateTime) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE analytics.rollup_watermarks SET watermark_at = $2, updated_at = now() WHERE source_table = $1",
+        &[&SOURCE_TABLE, &to],
+    )
+    .await
+    .map_err(Error::db("moving the watermark"))?;
+    Ok(())
+}
+
+const HOURLY_COLUMNS: &str = "hour_at, organization_id, api_key_id, model_id, request_count, error_count, \
+     input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
+
+/// Streams the hourly rows of `[from, to)` from the source into the hourly
+/// table (whose rows for those hours `tx` has deleted), folding latencies
+/// into histograms; adds the hours seen to `hours`. Returns the rows written.
+async fn copy_hourly(
+    source: &Client,
+    tx: &Transaction<'_>,
+    from: Bound<OffsetDateTime>,
+    to: Bound<OffsetDateTime>,
+    hours: &mut BTreeSet<i64>,
+) -> Result<u64, Error> {
+    let select = HOURLY_ROLLUP.render(&[
+        ("hour_from", Value::Timestamp(from)),
+        ("hour_to", Value::Timestamp(to)),
+    ]);
+    let out = source
+        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(Error::db(
+            "reading hourly aggregates from the operational database",
+        ))?;
+    let int8 = Type::INT8;
+    let rows = BinaryCopyOutStream::new(
+        out,
+        &[
+            Type::TIMESTAMPTZ,
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            Type::INT4,
+            Type::INT4_ARRAY,
+        ],
+    );
+    let sink = tx
+        .copy_in(&format!(
+            "COPY analytics.usage_hourly_rollups ({HOURLY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .map_err(Error::db("writing hourly rows"))?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TIMESTAMPTZ,
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            Type::INT4,
+            Type::INT2_ARRAY,
+            Type::INT8_ARRAY,
+        ],
+    );
+    pin_mut!(rows, writer);
+    let mut last_hour = None;
+    while let Some(row) = rows.try_next().await.map_err(Error::db(
+        "reading hourly aggregates from the operational database",
+    ))? {
+        let hour_at: OffsetDateTime = row.get(0);
+        if last_hour != Some(hour_at) {
+            hours.insert(epoch_hour(hour_at));
+            last_hour = Some(hour_at);
+        }
+        let latencies: Vec<i32> = row.get(11);
+        let histogram = Histogram::from_latencies(&latencies);
+        let (org, key, model): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
+        let (requests, errors, input, output, cost, latency_sum): (i64, i64, i64, i64, i64, i64) = (
+            row.get(4),
+            row.get(5),
+            row.get(6),
+            row.get(7),
+            row.get(8),
+            row.get(9),
+        );
+        let latency_max: i32 = row.get(10);
+        writer
+            .as_mut()
+            .write(&[
+                &hour_at,
+                &org,
+                &key,
+                &model,
+                &requests,
+                &errors,
+                &input,
+                &output,
+                &cost,
+                &latency_sum,
+                &latency_max,
+                &histogram.bins(),
+                &histogram.counts(),
+            ])
+            .await
+            .map_err(Error::db("writing hourly rows"))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(Error::db("writing hourly rows"))
+}
+
+/// Deletes and rewrites the daily rows of `days` (sorted epoch days) from
+/// the hourly rows visible to `tx`. Returns the rows written.
+async fn rewrite_days(tx: &Transaction<'_>, days: &[i64]) -> Result<u64, Error> {
+    let mut written = 0;
+    for (first, end) in contiguous(days) {
+        let mut start = first;
+        while start < end {
+            let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
+            written += rewrite_day_range(tx, day_date(start), day_date(stop)).await?;
+            start = stop;
+        }
+    }
+    Ok(written)
+}
+
+const DAILY_COLUMNS: &str = "day, organization_id, api_key_id, model_id, request_count, error_count, \
+     input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
+
+async fn rewrite_day_range(tx: &Transaction<'_>, from: Date, to: Date) -> Result<u64, Error> {
+    tx.execute(
+        "DELETE FROM analytics.usage_daily_rollups WHERE day >= $1 AND day < $2",
+        &[&from, &to],
+    )
+    .await
+    .map_err(Error::db("deleting the daily rows to recompute"))?;
+    let select = DAILY_ROLLUP.render(&[
+        ("day_from", Value::Date(Bound::At(from))),
+        ("day_to", Value::Date(Bound::At(to))),
+    ]);
+    // The rows are read in full before writing: one connection cannot read
+    // and COPY at the same time, and the reads must see this transaction's
+    // hourly rows. A statement covers at most a week of days.
+    let rows = tx
+        .query(&select, &[])
+        .await
+        .map_err(Error::db("summing hourly rows into days"))?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY analytics.usage_daily_rollups ({DAILY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .map_err(Error::db("writing daily rows"))?;
+    let int8 = Type::INT8;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::DATE,
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            int8.clone(),
+            Type::INT4,
+            Type::INT2_ARRAY,
+            Type::INT8_ARRAY,
+        ],
+    );
+    pin_mut!(writer);
+    for row in &rows {
+        let day: Date = row.get(0);
+        let (org, key, model): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
+        let (requests, errors, input, output, cost, latency_sum): (i64, i64, i64, i64, i64, i64) = (
+            row.get(4),
+            row.get(5),
+            row.get(6),
+            row.get(7),
+            row.get(8),
+            row.get(9),
+        );
+        let latency_max: i32 = row.get(10);
+        let bins: Vec<i16> = row.get(11);
+        let counts: Vec<i64> = row.get(12);
+        let histogram = Histogram::from_unsorted(&bins, &counts);
+        writer
+            .as_mut()
+            .write(&[
+                &day,
+                &org,
+                &key,
+                &model,
+                &requests,
+                &errors,
+                &input,
+                &output,
+                &cost,
+                &latency_sum,
+                &latency_max,
+                &histogram.bins(),
+                &histogram.counts(),
+            ])
+            .await
+            .map_err(Error::db("writing daily rows"))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(Error::db("writing daily rows"))
+}
+
+/// The half-open ranges `[first, end)` of consecutive values in `sorted`.
+fn contiguous(sorted: &[i64]) -> Vec<(i64, i64)> {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &value in sorted {
+        match ranges.last_mut() {
+            Some((_, end)) if *end == value => *end += 1,
+            _ => ranges.push((value, value + 1)),
+        }
+    }
+    ranges
+}
+
+/// Hours since the Unix epoch of the hour containing `t`.
+fn epoch_hour(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(3600)
+}
+
+fn hour_start(hour: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(hour * 3600).expect("hours of valid timestamps are valid")
+}
+
+fn day_date(day: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(day * 86_400)
+        .expect("days of valid timestamps are valid")
+        .date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn contiguous_ranges() {
+        assert_eq!(contiguous(&[]), vec![]);
+        assert_eq!(
+            contiguous(&[3, 4, 5, 9, 11, 12]),
+            vec![(3, 6), (9, 10), (11, 13)]
+        );
+    }
+
+    #[test]
+    fn hours_and_days_are_utc() {
+        let t = datetime!(2025-11-16 23:59:59 -01:00);
+        assert_eq!(hour_start(epoch_hour(t)), datetime!(2025-11-17 00:00 UTC));
+        assert_eq!(
+            day_date(epoch_hour(t).div_euclid(24)),
+            date!(2025 - 11 - 17)
+        );
+        assert_eq!(
+            hour_start(epoch_hour(datetime!(1969-12-31 23:30 UTC))),
+            datetime!(1969-12-31 23:00 UTC)
+        );
+    }
+
+    #[test]
+    fn slowness_is_per_hour_covered() {
+        let settings = EngineSettings::default();
+        assert!(!is_slow(Duration::from_secs(599), 2, &settings));
+        assert!(is_slow(Duration::from_secs(601), 2, &settings));
+        assert!(!is_slow(Duration::from_secs(10_000), 0, &settings));
+    }
+}

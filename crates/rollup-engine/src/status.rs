@@ -1,0 +1,121 @@
+//! `dbops rollup status`: the watermark, the queue, and recent runs with their durations, slow ones flagged.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio_postgres::Client;
+
+use crate::config::EngineSettings;
+use crate::run::{SOURCE_TABLE, is_slow};
+use crate::{Error, ensure_schema};
+
+/// The state of a target's rollups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    /// Events ingested before this have been queued or rolled up; `None`
+    /// before the first run.
+    pub watermark: Option<OffsetDateTime>,
+    /// Hours waiting in the queue.
+    pub queued_hours: i64,
+    /// The most recent runs, newest first.
+    pub runs: Vec<RunRecord>,
+}
+
+/// One row of `analytics.rollup_runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The run's id.
+    pub id: i64,
+    /// Its target.
+    pub target: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// When it started.
+    pub started_at: OffsetDateTime,
+    /// How long it took; `None` while running (or after a crash).
+    pub duration: Option<Duration>,
+    /// Hours it queued.
+    pub hours_queued: i64,
+    /// Hours of data it recomputed.
+    pub hours_covered: i64,
+    /// Days it recomputed.
+    pub days_covered: i64,
+    /// Hourly rows written.
+    pub hourly_rows_written: i64,
+    /// Daily rows written.
+    pub daily_rows_written: i64,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// Whether it took longer than the limit per hour covered.
+    pub slow: bool,
+}
+
+impl RunRecord {
+    /// Seconds per hour of data covered, if it covered any.
+    pub fn seconds_per_hour(&self) -> Option<f64> {
+        let duration = self.duration?;
+        (self.hours_covered > 0).then(|| duration.as_secs_f64() / self.hours_covered as f64)
+    }
+}
+
+/// Reads the watermark, the queue depth and the `limit` most recent runs.
+pub async fn status(
+    rollups: &Client,
+    settings: &EngineSettings,
+    limit: i64,
+) -> Result<StatusReport, Error> {
+    ensure_schema(rollups).await?;
+    let watermark = rollups
+        .query_opt(
+            "SELECT nullif(watermark_at, '-infinity') FROM analytics.rollup_watermarks WHERE source_table = $1",
+            &[&SOURCE_TABLE],
+        )
+        .await
+        .map_err(Error::db("reading the watermark"))?
+        .and_then(|row| row.get(0));
+    let queued_hours: i64 = rollups
+        .query_one(
+            "SELECT count(DISTINCT hour_at) FROM analytics.rollup_dirty_hours",
+            &[],
+        )
+        .await
+        .map_err(Error::db("counting queued hours"))?
+        .get(0);
+    let rows = rollups
+        .query(
+            "SELECT id, target, status, started_at, duration_ms, hours_queued, hours_covered, days_covered, \
+                    hourly_rows_written, daily_rows_written, error_message \
+             FROM analytics.rollup_runs ORDER BY started_at DESC, id DESC LIMIT $1",
+            &[&limit],
+        )
+        .await
+        .map_err(Error::db("reading recent runs"))?;
+    let runs = rows
+        .iter()
+        .map(|row| {
+            let duration = row
+                .get::<_, Option<i64>>(4)
+                .map(|ms| Duration::from_millis(ms.max(0) as u64));
+            let hours_covered = i64::from(row.get::<_, i32>(6));
+            RunRecord {
+                id: row.get(0),
+                target: row.get(1),
+                status: row.get(2),
+                started_at: row.get(3),
+                duration,
+                hours_queued: i64::from(row.get::<_, i32>(5)),
+                hours_covered,
+                days_covered: i64::from(row.get::<_, i32>(7)),
+                hourly_rows_written: row.get(8),
+                daily_rows_written: row.get(9),
+                error_message: row.get(10),
+                slow: duration.is_some_and(|d| is_slow(d, hours_covered.max(0) as u64, settings)),
+            }
+        })
+        .collect();
+    Ok(StatusReport {
+        watermark,
+        queued_hours,
+        runs,
+    })
+}

@@ -1,0 +1,163 @@
+//! The SQL of `analytics/transforms/`, compiled in, and the substitution of its psql-style parameters.
+//!
+//! Each transform file is runnable on its own with `psql -v name=value -f`,
+//! so its parameters are written as psql variables, `:'name'`. The engine
+//! substitutes each with a quoted literal it formats itself (timestamps and
+//! dates, never user text), which also lets the statements run inside
+//! `COPY (...) TO STDOUT`, where bind parameters are not allowed.
+
+use std::fmt::Write as _;
+
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+
+/// One transform file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transform {
+    pub(crate) file: &'static str,
+    sql: &'static str,
+}
+
+/// Hours touched by the events ingested in a window.
+pub(crate) const DIRTY_HOURS: Transform = Transform {
+    file: "analytics/transforms/dirty_hours.sql",
+    sql: include_str!("../../../analytics/transforms/dirty_hours.sql"),
+};
+
+/// Hourly rows of a range of hours, from the events.
+pub(crate) const HOURLY_ROLLUP: Transform = Transform {
+    file: "analytics/transforms/hourly_rollup.sql",
+    sql: include_str!("../../../analytics/transforms/hourly_rollup.sql"),
+};
+
+/// Daily rows of a range of days, from the hourly rows.
+pub(crate) const DAILY_ROLLUP: Transform = Transform {
+    file: "analytics/transforms/daily_rollup.sql",
+    sql: include_str!("../../../analytics/transforms/daily_rollup.sql"),
+};
+
+/// A parameter value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value {
+    /// A timestamp; `None` is infinity, negative or positive by the flag.
+    Timestamp(Bound<OffsetDateTime>),
+    /// A date.
+    Date(Bound<Date>),
+}
+
+/// A range end that may be unbounded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Bound<T> {
+    /// Minus infinity.
+    Lowest,
+    /// A finite value.
+    At(T),
+    /// Plus infinity.
+    Highest,
+}
+
+impl Value {
+    fn literal(self) -> String {
+        fn bound<T>(b: Bound<T>, finite: impl FnOnce(T) -> String) -> String {
+            match b {
+                Bound::Lowest => "-infinity".to_owned(),
+                Bound::At(value) => finite(value),
+                Bound::Highest => "infinity".to_owned(),
+            }
+        }
+        match self {
+            Value::Timestamp(b) => bound(b, |t| {
+                t.to_offset(time::UtcOffset::UTC)
+                    .format(&Rfc3339)
+                    .expect("RFC 3339 formats every timestamp of a valid year")
+            }),
+            Value::Date(b) => bound(b, |d| d.to_string()),
+        }
+    }
+}
+
+impl Transform {
+    /// The statement with every `:'name'` replaced by the quoted literal of
+    /// the parameter of that name, without the trailing semicolon (so that
+    /// it can be wrapped in `COPY (...)`).
+    ///
+    /// # Panics
+    /// When the file uses a parameter that `params` lacks or the other way
+    /// round: the files are compiled in, so that is a bug the tests catch.
+    pub(crate) fn render(&self, params: &[(&str, Value)]) -> String {
+        let mut out = String::with_capacity(self.sql.len());
+        let mut used = vec![false; params.len()];
+        let mut rest = self.sql;
+        while let Some(start) = rest.find(":'") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('\'')
+                .unwrap_or_else(|| panic!("{}: unterminated parameter", self.file));
+            let name = &after[..end];
+            let index = params
+                .iter()
+                .position(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("{}: no value for parameter {name}", self.file));
+            used[index] = true;
+            write!(out, "'{}'", params[index].1.literal()).expect("writing to a String");
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        if let Some(unused) = used.iter().position(|u| !u) {
+            panic!("{}: parameter {} is not used", self.file, params[unused].0);
+        }
+        let trimmed = out.trim_end();
+        trimmed.strip_suffix(';').unwrap_or(trimmed).to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn renders_timestamps_in_utc_and_infinities() {
+        let sql = HOURLY_ROLLUP.render(&[
+            (
+                "hour_from",
+                Value::Timestamp(Bound::At(datetime!(2025-11-16 03:00 +02:00))),
+            ),
+            ("hour_to", Value::Timestamp(Bound::Highest)),
+        ]);
+        assert!(
+            sql.contains("occurred_at >= '2025-11-16T01:00:00Z'::timestamptz"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("occurred_at < 'infinity'::timestamptz"),
+            "{sql}"
+        );
+        assert!(!sql.ends_with(';'));
+    }
+
+    #[test]
+    fn renders_dates() {
+        let sql = DAILY_ROLLUP.render(&[
+            ("day_from", Value::Date(Bound::Lowest)),
+            ("day_to", Value::Date(Bound::At(date!(2025 - 11 - 17)))),
+        ]);
+        assert!(sql.contains("('-infinity'::date)"), "{sql}");
+        assert!(sql.contains("('2025-11-17'::date)"), "{sql}");
+    }
+
+    #[test]
+    fn dirty_hours_renders_with_its_documented_parameters() {
+        let t = Value::Timestamp(Bound::Lowest);
+        let sql = DIRTY_HOURS.render(&[
+            ("ingested_from", t),
+            ("ingested_to", Value::Timestamp(Bound::Highest)),
+        ]);
+        assert!(
+            sql.contains("ingested_at >= '-infinity'::timestamptz"),
+            "{sql}"
+        );
+        assert!(!sql.contains(":'"), "{sql}");
+    }
+}
