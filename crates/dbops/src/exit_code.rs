@@ -87,6 +87,19 @@ pub fn for_error(error: &CliError) -> i32 {
         CliError::Migrate(e) => for_migrate_error(e),
         CliError::Config(_) => CONFIG,
         CliError::Io { .. } | CliError::Json(_) => FAILURE,
+        CliError::Docs(e) => for_docs_error(e),
+    }
+}
+
+fn for_docs_error(error: &docgen::Error) -> i32 {
+    match error {
+        docgen::Error::Catalog(
+            catalog::Error::ReservedSchema { .. }
+            | catalog::Error::ReadFile { .. }
+            | catalog::Error::ClassificationSyntax { .. }
+            | catalog::Error::ClassificationSetting(_),
+        ) => CONFIG,
+        _ => FAILURE,
     }
 }
 

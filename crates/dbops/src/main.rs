@@ -30,6 +30,9 @@ pub enum CliError {
     /// Writing JSON output.
     #[error("writing JSON output")]
     Json(#[from] serde_json::Error),
+    /// From docs generation and validation.
+    #[error(transparent)]
+    Docs(#[from] docgen::Error),
 }
 
 fn main() -> ExitCode {

@@ -56,6 +56,9 @@ pub enum Command {
     /// Apply, roll back, inspect and repair migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Generate the data dictionary and ER diagram, or validate them against the database.
+    #[command(subcommand)]
+    Docs(DocsCommand),
 }
 
 /// Which migration targets a command acts on.
@@ -162,6 +165,52 @@ pub enum RepairChoice {
     MarkApplied,
     /// Record it as not applied (undone by hand).
     MarkNotApplied,
+}
+
+/// Options every `docs` subcommand takes.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// The docs folder: `dictionary.md` and `erd/schema.puml` inside it.
+    #[arg(long, default_value = "docs")]
+    pub docs_dir: PathBuf,
+    /// The data-classification map joined onto the schema.
+    #[arg(long, default_value = "configs/data-classification.toml")]
+    pub classification: PathBuf,
+    /// Which databases to document: the operational one (DB_URL), the analytics one (ANALYTICS_URL), or both.
+    #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+    pub target: TargetChoice,
+    /// A schema of the operational database to document (repeatable); `public` when none is given.
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// The schema of the analytics database to document.
+    #[arg(long, default_value = "analytics")]
+    pub analytics_schema: String,
+}
+
+/// `dbops docs ...`
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// Write docs/dictionary.md and docs/erd/schema.puml from the live schema.
+    Generate {
+        /// Shared docs options.
+        #[command(flatten)]
+        docs: DocsArgs,
+        /// Also render docs/erd/schema.svg, when a `plantuml` executable is installed.
+        #[arg(long)]
+        render: bool,
+    },
+    /// Compare the committed docs with the live schema, object by object, and check every foreign key is enforced.
+    Validate {
+        /// Shared docs options.
+        #[command(flatten)]
+        docs: DocsArgs,
+        /// Regenerate the docs when they are out of date, then report what remains.
+        #[arg(long)]
+        fix: bool,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {

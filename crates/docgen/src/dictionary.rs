@@ -24,19 +24,12 @@ const MODEL_END: &str = "-->";
 pub fn render(model: &DocModel) -> String {
     let mut out = String::with_capacity(4096 + model.tables.len() * 4096);
     let columns: usize = model.tables.iter().map(|t| t.table.columns.len()).sum();
-    let schemas = {
-        let mut schemas: Vec<&str> = model
-            .tables
-            .iter()
-            .map(|t| t.table.schema.as_str())
-            .collect();
-        schemas.dedup();
-        schemas
-            .iter()
-            .map(|s| format!("`{s}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let mut schemas: Vec<String> = model
+        .tables
+        .iter()
+        .map(|t| format!("`{}`", t.table.schema))
+        .collect();
+    schemas.dedup();
     let _ = writeln!(out, "{HEADER}");
     out.push_str("\n# Data dictionary\n\n");
     out.push_str(
@@ -45,13 +38,18 @@ pub fn render(model: &DocModel) -> String {
     );
     let _ = writeln!(
         out,
-        "{} tables and {columns} columns in schema {}.\n",
+        "{} tables and {columns} columns in {} {}.\n",
         model.tables.len(),
-        if schemas.is_empty() {
-            "(none)".into()
+        if schemas.len() == 1 {
+            "schema"
         } else {
-            schemas
-        }
+            "schemas"
+        },
+        if schemas.is_empty() {
+            "(none)".to_owned()
+        } else {
+            schemas.join(", ")
+        },
     );
 
     out.push_str("## Overview\n\n");

@@ -30,7 +30,7 @@ pub use error::Error;
 pub use finding::{Finding, FindingKind};
 use model::DocModel;
 
-/// Where the docs and the classification map live, and which schemas to document.
+/// Where the docs and the classification map live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The docs folder: the dictionary is `<docs_dir>/dictionary.md`, the
@@ -38,8 +38,6 @@ pub struct Config {
     pub docs_dir: PathBuf,
     /// The data-classification map.
     pub classification_map: PathBuf,
-    /// The schemas to document.
-    pub introspect: IntrospectOptions,
 }
 
 impl Default for Config {
@@ -47,9 +45,19 @@ impl Default for Config {
         Config {
             docs_dir: PathBuf::from("docs"),
             classification_map: PathBuf::from("configs/data-classification.toml"),
-            introspect: IntrospectOptions::default(),
         }
     }
+}
+
+/// A database to document and the schemas to read from it. The platform's
+/// operational schema (`public`) and its analytics schema may live in one
+/// database or in two; the docs cover them together.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// A connection to the database.
+    pub client: &'a Client,
+    /// The schemas to read from it.
+    pub options: &'a IntrospectOptions,
 }
 
 impl Config {
@@ -93,23 +101,29 @@ pub struct Generated {
     pub classification_gaps: Vec<ClassificationGap>,
 }
 
-/// The live schema with the classification map joined on, and where the map
-/// and the database disagree.
+/// The live schema of every source as one, with the classification map
+/// joined on, and where the map and the databases disagree.
 #[instrument(skip_all)]
 pub async fn classified_schema(
-    client: &Client,
+    sources: &[Source<'_>],
     config: &Config,
 ) -> Result<(Schema, Vec<ClassificationGap>), Error> {
-    let mut schema = introspect(client, &config.introspect).await?;
     let map = ClassificationMap::load(&config.classification_map)?;
+    let mut schema = Schema::default();
+    for source in sources {
+        schema
+            .tables
+            .extend(introspect(source.client, source.options).await?.tables);
+    }
+    schema.sort();
     let gaps = map.apply(&mut schema);
     Ok((schema, gaps))
 }
 
 /// Introspects the database and writes the dictionary and the diagram.
 #[instrument(skip_all, fields(docs_dir = %config.docs_dir.display()))]
-pub async fn generate(client: &Client, config: &Config) -> Result<Generated, Error> {
-    let (schema, classification_gaps) = classified_schema(client, config).await?;
+pub async fn generate(sources: &[Source<'_>], config: &Config) -> Result<Generated, Error> {
+    let (schema, classification_gaps) = classified_schema(sources, config).await?;
     let rendered = render(&DocModel::from_schema(&schema));
     let mut generated = Generated {
         written: Vec::new(),
@@ -133,11 +147,15 @@ pub async fn generate(client: &Client, config: &Config) -> Result<Generated, Err
 /// Compares the committed docs with the database and checks every foreign
 /// key. An empty result means the docs are current and the keys enforced.
 #[instrument(skip_all, fields(docs_dir = %config.docs_dir.display()))]
-pub async fn validate(client: &Client, config: &Config) -> Result<Vec<Finding>, Error> {
-    let (schema, gaps) = classified_schema(client, config).await?;
+pub async fn validate(sources: &[Source<'_>], config: &Config) -> Result<Vec<Finding>, Error> {
+    let (schema, gaps) = classified_schema(sources, config).await?;
     let mut findings: Vec<Finding> = gaps.iter().map(classification_finding).collect();
     findings.extend(validate_files(config, &DocModel::from_schema(&schema))?);
-    findings.extend(enforcement::check_foreign_keys(client, &schema).await?);
+    for source in sources {
+        // Each database checks its own keys (a foreign key never crosses databases).
+        let own = introspect(source.client, source.options).await?;
+        findings.extend(enforcement::check_foreign_keys(source.client, &own).await?);
+    }
     Ok(findings)
 }
 

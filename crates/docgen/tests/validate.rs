@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use docgen::{Config, FindingKind};
+use catalog::introspect::IntrospectOptions;
+use docgen::{Config, FindingKind, Source};
 use testdb::TestDb;
 use tokio_postgres::Client;
 
@@ -11,6 +12,18 @@ struct Setup {
     client: Client,
     config: Config,
     _docs: tempfile::TempDir,
+}
+
+static PUBLIC: std::sync::LazyLock<IntrospectOptions> =
+    std::sync::LazyLock::new(IntrospectOptions::default);
+
+impl Setup {
+    fn sources(&self) -> [Source<'_>; 1] {
+        [Source {
+            client: &self.client,
+            options: &PUBLIC,
+        }]
+    }
 }
 
 fn sql_dir() -> PathBuf {
@@ -26,9 +39,16 @@ async fn setup() -> Setup {
     let config = Config {
         docs_dir: docs.path().to_owned(),
         classification_map: sql_dir().join("data-classification.toml"),
-        ..Config::default()
     };
-    let generated = docgen::generate(&client, &config).await.unwrap();
+    let generated = docgen::generate(
+        &[Source {
+            client: &client,
+            options: &PUBLIC,
+        }],
+        &config,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         generated.written,
         [config.dictionary_path(), config.erd_path()]
@@ -43,7 +63,7 @@ async fn setup() -> Setup {
 }
 
 async fn findings(setup: &Setup) -> Vec<String> {
-    docgen::validate(&setup.client, &setup.config)
+    docgen::validate(&setup.sources(), &setup.config)
         .await
         .unwrap()
         .iter()
@@ -55,7 +75,7 @@ async fn findings(setup: &Setup) -> Vec<String> {
 async fn freshly_generated_docs_validate_and_regenerate_identically() {
     let setup = setup().await;
     assert_eq!(findings(&setup).await, Vec::<String>::new());
-    let again = docgen::generate(&setup.client, &setup.config)
+    let again = docgen::generate(&setup.sources(), &setup.config)
         .await
         .unwrap();
     assert_eq!(
@@ -94,7 +114,7 @@ async fn schema_changes_are_reported_object_by_object_in_words() {
         )
         .await
         .unwrap();
-    let found = docgen::validate(&setup.client, &setup.config)
+    let found = docgen::validate(&setup.sources(), &setup.config)
         .await
         .unwrap();
     let texts: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -121,10 +141,10 @@ async fn schema_changes_are_reported_object_by_object_in_words() {
     );
 
     // `validate --fix` is `generate`: afterwards only the map's gaps remain.
-    docgen::generate(&setup.client, &setup.config)
+    docgen::generate(&setup.sources(), &setup.config)
         .await
         .unwrap();
-    let kinds: Vec<_> = docgen::validate(&setup.client, &setup.config)
+    let kinds: Vec<_> = docgen::validate(&setup.sources(), &setup.config)
         .await
         .unwrap()
         .iter()
@@ -175,7 +195,7 @@ async fn unenforced_foreign_keys_are_reported() {
         )
         .await
         .unwrap();
-    let found = docgen::validate(&setup.client, &setup.config)
+    let found = docgen::validate(&setup.sources(), &setup.config)
         .await
         .unwrap();
     let texts: Vec<String> = found.iter().map(ToString::to_string).collect();

@@ -1,5 +1,6 @@
 //! Dispatch: one module per command family.
 
+mod docs;
 mod migrate;
 
 use crate::CliError;
@@ -11,5 +12,6 @@ pub async fn run(opt: Opt) -> Result<i32, CliError> {
     let context = Context::load(&opt.global)?;
     match opt.command {
         Command::Migrate(command) => migrate::run(&context, command).await,
+        Command::Docs(command) => docs::run(&context, command).await,
     }
 }
