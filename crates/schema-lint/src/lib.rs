@@ -67,24 +67,22 @@ pub fn lint_paths(paths: &[PathBuf], config: &Config) -> Result<Vec<Violation>, 
 pub struct LiveInput<'a> {
     /// The schema as `catalog::introspect::introspect` read it.
     pub schema: &'a catalog::model::Schema,
-    /// Every applied migration with the checksum recorded when it was applied
-    /// and the checksum of its file today (both as the migration engine computes them).
+    /// Every applied migration, and whether its file changed since.
     pub history: &'a [AppliedMigration],
     /// Migration files not applied yet.
     pub pending: &'a [PendingMigration],
 }
 
-/// One applied migration, from the migration engine's history.
+/// One applied migration, from the migration engine's history (migrate-core's status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedMigration {
     /// The 12-digit version.
     pub version: u64,
-    /// The slug.
+    /// The slug recorded when it was applied.
     pub name: String,
-    /// The checksum recorded when it was applied, if the history has one.
-    pub applied_checksum: Option<u64>,
-    /// The file's checksum today, or `None` when the file is gone.
-    pub current_checksum: Option<u64>,
+    /// Whether the file's checksum differs from the one recorded when it was
+    /// applied (migrate-core's `DriftKind::Changed`).
+    pub changed_since_applied: bool,
     /// The up file, when it still exists.
     pub path: Option<PathBuf>,
 }

@@ -255,8 +255,7 @@ mod tests {
         let history = [crate::AppliedMigration {
             version: 202601010000,
             name: "a".into(),
-            applied_checksum: Some(1),
-            current_checksum: Some(2),
+            changed_since_applied: true,
             path: None,
         }];
         let live = crate::LiveInput {
@@ -288,7 +287,7 @@ mod tests {
              4 | ALTER TABLE teams DROP COLUMN motto, ADD COLUMN born timestamp;
                |                                                      ^^^^^^^^^
                = help: Use `timestamptz` instead of `timestamp` for your column type.
-            error[migration-edited-after-apply]: migration 202601010000_a was edited after it was applied (checksum 1 when applied, 2 now)
+            error[migration-edited-after-apply]: migration 202601010000_a was edited after it was applied (its checksum differs from the history's)
               --> live database: migration 202601010000_a
                = help: restore the applied text and put the change in a new migration
             3 errors, 1 warning
@@ -301,7 +300,7 @@ mod tests {
             ::error file=m/202601010000_a.up.sql,line=3,col=1,endLine=3,endColumn=41,title=duplicate-index::index `users_id_idx` (id) is redundant with `users_pkey` (id)%0Ahelp: `users_pkey` serves the same lookups: drop `users_id_idx`
             ::warning file=m/202601010000_a.up.sql,line=4,col=19,endLine=4,endColumn=36,title=drop-column::Dropping a column may break existing clients.
             ::error file=m/202601010000_a.up.sql,line=4,col=54,endLine=4,endColumn=63,title=timestamp-without-time-zone::When Postgres stores a datetime in a `timestamp` field, Postgres drops the UTC offset. This means 2019-10-11 21:11:24+02 and 2019-10-11 21:11:24-06 will both be stored as 2019-10-11 21:11:24 in the database, even though they are eight hours apart in time.%0Ahelp: Use `timestamptz` instead of `timestamp` for your column type.
-            ::error title=migration-edited-after-apply::migration 202601010000_a: migration 202601010000_a was edited after it was applied (checksum 1 when applied, 2 now)%0Ahelp: restore the applied text and put the change in a new migration
+            ::error title=migration-edited-after-apply::migration 202601010000_a: migration 202601010000_a was edited after it was applied (its checksum differs from the history's)%0Ahelp: restore the applied text and put the change in a new migration
         "#]].assert_eq(&super::github(&violations()));
     }
 

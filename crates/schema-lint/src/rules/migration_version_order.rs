@@ -82,8 +82,7 @@ mod tests {
         let applied = |version| AppliedMigration {
             version,
             name: "x".into(),
-            applied_checksum: Some(1),
-            current_checksum: Some(1),
+            changed_since_applied: false,
             path: None,
         };
         let history = [applied(202601010000), applied(202603010000)];

@@ -1,0 +1,97 @@
+//! `dbops lint [PATHS...] [--db] [--format human|json|github|sarif]`: schema-lint on migration files, and with `--db` on the live schemas.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use catalog::introspect::{IntrospectOptions, introspect};
+use migrate_core::status::DriftKind;
+
+use crate::CliError;
+use crate::commands::partitions::{connect, connection_config};
+use crate::context::Context;
+use crate::exit_code;
+use crate::opt::{LintArgs, LintFormat, TargetArgs, TargetChoice};
+
+/// The lint configuration, relative to the working directory (the repository root).
+const LINT_CONFIG: &str = "configs/lint.toml";
+
+/// Lints the given paths (default: every target's migrations folder) and, with `--db`, each target's database.
+pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError> {
+    let config = schema_lint::Config::load(LINT_CONFIG.as_ref()).map_err(|e| CliError::Config(error_chain(&e)))?;
+    let targets = Context::targets(TargetChoice::All);
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        targets.iter().map(|t| Ok(context.config.target(t)?.dir.clone())).collect::<Result<_, CliError>>()?
+    } else {
+        args.paths.clone()
+    };
+    let mut violations =
+        schema_lint::lint_paths(&paths, &config).map_err(|e| CliError::Config(error_chain(&e)))?;
+    if args.db {
+        for target in targets {
+            violations.extend(lint_database(context, target, &config).await?);
+        }
+    }
+    let rendered = match args.format {
+        LintFormat::Human => schema_lint::render::human(&violations),
+        LintFormat::Json => schema_lint::render::json(&violations),
+        LintFormat::Github => schema_lint::render::github(&violations),
+        LintFormat::Sarif => schema_lint::render::sarif(&violations),
+    };
+    std::io::stdout()
+        .write_all(rendered.as_bytes())
+        .map_err(|source| CliError::Io { context: "writing the lint report".into(), source })?;
+    Ok(if schema_lint::has_errors(&violations) { exit_code::LINT_ERRORS } else { exit_code::SUCCESS })
+}
+
+/// The live checks of one target: its schemas introspected, its history from the migration engine's status.
+async fn lint_database(
+    context: &Context<'_>,
+    target: &str,
+    config: &schema_lint::Config,
+) -> Result<Vec<schema_lint::Violation>, CliError> {
+    let url = context.database_url(target)?;
+    let client = connect(&connection_config(&url)?, &url).await?;
+    let schemas = match target {
+        "analytics" => vec!["analytics".to_owned()],
+        _ => vec![catalog::model::DEFAULT_SCHEMA.to_owned()],
+    };
+    let schema = introspect(&client, &IntrospectOptions { schemas })
+        .await
+        .map_err(|e| CliError::Config(format!("introspecting the {target} database: {}", error_chain(&e))))?;
+    let target_args = TargetArgs { target: TargetChoice::All, dir: None, lock_wait: None };
+    let status = context.migrator(target, &target_args)?.status().await?;
+    let history: Vec<schema_lint::AppliedMigration> = status
+        .drifted
+        .iter()
+        .filter(|d| d.kind == DriftKind::Changed)
+        .map(|d| schema_lint::AppliedMigration {
+            version: d.version as u64,
+            name: d.name.clone(),
+            changed_since_applied: true,
+            path: d.file.clone(),
+        })
+        .chain(status.schema_version.map(|version| schema_lint::AppliedMigration {
+            version: version as u64,
+            name: String::new(),
+            changed_since_applied: false,
+            path: None,
+        }))
+        .collect();
+    let pending: Vec<schema_lint::PendingMigration> = status
+        .pending
+        .iter()
+        .map(|p| schema_lint::PendingMigration { version: p.version as u64, path: p.file.clone() })
+        .collect();
+    Ok(schema_lint::lint_live(&schema_lint::LiveInput { schema: &schema, history: &history, pending: &pending }, config))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
