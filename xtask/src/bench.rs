@@ -9,6 +9,7 @@
 
 mod apply;
 pub mod fixture;
+mod lint;
 pub mod paired;
 mod seed;
 mod status;
@@ -42,6 +43,7 @@ const BENCHES: &[Bench] = &[
     Bench::new("apply", "300 migrations up and down", apply::run),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new("seed", "seeding 10M usage events vs generate_series", seed::run),
+    Bench::new("lint", "dbops lint on 300 files vs squawk 2.66; --db on 500 tables", lint::run),
 ];
 
 /// What every benchmark gets.

@@ -1,0 +1,115 @@
+//! `cargo xtask bench lint`: `dbops lint` on the 300 `.up.sql` files of the
+//! shared fixture next to squawk 2.66 on the same files (paired, same run),
+//! then `dbops lint --db` on a live schema of 500 tables.
+//!
+//! squawk comes from npm: `npm install squawk-cli@2.66.0` in a temporary
+//! folder, or set SQUAWK to its binary. Goals (issue 4): no slower than
+//! squawk (median ratio <= 1); live lint of 500 tables under 1 s.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::paired::{Case, paired, seconds};
+use super::{Context, fixture};
+use crate::pg::psql;
+use crate::{Result, cmd};
+
+const FILES: usize = 300;
+const TABLES: usize = 500;
+const DEFAULT_ROUNDS: usize = 21;
+const LIVE_GOAL: Duration = Duration::from_secs(1);
+const DB: &str = "xtask_bench_lint";
+
+pub fn run(ctx: &Context) -> Result {
+    let squawk = squawk(ctx)?;
+    let fixture = fixture::write(&ctx.scratch.join("fixture"), FILES)?;
+    let mut up_files: Vec<PathBuf> = std::fs::read_dir(&fixture.migrations)
+        .map_err(|e| format!("reading {}: {e}", fixture.migrations.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".up.sql"))
+        .collect();
+    up_files.sort();
+
+    let files = paired(
+        ctx.rounds(DEFAULT_ROUNDS),
+        Case::new("squawk 2.66 FILES", || {
+            let mut squawk = Command::new(&squawk);
+            squawk.args(&up_files);
+            Ok(ignoring_status(squawk))
+        }),
+        Case::new("dbops lint FILES", || {
+            let mut dbops = ctx.dbops(&ctx.server);
+            dbops.arg("lint").args(&up_files);
+            Ok(ignoring_status(dbops))
+        }),
+    )?;
+    println!("\n### Linting {FILES} migration files\n\n{}", files.report());
+
+    let db = ctx.fresh_database(DB)?;
+    eprintln!("bench: creating {TABLES} tables (not timed)");
+    let mut ddl = String::new();
+    for i in 0..TABLES {
+        ddl += &format!(
+            "CREATE TABLE t{i}s (id bigint GENERATED ALWAYS AS IDENTITY, org_id bigint NOT NULL, name text NOT NULL, \
+             created_at timestamptz NOT NULL DEFAULT now(), CONSTRAINT t{i}s_pkey PRIMARY KEY (id), \
+             CONSTRAINT t{i}s_name_check CHECK (char_length(name) <= 200));\
+             CREATE INDEX t{i}s_org_id_idx ON t{i}s (org_id);\n"
+        );
+    }
+    cmd::output(psql::psql(&db).args(["-q", "-c", &ddl]))?;
+    let live = paired(
+        ctx.rounds(DEFAULT_ROUNDS),
+        Case::new("psql -c 'SELECT 1'", || {
+            let mut psql = psql::psql(&db);
+            psql.args(["-c", "SELECT 1"]);
+            Ok(psql)
+        }),
+        Case::new("dbops lint --db (500 tables)", || {
+            let mut dbops = ctx.dbops(&db);
+            dbops.args(["lint", "--db"]).arg(ctx.scratch.join("fixture/all.sql"));
+            Ok(ignoring_status(dbops))
+        }),
+    )?;
+    let median = live.candidate_median();
+    println!("\n### Live lint of {TABLES} tables\n\n{}", live.report());
+    println!(
+        "goal: under {}: {} ({})",
+        seconds(LIVE_GOAL.as_secs_f64()),
+        if median < LIVE_GOAL { "met" } else { "NOT met" },
+        seconds(median.as_secs_f64())
+    );
+    psql::drop_database(&ctx.server, DB)
+}
+
+/// The squawk binary: SQUAWK, or npm's install under the scratch folder.
+fn squawk(ctx: &Context) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("SQUAWK") {
+        return Ok(path.into());
+    }
+    let dir = ctx.scratch.join("squawk");
+    let bin = dir.join("node_modules/.bin/squawk");
+    if !bin.exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        cmd::output(Command::new("npm").current_dir(&dir).args(["install", "--silent", "squawk-cli@2.66.0"]))?;
+    }
+    Ok(bin)
+}
+
+/// `command` run through `sh -c '...; true'`: linters exit non-zero on
+/// findings (the fixture breaks the naming rules), which is not a failure here.
+fn ignoring_status(command: Command) -> Command {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(command.get_program()).chain(command.get_args()).map(quote).collect();
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &format!("{} >/dev/null; true", line.join(" "))]);
+    if let Some(dir) = command.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            sh.env(key, value);
+        }
+    }
+    sh
+}
