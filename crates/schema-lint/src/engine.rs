@@ -220,6 +220,7 @@ pub(crate) fn lint_live(
         rule.check_schema(&view, &mut findings);
         rule.check_live(&live, &mut findings);
     }
+    rules::squawk::check_live_types(&view, &mut findings);
     let mut violations: Vec<Violation> = findings
         .0
         .into_iter()

@@ -270,6 +270,56 @@ pub(crate) fn check_file(
     }
 }
 
+/// The live side of the type rules, under the same IDs: squawk checks the
+/// statements of a migration, this checks the columns they left in the database.
+pub(crate) fn check_live_types(view: &crate::rules::SchemaView<'_>, out: &mut Findings) {
+    let info = |id: &str| {
+        RULES
+            .iter()
+            .find(|m| m.info.id == id)
+            .expect("a mapped rule")
+            .info
+    };
+    for table in view.tables() {
+        for column in &table.columns {
+            let base = crate::syntax::base_type(&column.data_type);
+            let at = || view.column_at(table, &column.name);
+            let name = format!("{}.{}", table.name, column.name);
+            let is_key = column.name == "id"
+                || column.name.ends_with("_id")
+                || table.is_primary_key_column(&column.name)
+                || table.is_foreign_key_column(&column.name);
+            let serial = column
+                .default
+                .as_deref()
+                .is_some_and(|d| d.starts_with("nextval("));
+            let finding = match base {
+                "timestamp without time zone" => {
+                    Some(("timestamp-without-time-zone", "use `timestamptz`"))
+                }
+                "integer" | "smallint" if is_key => {
+                    Some(("integer-key", "use `bigint`: 32-bit keys run out"))
+                }
+                "character varying" if column.data_type.contains('(') => {
+                    Some(("varchar-length", "use `text` with a length check"))
+                }
+                "character" => Some(("char-column", "use `text` with a length check")),
+                _ if serial => Some(("serial-column", "use `GENERATED ALWAYS AS IDENTITY`")),
+                _ => None,
+            };
+            if let Some((id, help)) = finding {
+                let detail = if serial && id == "serial-column" {
+                    "takes its default from a sequence (serial)".to_owned()
+                } else {
+                    format!("is `{}`", column.data_type)
+                };
+                out.report(info(id), at(), format!("column `{name}` {detail}"))
+                    .help(help);
+            }
+        }
+    }
+}
+
 /// The table a statement changes, for CREATE INDEX and ALTER TABLE.
 fn target_table(stmt: &ast::Stmt) -> Option<(String, String)> {
     let name = match stmt {
