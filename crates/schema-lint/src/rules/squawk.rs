@@ -31,8 +31,11 @@ pub(crate) struct Mapping {
 
 macro_rules! mapping {
     ($id:literal, $severity:ident, $summary:literal, [$($squawk:ident),+], $existing:literal) => {
+        mapping!($id, LockSafety, $severity, $summary, [$($squawk),+], $existing)
+    };
+    ($id:literal, $family:ident, $severity:ident, $summary:literal, [$($squawk:ident),+], $existing:literal) => {
         Mapping {
-            info: &RuleInfo { id: $id, family: Family::LockSafety, severity: Severity::$severity, summary: $summary },
+            info: &RuleInfo { id: $id, family: Family::$family, severity: Severity::$severity, summary: $summary },
             squawk: &[$(SquawkRule::$squawk),+],
             existing_tables_only: $existing,
         }
@@ -197,6 +200,7 @@ pub(crate) const RULES: &[Mapping] = &[
     ),
     mapping!(
         "detach-without-concurrently",
+        Partitions,
         Error,
         "Partitions are detached CONCURRENTLY.",
         [RequireConcurrentPartitionDetach],
@@ -204,6 +208,7 @@ pub(crate) const RULES: &[Mapping] = &[
     ),
     mapping!(
         "identifier-too-long",
+        Naming,
         Error,
         "Identifiers fit in 63 bytes (PostgreSQL truncates longer ones).",
         [IdentifierTooLong],
