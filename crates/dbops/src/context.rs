@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use migrate_core::{ConfigFile, Database, Migrator, Source};
+use migrate_core::{AuditSettings, ConfigFile, Database, Migrator, Source};
 
 use crate::CliError;
-use crate::opt::{Global, TargetArgs, TargetChoice};
+use crate::opt::{Global, GuardArgs, TargetArgs, TargetChoice};
 
 /// The configuration file used when the default one is not present.
 const BUILT_IN_CONFIG: &str = include_str!("../../../configs/migrate.toml");
@@ -72,6 +72,15 @@ impl<'a> Context<'a> {
         )))
     }
 
+    /// A plain connection to a target's database, for the tools beside the migrator.
+    pub async fn connect(
+        &self,
+        target: &str,
+        application_name: &str,
+    ) -> Result<tokio_postgres::Client, CliError> {
+        Ok(migrate_core::connect_url(&self.database_url(target)?, application_name).await?)
+    }
+
     /// The database of a target.
     pub fn database(&self, target: &str) -> Result<Database, CliError> {
         Ok(Database::from_url(&self.database_url(target)?)?)
@@ -88,7 +97,7 @@ impl<'a> Context<'a> {
         Ok(self.config.target(target)?.dir.clone())
     }
 
-    /// A migrator for a target, with `--dir` and `--lock-wait` applied.
+    /// A migrator for a target, with `--dir` and `--lock-wait` applied, for reading and approving.
     pub fn migrator(&self, target: &str, args: &TargetArgs) -> Result<Migrator, CliError> {
         let source = Source::load(&self.migrations_dir(target, args)?)?;
         let mut settings = self.config.settings.clone();
@@ -102,4 +111,55 @@ impl<'a> Context<'a> {
             settings,
         )?)
     }
+
+    /// A migrator that changes the schema: the standard hooks from `[hooks]`
+    /// and the audit trail, with the actor and environment on every entry.
+    pub fn changing_migrator(
+        &self,
+        target: &str,
+        args: &TargetArgs,
+        actor: &str,
+        guard: &GuardArgs,
+    ) -> Result<Migrator, CliError> {
+        let hooks_config = match &self.config.hooks {
+            Some(table) => migrate_hooks::HooksConfig::from_table(table).map_err(|e| {
+                CliError::Config(format!("{}: [hooks]: {e}", self.global.config.display()))
+            })?,
+            None => migrate_hooks::HooksConfig::default(),
+        };
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("environment".into(), guard.environment.clone().into());
+        let audit = AuditSettings {
+            actor: actor.to_string(),
+            metadata,
+        };
+        let migrator = self.migrator(target, args)?.with_audit(audit);
+        Ok(migrate_hooks::standard_hooks(&hooks_config)
+            .into_iter()
+            .fold(migrator, Migrator::with_hook))
+    }
+
+    /// The lint configuration, `configs/lint.toml` (which names the data-classification map);
+    /// the rules' defaults when run outside a checkout that has one.
+    pub fn lint_config(&self) -> Result<schema_lint::Config, CliError> {
+        let path = Path::new(LINT_CONFIG);
+        if !path.exists() {
+            return Ok(schema_lint::Config::default());
+        }
+        schema_lint::Config::load(path).map_err(|e| CliError::Config(error_chain(&e)))
+    }
 }
+
+/// An error and its causes on one line, for errors folded into a message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// The lint configuration file.
+pub const LINT_CONFIG: &str = "configs/lint.toml";

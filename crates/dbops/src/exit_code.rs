@@ -86,8 +86,38 @@ pub fn for_error(error: &CliError) -> i32 {
     match error {
         CliError::Migrate(e) => for_migrate_error(e),
         CliError::Config(_) => CONFIG,
+        CliError::Refused(_) => REFUSED,
+        CliError::LintErrors(_) => LINT_ERRORS,
+        CliError::Unhealthy(_) => UNHEALTHY,
+        CliError::AuditTampered(_) => AUDIT_TAMPERED,
         CliError::Io { .. } | CliError::Json(_) => FAILURE,
         CliError::Docs(e) => for_docs_error(e),
+        CliError::Seed(e) => for_seed_error(e),
+        CliError::Rollup(e) => for_rollup_error(e),
+    }
+}
+
+fn for_seed_error(error: &seeder::Error) -> i32 {
+    match error {
+        seeder::Error::PepperMissing { .. }
+        | seeder::Error::PepperTooShort { .. }
+        | seeder::Error::InvalidSetting { .. }
+        | seeder::Error::SeededDifferently { .. }
+        | seeder::Error::FixtureConflict { .. } => CONFIG,
+        seeder::Error::Partitions(e) => for_migrate_error(e),
+        _ => FAILURE,
+    }
+}
+
+fn for_rollup_error(error: &rollup_engine::Error) -> i32 {
+    match error {
+        rollup_engine::Error::Read { .. }
+        | rollup_engine::Error::Parse { .. }
+        | rollup_engine::Error::Invalid { .. }
+        | rollup_engine::Error::InvalidOption { .. }
+        | rollup_engine::Error::UnknownTarget { .. } => CONFIG,
+        rollup_engine::Error::SchemaMissing => UNHEALTHY,
+        _ => FAILURE,
     }
 }
 
@@ -118,7 +148,7 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::Partial { .. } => PARTIAL,
         MigrateError::NothingToRepair { .. } => CONFIG,
         MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
-        MigrateError::Refused { .. } => REFUSED,
+        MigrateError::Refused { .. } | MigrateError::PlanChanged { .. } => REFUSED,
         _ => FAILURE,
     }
 }

@@ -3,6 +3,7 @@
 mod commands;
 mod context;
 mod exit_code;
+mod guardrails;
 mod opt;
 mod telemetry;
 
@@ -27,12 +28,30 @@ pub enum CliError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A guardrail refused the run: approvals, confirmation, environment policy.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Linting found error-level violations.
+    #[error("{0}")]
+    LintErrors(String),
+    /// The health probe found a target not ready.
+    #[error("not ready: {0}")]
+    Unhealthy(String),
+    /// The audit chain is broken.
+    #[error("the audit trail was tampered with: {0}")]
+    AuditTampered(String),
     /// Writing JSON output.
     #[error("writing JSON output")]
     Json(#[from] serde_json::Error),
     /// From docs generation and validation.
     #[error(transparent)]
     Docs(#[from] docgen::Error),
+    /// From the seeder.
+    #[error(transparent)]
+    Seed(#[from] seeder::Error),
+    /// From the rollup engine.
+    #[error(transparent)]
+    Rollup(#[from] rollup_engine::Error),
 }
 
 fn main() -> ExitCode {
@@ -40,13 +59,20 @@ fn main() -> ExitCode {
         .after_long_help(exit_code::help_text())
         .get_matches();
     let opt = opt::Opt::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let telemetry = telemetry::init(&opt.global);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let result = runtime.block_on(commands::run(opt));
-    drop(telemetry);
+    // The gRPC exporter needs the runtime when it is built.
+    let _entered = runtime.enter();
+    let result = context::Context::load(&opt.global).and_then(|context| {
+        let telemetry =
+            telemetry::init(&opt.global, &context.config.telemetry).map_err(CliError::Config)?;
+        let result = runtime.block_on(commands::run(&context, opt.command));
+        // Flush the exporters while the runtime still runs.
+        drop(telemetry);
+        result
+    });
     let code = match result {
         Ok(code) => code,
         Err(error) => {

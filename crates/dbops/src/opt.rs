@@ -59,6 +59,83 @@ pub enum Command {
     /// Generate the data dictionary and ER diagram, or validate them against the database.
     #[command(subcommand)]
     Docs(DocsCommand),
+    /// Load deterministic, idempotent seed data (API keys hashed with DBOPS_API_KEY_PEPPER).
+    #[command(subcommand)]
+    Seed(SeedCommand),
+    /// Maintain daily partitions: create ahead, empty the default partition, retire old days.
+    #[command(subcommand)]
+    Partitions(PartitionsCommand),
+    /// Hourly and daily usage rollups: run them, check them, reconcile them with the events, show their runs.
+    #[command(subcommand)]
+    Rollup(RollupCommand),
+    /// Check the hash chain of the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Lint migration files (and with --db the live schemas): locks, naming, indexes, partitions, sensitive fields.
+    Lint(LintArgs),
+    /// Readiness probe: exit 0 when every target is reachable, current, and neither partial nor drifted.
+    Health {
+        /// The targets to probe.
+        #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+        target: TargetChoice,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `dbops lint` options.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Files or folders to lint (default: every target's migrations folder).
+    pub paths: Vec<PathBuf>,
+    /// Also lint the live databases: schema, migration history, partitions ahead.
+    #[arg(long)]
+    pub db: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+/// `dbops lint --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// For terminals: each finding with the offending statement underlined.
+    Human,
+    /// A JSON array of findings.
+    Json,
+    /// GitHub Actions workflow annotations.
+    Github,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+}
+
+/// `dbops audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit chains and report edited or deleted entries.
+    Verify {
+        /// The targets whose databases to check.
+        #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+        target: TargetChoice,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Guardrails of `migrate up` and `migrate down`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The deployment environment whose policy applies (configs/migrate.toml `[environments]`).
+    #[arg(long = "env", default_value = "local")]
+    pub environment: String,
+    /// Answer yes to the confirmation (for CI).
+    #[arg(long)]
+    pub yes: bool,
+    /// Run even though linting the pending migrations found errors (audited; not allowed everywhere).
+    #[arg(long)]
+    pub allow_lint_errors: bool,
 }
 
 /// Which migration targets a command acts on.
@@ -103,6 +180,9 @@ pub enum MigrateCommand {
         /// Apply pending migrations older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// Environment, confirmation and lint guardrails.
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Roll back applied migrations, newest first.
     Down {
@@ -118,6 +198,9 @@ pub enum MigrateCommand {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Environment, confirmation and lint guardrails.
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Show version, pending, partial and drifted migrations.
     Status {
@@ -139,6 +222,21 @@ pub enum MigrateCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Approve a plan (by its hash, from `dbops migrate plan`) for an environment.
+    Approve {
+        /// Shared target options.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The plan hash.
+        #[arg(long)]
+        plan: String,
+        /// The approver's name.
+        #[arg(long = "as")]
+        approver: String,
+        /// The environment the approval is for.
+        #[arg(long = "env", default_value = "production")]
+        environment: String,
     },
     /// Resolve a partial (interrupted non-transactional) migration.
     Repair {
@@ -165,6 +263,72 @@ pub enum RepairChoice {
     MarkApplied,
     /// Record it as not applied (undone by hand).
     MarkNotApplied,
+}
+
+/// `dbops seed ...`
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// A few organizations with users, API keys (secrets printed once) and budgets, and the model registry.
+    Operational {
+        /// The seed: the same seed gives the same rows.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many organizations.
+        #[arg(long, default_value_t = 3)]
+        orgs: usize,
+    },
+    /// Organizations, models, budgets and usage events at scale, loaded with binary COPY.
+    Analytics {
+        /// How many usage events.
+        #[arg(long)]
+        events: u64,
+        /// The seed: the same seed and settings give the same rows.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many days (ending at --until) the events spread over.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// How many organizations the events belong to.
+        #[arg(long, default_value_t = 1000)]
+        orgs: usize,
+        /// Share of events ingested 1 to 48 hours after they occurred.
+        #[arg(long, default_value_t = 0.02)]
+        late_share: f64,
+        /// End of the window (RFC 3339); default: an earlier run's, else the start of this hour.
+        #[arg(long, value_parser = rfc3339)]
+        until: Option<time::OffsetDateTime>,
+        /// Parallel COPY connections.
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+    },
+}
+
+/// `dbops partitions ...`
+#[derive(Debug, Subcommand)]
+pub enum PartitionsCommand {
+    /// Create the next days' partitions, move rows out of the default partition, retire days past retention.
+    Ensure {
+        /// Days after today (UTC) that must have a partition.
+        #[arg(long, default_value_t = 7)]
+        ahead_days: u32,
+        /// The partitioned table.
+        #[arg(long, default_value = "usage_events")]
+        table: String,
+        /// The classification map whose table retention decides which days are retired.
+        #[arg(long, default_value = "configs/data-classification.toml")]
+        classification: std::path::PathBuf,
+        /// Drop partitions past retention instead of detaching them.
+        #[arg(long)]
+        drop: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e} (example: 2025-11-15T00:00:00Z)"))
 }
 
 /// Options every `docs` subcommand takes.
@@ -215,4 +379,65 @@ pub enum DocsCommand {
 
 fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30s, 2min, 500ms)"))
+}
+
+/// Options every `rollup` subcommand takes.
+#[derive(Debug, Args)]
+pub struct RollupArgs {
+    /// The rollup target from the rollup configuration: local (rollups in DB_URL) or warehouse (in ANALYTICS_URL).
+    #[arg(long, default_value = "local")]
+    pub target: String,
+    /// The rollup configuration: engine settings and targets.
+    #[arg(long, default_value = "analytics/transforms/config.toml")]
+    pub rollup_config: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dbops rollup ...`
+#[derive(Debug, Subcommand)]
+pub enum RollupCommand {
+    /// Recompute the hours touched by events ingested since the last run, then their days (the first run rebuilds all).
+    Run {
+        /// Shared rollup options.
+        #[command(flatten)]
+        args: RollupArgs,
+        /// Rebuild every hour and day from all events.
+        #[arg(long)]
+        full: bool,
+        /// Also recompute the hours from this time (RFC 3339), e.g. after a backfill with old ingested_at.
+        #[arg(long, value_parser = rfc3339, requires = "recompute_to")]
+        recompute_from: Option<time::OffsetDateTime>,
+        /// End (exclusive) of the hours to recompute.
+        #[arg(long, value_parser = rfc3339, requires = "recompute_from")]
+        recompute_to: Option<time::OffsetDateTime>,
+    },
+    /// Run the data-quality assertions (analytics/tests/hourly_rollup.toml); exit 15 when an error-level one fails.
+    Check {
+        /// Shared rollup options.
+        #[command(flatten)]
+        args: RollupArgs,
+        /// An assertions file to use in place of the configured one.
+        #[arg(long)]
+        assertions: Option<PathBuf>,
+    },
+    /// Compare every (organization, hour) bucket with the raw events; exit 15 on any mismatch.
+    Reconcile {
+        /// Shared rollup options.
+        #[command(flatten)]
+        args: RollupArgs,
+        /// How many mismatches to print (all of them with --json).
+        #[arg(long, default_value_t = 50)]
+        show: usize,
+    },
+    /// Show the watermark, queued hours and recent runs with durations; flag runs slower than 5 minutes per hour of data.
+    Status {
+        /// Shared rollup options.
+        #[command(flatten)]
+        args: RollupArgs,
+        /// How many recent runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }

@@ -1,40 +1,278 @@
-//! Logging on standard error: human-readable or JSON lines.
+//! Logs on standard error and, when an OTLP endpoint is configured, traces and metrics over OTLP.
+//!
+//! Libraries only emit `tracing` spans and events; this module is the one
+//! place that decides where they go. With no endpoint in the environment
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`) or in `configs/migrate.toml`, no exporter
+//! is built and nothing but the log layer runs.
 
-use tracing_subscriber::EnvFilter;
+use migrate_core::config::TelemetryConfig;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::opt::{Global, LogFormat};
 
-/// Keeps telemetry alive for the run; dropping it flushes.
-#[derive(Debug)]
-pub struct Telemetry;
+/// The target of events that carry metrics rather than log lines.
+pub const METRICS_TARGET: &str = "dbops_metrics";
 
-/// Installs the process's subscriber. `RUST_LOG` overrides the default `info` level.
-pub fn init(global: &Global) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match global.log_format {
-        LogFormat::Human => tracing::subscriber::set_global_default(
-            registry.with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .with_target(false),
-            ),
-        ),
-        LogFormat::Json => tracing::subscriber::set_global_default(
-            registry.with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .with_writer(std::io::stderr),
-            ),
-        ),
-    };
-    if let Err(e) = result {
-        eprintln!("warning: logging is not set up: {e}");
+/// The exporters of a run; dropping it flushes and stops them.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer_provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("warning: flushing traces failed: {e}");
+        }
+        if let Some(provider) = self.meter_provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("warning: flushing metrics failed: {e}");
+        }
     }
-    Telemetry
+}
+
+/// Which OTLP transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// Where to export, if anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sink {
+    /// The endpoint from the configuration file; `None` when the environment
+    /// names it (the exporter reads the variable itself, signal paths included).
+    configured_endpoint: Option<String>,
+    protocol: Protocol,
+}
+
+fn sink(
+    config: &TelemetryConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Sink>, String> {
+    let from_env = env("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        .filter(|v| !v.is_empty());
+    let configured_endpoint = match from_env {
+        Some(_) => None,
+        None => match &config.otlp_endpoint {
+            Some(endpoint) if !endpoint.is_empty() => Some(endpoint.clone()),
+            _ => return Ok(None),
+        },
+    };
+    let protocol = match env("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .or_else(|| config.otlp_protocol.clone())
+        .as_deref()
+    {
+        None | Some("http/protobuf") => Protocol::HttpProtobuf,
+        Some("grpc") => Protocol::Grpc,
+        Some(other) => {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL (or telemetry.otlp_protocol) is {other:?}; dbops supports \"grpc\" and \"http/protobuf\""
+            ));
+        }
+    };
+    Ok(Some(Sink {
+        configured_endpoint,
+        protocol,
+    }))
+}
+
+/// Installs the process's subscriber. `RUST_LOG` overrides the default `info` level for logs.
+///
+/// Must be called inside the Tokio runtime: the gRPC exporter needs it.
+pub fn init(global: &Global, config: &TelemetryConfig) -> Result<Telemetry, String> {
+    let filter = || {
+        let base = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        base.add_directive(
+            format!("{METRICS_TARGET}=off")
+                .parse()
+                .expect("a valid directive"),
+        )
+    };
+    let log_layer = match global.log_format {
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_writer(std::io::stderr)
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .with_target(false)
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+    };
+    let mut telemetry = Telemetry::default();
+    let mut otel_layers = Vec::new();
+    if let Some(sink) = sink(config, |name| std::env::var(name).ok())? {
+        let resource = Resource::builder()
+            .with_service_name(
+                config
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| "dbops".to_string()),
+            )
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.version",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .build();
+        let spans =
+            span_exporter(&sink).map_err(|e| format!("building the OTLP span exporter: {e}"))?;
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource.clone())
+            .build();
+        let metrics = metric_exporter(&sink)
+            .map_err(|e| format!("building the OTLP metric exporter: {e}"))?;
+        let meter_provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .with_resource(resource)
+            .build();
+        let tracer = tracer_provider.tracer("dbops");
+        let level = tracing_subscriber::filter::LevelFilter::INFO;
+        otel_layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(level)
+                .boxed(),
+        );
+        otel_layers.push(
+            tracing_opentelemetry::MetricsLayer::new(meter_provider.clone())
+                .with_filter(level)
+                .boxed(),
+        );
+        telemetry.tracer_provider = Some(tracer_provider);
+        telemetry.meter_provider = Some(meter_provider);
+    }
+    let subscriber = tracing_subscriber::registry()
+        .with(log_layer)
+        .with(otel_layers);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| format!("installing the log subscriber: {e}"))?;
+    Ok(telemetry)
+}
+
+fn span_exporter(
+    sink: &Sink,
+) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    match sink.protocol {
+        Protocol::Grpc => {
+            let mut builder = builder.with_tonic();
+            if let Some(endpoint) = &sink.configured_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            builder.build()
+        }
+        Protocol::HttpProtobuf => {
+            let mut builder = builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            if let Some(endpoint) = &sink.configured_endpoint {
+                builder =
+                    builder.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+            }
+            builder.build()
+        }
+    }
+}
+
+fn metric_exporter(
+    sink: &Sink,
+) -> Result<opentelemetry_otlp::MetricExporter, opentelemetry_otlp::ExporterBuildError> {
+    let builder = opentelemetry_otlp::MetricExporter::builder();
+    match sink.protocol {
+        Protocol::Grpc => {
+            let mut builder = builder.with_tonic();
+            if let Some(endpoint) = &sink.configured_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            builder.build()
+        }
+        Protocol::HttpProtobuf => {
+            let mut builder = builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            if let Some(endpoint) = &sink.configured_endpoint {
+                builder =
+                    builder.with_endpoint(format!("{}/v1/metrics", endpoint.trim_end_matches('/')));
+            }
+            builder.build()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        config_endpoint: Option<&str>,
+        env: &[(&str, &str)],
+        expected: Result<Option<Sink>, &str>,
+    ) {
+        let config = TelemetryConfig {
+            otlp_endpoint: config_endpoint.map(str::to_string),
+            ..TelemetryConfig::default()
+        };
+        let got = sink(&config, |name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        });
+        match expected {
+            Ok(expected) => assert_eq!(got, Ok(expected)),
+            Err(fragment) => assert!(got.unwrap_err().contains(fragment)),
+        }
+    }
+
+    #[test]
+    fn no_endpoint_means_no_exporter() {
+        check(None, &[], Ok(None));
+        check(None, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")], Ok(None));
+    }
+
+    #[test]
+    fn the_environment_wins_and_http_protobuf_is_the_default() {
+        check(
+            Some("http://config:4318"),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318")],
+            Ok(Some(Sink {
+                configured_endpoint: None,
+                protocol: Protocol::HttpProtobuf,
+            })),
+        );
+        check(
+            Some("http://config:4317"),
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+            Ok(Some(Sink {
+                configured_endpoint: Some("http://config:4317".into()),
+                protocol: Protocol::Grpc,
+            })),
+        );
+        check(
+            Some("http://c"),
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+            Err("\"http/json\""),
+        );
+    }
 }

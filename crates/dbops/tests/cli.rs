@@ -86,11 +86,81 @@ async fn bad_input_gets_a_named_culprit_and_its_own_exit_code() {
         setup(dir.path());
         let (got, _, stderr) = run(
             db.url(),
-            &["migrate", "up", "--dir", dir.path().to_str().unwrap()],
+            &[
+                "migrate",
+                "up",
+                "--allow-lint-errors",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ],
         );
         assert_eq!(got, code, "{name}: {stderr}");
         assert!(stderr.contains(message), "{name}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "202501010000_a.up.sql",
+        "CREATE TABLE a (id serial PRIMARY KEY);",
+    );
+    write(dir.path(), "202501010000_a.down.sql", "DROP TABLE a;");
+    let dir = dir.path().to_str().unwrap();
+    let (code, _, stderr) = run(db.url(), &["migrate", "up", "--dir", dir]);
+    assert_eq!(code, 11, "{stderr}");
+    assert!(
+        stderr.contains("202501010000_a.up.sql:1:"),
+        "findings name file and line: {stderr}"
+    );
+    // Production never allows the override.
+    let (code, _, stderr) = run(
+        db.url(),
+        &[
+            "migrate",
+            "up",
+            "--env",
+            "production",
+            "--allow-lint-errors",
+            "--yes",
+            "--dir",
+            dir,
+        ],
+    );
+    assert_eq!(code, 12, "{stderr}");
+    assert!(
+        stderr.contains("does not allow --allow-lint-errors"),
+        "{stderr}"
+    );
+    // Locally the override works, and is audited.
+    let (code, _, stderr) = run(
+        db.url(),
+        &[
+            "migrate",
+            "up",
+            "--allow-lint-errors",
+            "--actor",
+            "ann",
+            "--dir",
+            dir,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let client = db.connect().await;
+    let actions: Vec<String> = client
+        .query(
+            "SELECT action FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(actions, ["migration.lint_override", "migration.apply"]);
 }
 
 #[test]
@@ -153,9 +223,12 @@ async fn a_process_killed_inside_a_no_transaction_migration_leaves_a_partial_sta
     );
     let dir_arg = dir.path().to_str().unwrap();
 
-    let mut child = dbops(db.url(), &["migrate", "up", "--dir", dir_arg])
-        .spawn()
-        .unwrap();
+    let mut child = dbops(
+        db.url(),
+        &["migrate", "up", "--allow-lint-errors", "--dir", dir_arg],
+    )
+    .spawn()
+    .unwrap();
     let client = db.connect().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

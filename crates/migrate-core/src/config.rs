@@ -101,6 +101,18 @@ pub struct TelemetryConfig {
     pub service_name: Option<String>,
 }
 
+/// What an environment (`--env`) demands before migrations run.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvironmentPolicy {
+    /// Distinct approvers, none of them the actor, needed for the exact plan hash.
+    pub approvals: u32,
+    /// Ask for confirmation on a terminal; without a terminal, `--yes` is required.
+    pub confirm: bool,
+    /// Whether `--allow-lint-errors` may override error-level lint findings here.
+    pub allow_lint_override: bool,
+}
+
 /// The contents of `configs/migrate.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,9 +125,9 @@ pub struct ConfigFile {
     /// The telemetry sink.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
-    /// `[environments.NAME]` sections: the deployment policies, read by the CLI's guardrails.
+    /// `[environments.NAME]` sections: the policy of each deployment environment.
     #[serde(default)]
-    pub environments: BTreeMap<String, toml::Table>,
+    pub environments: BTreeMap<String, EnvironmentPolicy>,
     /// The `[hooks]` section, read by `migrate-hooks`.
     #[serde(default)]
     pub hooks: Option<toml::Table>,
@@ -145,6 +157,21 @@ impl ConfigFile {
         })?;
         config.settings.validate(origin)?;
         Ok(config)
+    }
+
+    /// The policy of the named environment.
+    pub fn environment(&self, name: &str) -> Result<&EnvironmentPolicy, Error> {
+        self.environments.get(name).ok_or_else(|| Error::Config {
+            origin: "--env".to_string(),
+            message: format!(
+                "unknown environment {name:?}; configured environments: {}",
+                self.environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
 
     /// The named target.

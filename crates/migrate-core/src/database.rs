@@ -73,20 +73,9 @@ impl Database {
     /// Opens a connection labelled `application_name` in `pg_stat_activity`.
     pub(crate) async fn connect(&self, application_name: &str) -> Result<Conn, Error> {
         match &self.inner {
-            Inner::Url { config, redacted } => {
-                let mut config = (**config).clone();
-                config.application_name(application_name);
-                let (client, connection) = config
-                    .connect(NoTls)
-                    .await
-                    .map_err(|e| classify_connect_error(e, redacted, &config))?;
-                let task = tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "migration connection closed with an error");
-                    }
-                });
-                Ok(Conn::Owned { client, task })
-            }
+            Inner::Url { config, redacted } => Ok(Conn::Owned(
+                connect_owned(config, redacted, application_name).await?,
+            )),
             Inner::Pool(pool) => {
                 let object = pool.get().await.map_err(|e| match e {
                     deadpool_postgres::PoolError::Backend(e) => classify_connect_error(
@@ -107,6 +96,42 @@ impl Database {
             }
         }
     }
+}
+
+/// Opens one connection from a URL, with the same error classification as the
+/// engine (unreachable server, refused credentials) and the password redacted.
+///
+/// For the other dbops tools that need a plain client: introspection, seeding, rollups.
+pub async fn connect_url(url: &str, application_name: &str) -> Result<Client, Error> {
+    let redacted = redact_url(url);
+    let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Config {
+        origin: format!("database URL {redacted}"),
+        message: format!("not a valid PostgreSQL connection string: {e}"),
+    })?;
+    connect_owned(&config, &redacted, application_name).await
+}
+
+/// Connects with `config`; the connection lives until the client is dropped.
+async fn connect_owned(
+    config: &tokio_postgres::Config,
+    redacted: &str,
+    application_name: &str,
+) -> Result<Client, Error> {
+    let mut config = config.clone();
+    config.application_name(application_name);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| classify_connect_error(e, redacted, &config))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+    });
+    Ok(client)
 }
 
 /// Tells an unreachable server from refused credentials.
@@ -140,10 +165,7 @@ fn classify_connect_error(
 
 /// One connection, owned or borrowed from a pool.
 pub(crate) enum Conn {
-    Owned {
-        client: Client,
-        task: tokio::task::JoinHandle<()>,
-    },
+    Owned(Client),
     Pooled(Option<deadpool_postgres::Object>),
 }
 
@@ -159,20 +181,12 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        if let Conn::Owned { task, .. } = self {
-            task.abort();
-        }
-    }
-}
-
 impl Deref for Conn {
     type Target = Client;
 
     fn deref(&self) -> &Client {
         match self {
-            Conn::Owned { client, .. } => client,
+            Conn::Owned(client) => client,
             Conn::Pooled(object) => object
                 .as_ref()
                 .expect("a pooled connection is present until discarded"),

@@ -167,6 +167,16 @@ pub enum Error {
         /// The cause.
         source: tokio_postgres::Error,
     },
+    /// The plan computed under the lock is not the one that was approved or reviewed.
+    #[error(
+        "refusing to run: the plan is now {actual}, not the approved {expected}; review and approve the new plan"
+    )]
+    PlanChanged {
+        /// The hash that was expected.
+        expected: String,
+        /// The hash of the plan as it is now.
+        actual: String,
+    },
     /// A hook failed to run.
     #[error("a hook failed around migration {version}")]
     Hook {

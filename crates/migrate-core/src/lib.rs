@@ -21,6 +21,8 @@
 //! `examples/embedded.rs`.
 #![warn(missing_docs)]
 
+pub mod approvals;
+pub mod audit;
 pub mod config;
 mod database;
 mod error;
@@ -35,11 +37,11 @@ pub mod split;
 pub mod status;
 
 pub use config::{ConfigFile, RetryPolicy, Settings};
-pub use database::Database;
+pub use database::{Database, connect_url};
 pub use error::Error;
 pub use migrator::{
-    CompletedStep, DownTo, Migrator, Plan, PlannedStep, RepairAction, RepairReport, RunReport,
-    UpOptions,
+    AuditSettings, CompletedStep, DownOptions, DownTo, Migrator, Plan, PlannedStep, RepairAction,
+    RepairReport, RunReport, UpOptions,
 };
 pub use redact::redact_url;
 pub use session::BOOKKEEPING_SCHEMA;

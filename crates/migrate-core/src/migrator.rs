@@ -37,6 +37,16 @@ pub struct Migrator {
     db: Database,
     settings: Settings,
     hooks: Vec<Arc<dyn Hook>>,
+    audit: Option<AuditSettings>,
+}
+
+/// Who is acting, for the audit trail, and what to add to every entry.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// The actor recorded on every entry.
+    pub actor: String,
+    /// Extra metadata merged into every entry (environment, overrides).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Options of [`Migrator::up`].
@@ -46,6 +56,26 @@ pub struct UpOptions {
     pub to: Option<i64>,
     /// Apply pending migrations older than the newest applied one.
     pub allow_out_of_order: bool,
+    /// Refuse unless the plan, computed under the lock, has this hash (the one that was approved).
+    pub expected_plan: Option<String>,
+}
+
+impl From<DownTo> for DownOptions {
+    fn from(to: DownTo) -> DownOptions {
+        DownOptions {
+            to,
+            expected_plan: None,
+        }
+    }
+}
+
+/// Options of [`Migrator::down`].
+#[derive(Debug, Clone)]
+pub struct DownOptions {
+    /// How far to go.
+    pub to: DownTo,
+    /// Refuse unless the plan, computed under the lock, has this hash.
+    pub expected_plan: Option<String>,
 }
 
 /// How far [`Migrator::down`] goes.
@@ -164,7 +194,14 @@ impl Migrator {
             db,
             settings,
             hooks: Vec::new(),
+            audit: None,
         })
+    }
+
+    /// Records every apply, rollback and repair in the audit trail (see [`crate::audit`]).
+    pub fn with_audit(mut self, audit: AuditSettings) -> Migrator {
+        self.audit = Some(audit);
+        self
     }
 
     /// Adds a hook that runs around every migration, after those added before it.
@@ -198,11 +235,11 @@ impl Migrator {
     }
 
     /// What `down` would run, without changing anything.
-    pub async fn plan_down(&self, to: DownTo) -> Result<Plan, Error> {
+    pub async fn plan_down(&self, options: &DownOptions) -> Result<Plan, Error> {
         let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
         let applied = session.applied().await?;
         let partial = session.partial().await?;
-        let steps = self.down_steps(&applied, partial, to)?;
+        let steps = self.down_steps(&applied, partial, options.to)?;
         Ok(self.plan(Direction::Down, &steps))
     }
 
@@ -220,6 +257,7 @@ impl Migrator {
             let partial = session.partial().await?;
             let steps = self.up_steps(&applied, partial, options)?;
             let plan = self.plan(Direction::Up, &steps);
+            check_expected(&plan, options.expected_plan.as_deref())?;
             let newest = applied.iter().map(|row| row.version).max().unwrap_or(0);
             let result = self
                 .execute(&mut session, Direction::Up, &steps, |m| m.version > newest)
@@ -235,15 +273,16 @@ impl Migrator {
     }
 
     /// Rolls back applied migrations, newest first, under the target's lock.
-    pub async fn down(&self, to: DownTo) -> Result<RunReport, Error> {
+    pub async fn down(&self, options: &DownOptions) -> Result<RunReport, Error> {
         let started = Instant::now();
         let span = tracing::info_span!("migrate.run", target = %self.target.name, direction = "down", plan_hash = tracing::field::Empty, migrations = tracing::field::Empty, outcome = tracing::field::Empty, duration_ms = tracing::field::Empty);
         async {
             let mut session = Session::open(&self.db, &self.target, &self.settings).await?;
             let applied = session.applied().await?;
             let partial = session.partial().await?;
-            let steps = self.down_steps(&applied, partial, to)?;
+            let steps = self.down_steps(&applied, partial, options.to)?;
             let plan = self.plan(Direction::Down, &steps);
+            check_expected(&plan, options.expected_plan.as_deref())?;
             let result = self
                 .execute(&mut session, Direction::Down, &steps, |_| false)
                 .await;
@@ -301,6 +340,7 @@ impl Migrator {
                 no_transaction = step.script().no_transaction,
                 duration_ms = tracing::field::Empty,
                 attempts = tracing::field::Empty,
+                rows_affected = tracing::field::Empty,
                 outcome = tracing::field::Empty,
             );
             let done: Vec<i64> = completed.iter().map(|c| c.version).collect();
@@ -402,7 +442,32 @@ impl Migrator {
                 }
             }
         }
+        let rows_affected: i64 = findings
+            .iter()
+            .filter_map(|f| f.data.get("difference").and_then(serde_json::Value::as_i64))
+            .map(i64::abs)
+            .sum();
+        span.record("rows_affected", rows_affected);
         span.record("duration_ms", millis(duration));
+        let action = match step.direction {
+            Direction::Up => "migration.apply",
+            Direction::Down => "migration.rollback",
+        };
+        let details = serde_json::json!({
+            "slug": migration.slug,
+            "direction": step.direction.as_str(),
+            "checksum": migration.checksum.to_string(),
+            "no_transaction": step.script().no_transaction,
+            "duration_ms": millis(duration),
+            "attempts": result.as_ref().map(|a| a.attempts).unwrap_or(0),
+            "rows_affected": rows_affected,
+            "outcome": if result.is_ok() { "succeeded" } else { "failed" },
+            "error": outcome.error,
+            "findings": findings,
+        });
+        self.audit(session, action, migration.version, details)
+            .await?;
+        record_metrics(&self.target.name, step.direction, duration, result.is_ok());
         match result {
             Ok(applied) => {
                 span.record("attempts", applied.attempts);
@@ -421,6 +486,123 @@ impl Migrator {
                 Err(e)
             }
         }
+    }
+
+    /// Writes an audit entry when auditing is on. A failed write stops the run:
+    /// a change that cannot be audited must not go on unnoticed.
+    async fn audit(
+        &self,
+        session: &Session<'_>,
+        action: &str,
+        version: i64,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("target".into(), self.target.name.clone().into());
+        metadata.insert("version".into(), version.into());
+        if let serde_json::Value::Object(details) = details {
+            metadata.extend(details);
+        }
+        metadata.extend(audit.metadata.clone());
+        let entry = crate::audit::AuditEntry {
+            actor: audit.actor.clone(),
+            action: action.to_string(),
+            target_type: "migration".to_string(),
+            target_id: Some(version.to_string()),
+            metadata: serde_json::Value::Object(metadata),
+        };
+        let recorded = crate::audit::record(session.client(), &entry).await?;
+        tracing::debug!(
+            table = recorded.table,
+            id = recorded.id,
+            action,
+            "audit entry written"
+        );
+        Ok(())
+    }
+
+    /// Records `approver`'s approval of a plan for an environment, and audits it.
+    pub async fn approve(
+        &self,
+        environment: &str,
+        plan_hash: &str,
+        approver: &str,
+    ) -> Result<(), Error> {
+        let valid = plan_hash.len() == 64
+            && plan_hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if !valid {
+            return Err(Error::Config {
+                origin: "--plan".into(),
+                message: format!(
+                    "{plan_hash:?} is not a plan hash (64 lowercase hex digits from `dbops migrate plan`)"
+                ),
+            });
+        }
+        if approver.trim().is_empty() {
+            return Err(Error::Config {
+                origin: "--as".into(),
+                message: "an approval needs the approver's name".into(),
+            });
+        }
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        crate::approvals::record(
+            session.client(),
+            &self.target.name,
+            environment,
+            plan_hash,
+            approver,
+        )
+        .await?;
+        let entry = crate::audit::AuditEntry {
+            actor: approver.to_string(),
+            action: "migration.approve".into(),
+            target_type: "plan".into(),
+            target_id: Some(plan_hash.to_string()),
+            metadata: serde_json::json!({ "target": self.target.name, "environment": environment, "plan_hash": plan_hash }),
+        };
+        crate::audit::record(session.client(), &entry).await?;
+        Ok(())
+    }
+
+    /// Every approval recorded for this target in `environment`, newest first.
+    pub async fn approvals(
+        &self,
+        environment: &str,
+    ) -> Result<Vec<crate::approvals::Approval>, Error> {
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        crate::approvals::list(session.client(), &self.target.name, environment).await
+    }
+
+    /// Writes an audit entry for something decided outside a run, such as a lint override.
+    pub async fn audit_event(
+        &self,
+        action: &str,
+        metadata: serde_json::Value,
+    ) -> Result<(), Error> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        let mut merged = serde_json::Map::new();
+        merged.insert("target".into(), self.target.name.clone().into());
+        if let serde_json::Value::Object(details) = metadata {
+            merged.extend(details);
+        }
+        merged.extend(audit.metadata.clone());
+        let entry = crate::audit::AuditEntry {
+            actor: audit.actor.clone(),
+            action: action.to_string(),
+            target_type: "target".into(),
+            target_id: Some(self.target.name.clone()),
+            metadata: serde_json::Value::Object(merged),
+        };
+        crate::audit::record(session.client(), &entry).await?;
+        Ok(())
     }
 
     fn hook_context<'s>(&'s self, session: &'s Session<'_>, step: Step<'s>) -> HookContext<'s> {
@@ -655,12 +837,47 @@ impl Migrator {
             }
         }
         tracing::info!(version, action = ?action, reason, "repaired partial migration");
+        self.audit(&session, "migration.repair", version, serde_json::json!({ "action": action, "reason": reason, "direction": direction.as_str() }))
+            .await?;
         session.close().await?;
         Ok(RepairReport {
             version,
             action,
             resolved_entries: partial.iter().filter(|p| p.version == version).count() as u64,
         })
+    }
+}
+
+/// Metric events, for the binary's metrics layer (`tracing-opentelemetry`'s
+/// `histogram.` / `monotonic_counter.` field convention). The log layer skips
+/// their target.
+fn record_metrics(target: &str, direction: Direction, duration: Duration, succeeded: bool) {
+    let outcome = if succeeded { "succeeded" } else { "failed" };
+    tracing::info!(
+        target: "dbops_metrics",
+        migration_target = target,
+        direction = direction.as_str(),
+        outcome,
+        histogram.dbops.migration.duration_ms = millis(duration),
+        monotonic_counter.dbops.migrations = 1u64,
+    );
+    if !succeeded {
+        tracing::info!(
+            target: "dbops_metrics",
+            migration_target = target,
+            direction = direction.as_str(),
+            monotonic_counter.dbops.migration.failures = 1u64,
+        );
+    }
+}
+
+fn check_expected(plan: &Plan, expected: Option<&str>) -> Result<(), Error> {
+    match expected {
+        Some(expected) if expected != plan.hash => Err(Error::PlanChanged {
+            expected: expected.to_string(),
+            actual: plan.hash.clone(),
+        }),
+        _ => Ok(()),
     }
 }
 

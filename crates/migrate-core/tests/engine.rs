@@ -101,11 +101,11 @@ async fn apply_roll_back_and_apply_again() {
         "a second up applies nothing"
     );
 
-    let report = migrator.down(DownTo::Steps(1)).await.unwrap();
+    let report = migrator.down(&DownTo::Steps(1).into()).await.unwrap();
     assert_eq!(report.completed[0].version, 202501010200);
     assert_eq!(history(&db).await, [202501010000, 202501010100]);
 
-    migrator.down(DownTo::Version(0)).await.unwrap();
+    migrator.down(&DownTo::Version(0).into()).await.unwrap();
     assert!(tables(&db).await.is_empty());
     assert!(history(&db).await.is_empty());
 
@@ -362,7 +362,7 @@ async fn no_transaction_migrations_run_concurrently_safe_statements() {
         .unwrap()
         .get(0);
     assert_eq!(indexes, 2);
-    migrator.down(DownTo::Steps(1)).await.unwrap();
+    migrator.down(&DownTo::Steps(1).into()).await.unwrap();
     let indexes: i64 = client
         .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 't'", &[])
         .await
@@ -508,7 +508,7 @@ async fn lock_timeout_reports_the_holder() {
         .query_one("SELECT pg_advisory_lock($1)", &[&key])
         .await
         .unwrap();
-    let error = migrator.down(DownTo::Steps(1)).await.unwrap_err();
+    let error = migrator.down(&DownTo::Steps(1).into()).await.unwrap_err();
     let message = error.to_string();
     assert!(matches!(error, Error::LockTimeout { .. }), "{message}");
     assert!(message.contains("other-runner"), "{message}");
@@ -516,7 +516,7 @@ async fn lock_timeout_reports_the_holder() {
         .query_one("SELECT pg_advisory_unlock($1)", &[&key])
         .await
         .unwrap();
-    migrator.down(DownTo::Steps(1)).await.unwrap();
+    migrator.down(&DownTo::Steps(1).into()).await.unwrap();
 }
 
 #[tokio::test]

@@ -248,7 +248,9 @@ async fn concurrent_runs_do_the_work_once() {
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let mut client = db.connect().await;
-        runs.spawn(async move { partitions::ensure(&mut client, &config(Some(400), Retire::Detach)).await });
+        runs.spawn(async move {
+            partitions::ensure(&mut client, &config(Some(400), Retire::Detach)).await
+        });
     }
     let reports = runs.join_all().await;
     let mut created: Vec<String> = Vec::new();

@@ -17,10 +17,14 @@ const LINT_CONFIG: &str = "configs/lint.toml";
 
 /// Lints the given paths (default: every target's migrations folder) and, with `--db`, each target's database.
 pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError> {
-    let config = schema_lint::Config::load(LINT_CONFIG.as_ref()).map_err(|e| CliError::Config(error_chain(&e)))?;
+    let config = schema_lint::Config::load(LINT_CONFIG.as_ref())
+        .map_err(|e| CliError::Config(error_chain(&e)))?;
     let targets = Context::targets(TargetChoice::All);
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
-        targets.iter().map(|t| Ok(context.config.target(t)?.dir.clone())).collect::<Result<_, CliError>>()?
+        targets
+            .iter()
+            .map(|t| Ok(context.config.target(t)?.dir.clone()))
+            .collect::<Result<_, CliError>>()?
     } else {
         args.paths.clone()
     };
@@ -39,8 +43,15 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
     };
     std::io::stdout()
         .write_all(rendered.as_bytes())
-        .map_err(|source| CliError::Io { context: "writing the lint report".into(), source })?;
-    Ok(if schema_lint::has_errors(&violations) { exit_code::LINT_ERRORS } else { exit_code::SUCCESS })
+        .map_err(|source| CliError::Io {
+            context: "writing the lint report".into(),
+            source,
+        })?;
+    Ok(if schema_lint::has_errors(&violations) {
+        exit_code::LINT_ERRORS
+    } else {
+        exit_code::SUCCESS
+    })
 }
 
 /// The live checks of one target: its schemas introspected, its history from the migration engine's status.
@@ -57,8 +68,17 @@ async fn lint_database(
     };
     let schema = introspect(&client, &IntrospectOptions { schemas })
         .await
-        .map_err(|e| CliError::Config(format!("introspecting the {target} database: {}", error_chain(&e))))?;
-    let target_args = TargetArgs { target: TargetChoice::All, dir: None, lock_wait: None };
+        .map_err(|e| {
+            CliError::Config(format!(
+                "introspecting the {target} database: {}",
+                error_chain(&e)
+            ))
+        })?;
+    let target_args = TargetArgs {
+        target: TargetChoice::All,
+        dir: None,
+        lock_wait: None,
+    };
     let status = context.migrator(target, &target_args)?.status().await?;
     let history: Vec<schema_lint::AppliedMigration> = status
         .drifted
@@ -70,19 +90,33 @@ async fn lint_database(
             changed_since_applied: true,
             path: d.file.clone(),
         })
-        .chain(status.schema_version.map(|version| schema_lint::AppliedMigration {
-            version: version as u64,
-            name: String::new(),
-            changed_since_applied: false,
-            path: None,
-        }))
+        .chain(
+            status
+                .schema_version
+                .map(|version| schema_lint::AppliedMigration {
+                    version: version as u64,
+                    name: String::new(),
+                    changed_since_applied: false,
+                    path: None,
+                }),
+        )
         .collect();
     let pending: Vec<schema_lint::PendingMigration> = status
         .pending
         .iter()
-        .map(|p| schema_lint::PendingMigration { version: p.version as u64, path: p.file.clone() })
+        .map(|p| schema_lint::PendingMigration {
+            version: p.version as u64,
+            path: p.file.clone(),
+        })
         .collect();
-    Ok(schema_lint::lint_live(&schema_lint::LiveInput { schema: &schema, history: &history, pending: &pending }, config))
+    Ok(schema_lint::lint_live(
+        &schema_lint::LiveInput {
+            schema: &schema,
+            history: &history,
+            pending: &pending,
+        },
+        config,
+    ))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -2,12 +2,14 @@
 
 use std::io::Write;
 
-use migrate_core::{DownTo, Plan, RepairAction, Status, UpOptions};
+use migrate_core::config::EnvironmentPolicy;
+use migrate_core::{DownOptions, DownTo, Migrator, Plan, RepairAction, Status, UpOptions};
 
 use crate::CliError;
 use crate::context::Context;
 use crate::exit_code;
-use crate::opt::{MigrateCommand, RepairChoice, TargetArgs};
+use crate::guardrails;
+use crate::opt::{GuardArgs, MigrateCommand, RepairChoice, TargetArgs};
 
 /// Runs one `migrate` subcommand.
 pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, CliError> {
@@ -17,17 +19,34 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             to,
             dry_run,
             allow_out_of_order,
+            guard,
         } => {
             let options = UpOptions {
                 to,
                 allow_out_of_order,
+                expected_plan: None,
             };
+            let policy = context.config.environment(&guard.environment)?.clone();
+            let actor = guardrails::actor(context.global.actor.as_deref());
             for name in Context::targets(target.target) {
-                let migrator = context.migrator(name, &target)?;
+                let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
+                let plan = migrator.plan_up(&options).await?;
+                let lint = lint_plan(context, &migrator, &plan)?;
                 if dry_run {
-                    print_plan(&migrator.plan_up(&options).await?);
+                    print_plan(&plan);
+                    print_lint(&lint);
                     continue;
                 }
+                if plan.steps.is_empty() {
+                    println!("{name}: nothing to apply");
+                    continue;
+                }
+                enforce_lint(&migrator, &lint, &policy, &guard).await?;
+                guardrails::check(&migrator, &plan, &policy, &guard, &actor, &[]).await?;
+                let options = UpOptions {
+                    expected_plan: Some(plan.hash.clone()),
+                    ..options.clone()
+                };
                 let report = migrator.up(&options).await?;
                 println!(
                     "{name}: applied {} migration(s) in {} ms{}",
@@ -43,18 +62,35 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             to,
             steps,
             dry_run,
+            guard,
         } => {
             let to = match (to, steps) {
                 (Some(version), _) => DownTo::Version(version),
                 (None, steps) => DownTo::Steps(steps.unwrap_or(1)),
             };
+            let policy = context.config.environment(&guard.environment)?.clone();
+            let actor = guardrails::actor(context.global.actor.as_deref());
             for name in Context::targets(target.target).iter().rev() {
-                let migrator = context.migrator(name, &target)?;
+                let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
+                let plan = migrator.plan_down(&to.into()).await?;
+                let warnings = data_loss_warnings(&plan);
                 if dry_run {
-                    print_plan(&migrator.plan_down(to).await?);
+                    print_plan(&plan);
+                    for warning in &warnings {
+                        println!("-- warning: {warning}");
+                    }
                     continue;
                 }
-                let report = migrator.down(to).await?;
+                if plan.steps.is_empty() {
+                    println!("{name}: nothing to roll back");
+                    continue;
+                }
+                guardrails::check(&migrator, &plan, &policy, &guard, &actor, &warnings).await?;
+                let options = DownOptions {
+                    to,
+                    expected_plan: Some(plan.hash.clone()),
+                };
+                let report = migrator.down(&options).await?;
                 println!(
                     "{name}: rolled back {} migration(s) in {} ms",
                     report.completed.len(),
@@ -83,7 +119,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
         MigrateCommand::Plan { target, to, json } => {
             let options = UpOptions {
                 to,
-                allow_out_of_order: false,
+                ..UpOptions::default()
             };
             for name in Context::targets(target.target) {
                 let plan = context.migrator(name, &target)?.plan_up(&options).await?;
@@ -92,6 +128,32 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 } else {
                     print_plan(&plan);
                 }
+            }
+            Ok(exit_code::SUCCESS)
+        }
+        MigrateCommand::Approve {
+            target,
+            plan,
+            approver,
+            environment,
+        } => {
+            let [name] = Context::targets(target.target) else {
+                return Err(CliError::Config("an approval is for one target: pass --target operational or --target analytics".into()));
+            };
+            context.config.environment(&environment)?;
+            let migrator = context.migrator(name, &target)?;
+            migrator.approve(&environment, &plan, &approver).await?;
+            let current = migrator
+                .plan_up(&UpOptions::default())
+                .await
+                .ok()
+                .map(|p| p.hash);
+            println!("{name}: {approver} approved plan {plan} for {environment}");
+            if current.as_deref().is_some_and(|current| current != plan) {
+                eprintln!(
+                    "warning: the pending plan of {name} is now {}, not the plan just approved",
+                    current.unwrap_or_default()
+                );
             }
             Ok(exit_code::SUCCESS)
         }
@@ -112,8 +174,14 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 RepairChoice::MarkApplied => RepairAction::MarkApplied,
                 RepairChoice::MarkNotApplied => RepairAction::MarkNotApplied,
             };
+            let actor = guardrails::actor(context.global.actor.as_deref());
+            let guard = GuardArgs {
+                environment: "local".into(),
+                yes: true,
+                allow_lint_errors: false,
+            };
             let report = context
-                .migrator(name, &target)?
+                .changing_migrator(name, &target, &actor, &guard)?
                 .repair(version, action, &reason)
                 .await?;
             println!(
@@ -123,6 +191,93 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             Ok(exit_code::SUCCESS)
         }
     }
+}
+
+/// Lints the pending scripts of an up plan (and their down scripts) with the project's lint configuration.
+fn lint_plan(
+    context: &Context<'_>,
+    migrator: &Migrator,
+    plan: &Plan,
+) -> Result<Vec<schema_lint::Violation>, CliError> {
+    if plan.steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = context.lint_config()?;
+    let mut sources = Vec::with_capacity(plan.steps.len() * 2);
+    for step in &plan.steps {
+        sources.push((step.file.clone(), step.sql.clone()));
+        if let Some(migration) = migrator.source().get(step.version) {
+            sources.push((migration.down.path.clone(), migration.down.sql.clone()));
+        }
+    }
+    Ok(schema_lint::lint_sources(&sources, &config))
+}
+
+fn print_lint(violations: &[schema_lint::Violation]) {
+    if violations.is_empty() {
+        println!("-- lint: no findings");
+    } else {
+        println!("-- lint findings:");
+        for line in schema_lint::render::human(violations).lines() {
+            println!("-- {line}");
+        }
+    }
+}
+
+/// Error-level findings block the run unless overridden where the environment allows it; the override is audited.
+async fn enforce_lint(
+    migrator: &Migrator,
+    violations: &[schema_lint::Violation],
+    policy: &EnvironmentPolicy,
+    guard: &GuardArgs,
+) -> Result<(), CliError> {
+    if !schema_lint::has_errors(violations) {
+        return Ok(());
+    }
+    eprint!("{}", schema_lint::render::human(violations));
+    let errors = violations
+        .iter()
+        .filter(|v| v.severity == schema_lint::Severity::Error)
+        .count();
+    if !guard.allow_lint_errors {
+        return Err(CliError::LintErrors(format!(
+            "{errors} error-level lint finding(s) in the pending migrations of {}; fix them, add a reasoned `-- dbops-lint: ignore`, or pass --allow-lint-errors",
+            migrator.target()
+        )));
+    }
+    if !policy.allow_lint_override {
+        return Err(CliError::Refused(format!(
+            "environment {} does not allow --allow-lint-errors ({errors} error-level finding(s))",
+            guard.environment
+        )));
+    }
+    let rules: Vec<&str> = violations
+        .iter()
+        .filter(|v| v.severity == schema_lint::Severity::Error)
+        .map(|v| v.rule)
+        .collect();
+    migrator
+        .audit_event(
+            "migration.lint_override",
+            serde_json::json!({ "errors": errors, "rules": rules }),
+        )
+        .await?;
+    eprintln!(
+        "warning: running despite {errors} error-level lint finding(s) (--allow-lint-errors, audited)"
+    );
+    Ok(())
+}
+
+/// What a rollback plan destroys, named table by table.
+fn data_loss_warnings(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .flat_map(|step| {
+            migrate_hooks::data_loss::destructive_statements(&step.sql)
+                .into_iter()
+                .map(move |loss| format!("rolling back {}_{} {loss}", step.version, step.slug))
+        })
+        .collect()
 }
 
 /// The status of every target `args` names.

@@ -1,17 +1,28 @@
 //! Dispatch: one module per command family.
 
+mod audit;
 mod docs;
+mod health;
+mod lint;
 mod migrate;
+mod partitions;
+mod rollup;
+mod seed;
 
 use crate::CliError;
 use crate::context::Context;
-use crate::opt::{Command, Opt};
+use crate::opt::Command;
 
-/// Runs a parsed command line and returns the exit code of a run that did not fail outright.
-pub async fn run(opt: Opt) -> Result<i32, CliError> {
-    let context = Context::load(&opt.global)?;
-    match opt.command {
-        Command::Migrate(command) => migrate::run(&context, command).await,
-        Command::Docs(command) => docs::run(&context, command).await,
+/// Runs a parsed command and returns the exit code of a run that did not fail outright.
+pub async fn run(context: &Context<'_>, command: Command) -> Result<i32, CliError> {
+    match command {
+        Command::Migrate(command) => migrate::run(context, command).await,
+        Command::Audit(command) => audit::run(context, command).await,
+        Command::Health { target, json } => health::run(context, target, json).await,
+        Command::Lint(args) => lint::run(context, args).await,
+        Command::Docs(command) => docs::run(context, command).await,
+        Command::Seed(command) => seed::run(context, command).await,
+        Command::Partitions(command) => partitions::run(context, command).await,
+        Command::Rollup(command) => rollup::run_command(context, command).await,
     }
 }

@@ -1,0 +1,72 @@
+//! `dbops health`: a readiness probe. Exit 0 only when every target's database
+//! answers and its schema is current: nothing pending, partial or drifted.
+
+use serde::Serialize;
+
+use crate::CliError;
+use crate::commands::migrate::statuses;
+use crate::context::Context;
+use crate::exit_code;
+use crate::opt::{TargetArgs, TargetChoice};
+
+#[derive(Debug, Serialize)]
+struct Health {
+    ready: bool,
+    problems: Vec<String>,
+    targets: Vec<migrate_core::Status>,
+}
+
+/// Probes the targets and prints the verdict.
+pub async fn run(context: &Context<'_>, target: TargetChoice, json: bool) -> Result<i32, CliError> {
+    let args = TargetArgs {
+        target,
+        dir: None,
+        lock_wait: None,
+    };
+    let targets = statuses(context, &args).await?;
+    let mut problems = Vec::new();
+    for status in &targets {
+        let name = &status.target;
+        if !status.pending.is_empty() {
+            problems.push(format!(
+                "{name}: {} migration(s) pending",
+                status.pending.len()
+            ));
+        }
+        for partial in &status.partial {
+            problems.push(format!("{name}: partial {partial}"));
+        }
+        for drifted in &status.drifted {
+            problems.push(format!("{name}: drifted {drifted}"));
+        }
+        if let Some(last) = status
+            .last_outcome
+            .as_ref()
+            .filter(|last| last.outcome == "failed")
+        {
+            problems.push(format!(
+                "{name}: the last run failed on {}_{}",
+                last.version, last.name
+            ));
+        }
+    }
+    let health = Health {
+        ready: problems.is_empty(),
+        problems,
+        targets,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&health)?);
+    } else if health.ready {
+        println!("ready");
+    } else {
+        for problem in &health.problems {
+            println!("not ready: {problem}");
+        }
+    }
+    if health.ready {
+        Ok(exit_code::SUCCESS)
+    } else {
+        Ok(exit_code::UNHEALTHY)
+    }
+}

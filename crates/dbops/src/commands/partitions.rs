@@ -1,0 +1,105 @@
+//! `dbops partitions ensure`: daily partition maintenance, with the retention taken from the classification map.
+
+use std::io::Write;
+
+use catalog::classification::{ClassificationMap, Retention};
+use migrate_core::partitions::{self, EnsureConfig, Retire};
+
+use crate::CliError;
+use crate::context::Context;
+use crate::exit_code;
+use crate::opt::PartitionsCommand;
+
+/// Runs one `partitions` subcommand against the operational database.
+pub async fn run(context: &Context<'_>, command: PartitionsCommand) -> Result<i32, CliError> {
+    match command {
+        PartitionsCommand::Ensure {
+            ahead_days,
+            table,
+            classification,
+            drop,
+            json,
+        } => {
+            let map = ClassificationMap::load(&classification)
+                .map_err(|e| CliError::Config(error_chain(&e)))?;
+            let retention = match map.tables.get(&table) {
+                Some(entry) => match &entry.retention {
+                    Retention::Forever => None,
+                    Retention::Period { duration, .. } => Some(*duration),
+                },
+                None => {
+                    return Err(CliError::Config(format!(
+                        "{}: table {table:?} has no entry, so its retention is unknown",
+                        classification.display()
+                    )));
+                }
+            };
+            let url = context.database_url("operational")?;
+            let mut client = connect(&connection_config(&url)?, &url).await?;
+            let config = EnsureConfig {
+                table,
+                ahead_days,
+                retention,
+                retire: if drop { Retire::Drop } else { Retire::Detach },
+                now: time::OffsetDateTime::now_utc(),
+            };
+            let report = partitions::ensure(&mut client, &config).await?;
+            if json {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                let _ = writeln!(out);
+            } else {
+                println!("{report}");
+                for name in &report.created {
+                    println!("  created {name}");
+                }
+                let verb = if drop { "dropped" } else { "detached" };
+                for name in &report.retired {
+                    println!("  {verb} {name}");
+                }
+            }
+            Ok(exit_code::SUCCESS)
+        }
+    }
+}
+
+/// Parses a database URL without ever echoing it (it may hold a password).
+pub(super) fn connection_config(url: &str) -> Result<tokio_postgres::Config, CliError> {
+    url.parse().map_err(|e| {
+        CliError::Config(format!(
+            "{} is not a valid PostgreSQL connection URL: {e}",
+            migrate_core::redact_url(url)
+        ))
+    })
+}
+
+/// Opens one connection; the connection task ends when the client is dropped.
+pub(super) async fn connect(
+    config: &tokio_postgres::Config,
+    url: &str,
+) -> Result<tokio_postgres::Client, CliError> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|source| migrate_core::Error::Unreachable {
+            url: migrate_core::redact_url(url),
+            source,
+        })?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "database connection ended with an error");
+        }
+    });
+    Ok(client)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,327 @@
+//! `dbops rollup run|check|reconcile|status`: usage rollups, through the `rollup-engine` crate.
+
+use std::io::Write;
+use std::path::Path;
+
+use rollup_engine::check::{Assertions, Severity, check};
+use rollup_engine::config::{Config, RollupsDatabase};
+use rollup_engine::reconcile::{MismatchKind, reconcile};
+use rollup_engine::run::{RunMode, RunOptions, run};
+use rollup_engine::status::status;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use crate::CliError;
+use crate::context::Context;
+use crate::exit_code;
+use crate::opt::{RollupArgs, RollupCommand};
+
+/// The configuration used when the default file is not present.
+const BUILT_IN_CONFIG: &str = include_str!("../../../../analytics/transforms/config.toml");
+
+/// Runs one `rollup` subcommand.
+pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Result<i32, CliError> {
+    match command {
+        RollupCommand::Run {
+            args,
+            full,
+            recompute_from,
+            recompute_to,
+        } => {
+            let config = load_config(&args)?;
+            let mode = match (full, recompute_from, recompute_to) {
+                (true, None, None) => RunMode::Full,
+                (false, None, None) => RunMode::Incremental,
+                (false, Some(from), Some(to)) => RunMode::Recompute { from, to },
+                _ => {
+                    return Err(CliError::Config(
+                        "--recompute-from and --recompute-to go together, and not with --full"
+                            .into(),
+                    ));
+                }
+            };
+            let (source, mut rollups) = connect(context, &config, &args.target).await?;
+            let options = RunOptions {
+                target: args.target.clone(),
+                mode,
+            };
+            let report = run(&source, &mut rollups, &config.engine, &options).await?;
+            let seconds = report.duration.as_secs_f64();
+            if args.json {
+                print_json(&json!({
+                    "run_id": report.run_id,
+                    "target": args.target,
+                    "full_rebuild": report.full_rebuild,
+                    "watermark_from": report.watermark_from.map(timestamp),
+                    "watermark_to": report.watermark_to.map(timestamp),
+                    "hours_queued": report.hours_queued,
+                    "hours_covered": report.hours_covered,
+                    "days_covered": report.days_covered,
+                    "hourly_rows_written": report.hourly_rows_written,
+                    "daily_rows_written": report.daily_rows_written,
+                    "duration_seconds": seconds,
+                    "slow": report.slow,
+                }))?;
+            } else {
+                let kind = if report.full_rebuild {
+                    "full rebuild"
+                } else {
+                    "incremental"
+                };
+                println!(
+                    "rollup run {} ({}, {kind}): {} hour(s) and {} day(s) recomputed, {} hourly and {} daily row(s) written in {seconds:.2} s; {} hour(s) queued; watermark {}",
+                    report.run_id,
+                    args.target,
+                    report.hours_covered,
+                    report.days_covered,
+                    report.hourly_rows_written,
+                    report.daily_rows_written,
+                    report.hours_queued,
+                    report
+                        .watermark_to
+                        .map_or_else(|| "not set".to_owned(), timestamp),
+                );
+                if report.slow {
+                    println!(
+                        "  slow: more than {} per hour of data",
+                        humantime::format_duration(config.engine.slow_run_per_hour)
+                    );
+                }
+            }
+            Ok(exit_code::SUCCESS)
+        }
+        RollupCommand::Check { args, assertions } => {
+            let config = load_config(&args)?;
+            let path = assertions.unwrap_or_else(|| config.assertions.clone());
+            let assertions = Assertions::load(&path)?;
+            let (_, rollups) = connect(context, &config, &args.target).await?;
+            let findings = check(&rollups, &assertions).await?;
+            let failed = findings.iter().filter(|f| f.fails()).count();
+            if args.json {
+                let items: Vec<_> = findings
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "assertion": f.assertion,
+                            "severity": severity(f.severity),
+                            "violations": f.violations,
+                            "sample": f.sample,
+                            "description": f.description,
+                        })
+                    })
+                    .collect();
+                print_json(
+                    &json!({ "file": path.display().to_string(), "findings": items, "failed": failed }),
+                )?;
+            } else {
+                for f in &findings {
+                    let verdict = if f.passed() {
+                        "ok  "
+                    } else if f.fails() {
+                        "FAIL"
+                    } else {
+                        "warn"
+                    };
+                    println!(
+                        "{verdict} {:<45} {:>8} violation(s)  [{}]",
+                        f.assertion,
+                        f.violations,
+                        severity(f.severity)
+                    );
+                    if !f.passed() {
+                        println!("     {}", f.description);
+                        for row in &f.sample {
+                            println!("     {row}");
+                        }
+                    }
+                }
+                println!(
+                    "{} assertion(s) from {}, {failed} failed",
+                    findings.len(),
+                    path.display()
+                );
+            }
+            Ok(if failed > 0 {
+                exit_code::CHECK_FAILED
+            } else {
+                exit_code::SUCCESS
+            })
+        }
+        RollupCommand::Reconcile { args, show } => {
+            let config = load_config(&args)?;
+            let (source, rollups) = connect(context, &config, &args.target).await?;
+            let report = reconcile(&source, &rollups).await?;
+            let describe = |kind: &MismatchKind| match kind {
+                MismatchKind::MissingFromRollups => "missing from the rollups".to_owned(),
+                MismatchKind::NotInEvents => "in the rollups but not in the events".to_owned(),
+                MismatchKind::Differs(fields) => fields
+                    .iter()
+                    .map(|d| format!("{}: events {}, rollups {}", d.field, d.events, d.rollups))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            if args.json {
+                let mismatches: Vec<_> = report
+                    .mismatches
+                    .iter()
+                    .map(|m| json!({ "hour_at": timestamp(m.hour_at), "organization_id": m.organization_id, "mismatch": describe(&m.kind) }))
+                    .collect();
+                print_json(&json!({
+                    "buckets_compared": report.buckets_compared,
+                    "buckets_pending": report.buckets_pending,
+                    "mismatches": mismatches,
+                }))?;
+            } else {
+                for m in report.mismatches.iter().take(show) {
+                    println!(
+                        "MISMATCH {} organization {}: {}",
+                        timestamp(m.hour_at),
+                        m.organization_id,
+                        describe(&m.kind)
+                    );
+                }
+                if report.mismatches.len() > show {
+                    println!(
+                        "... and {} more (--show N, or --json for all)",
+                        report.mismatches.len() - show
+                    );
+                }
+                println!(
+                    "{} (organization, hour) bucket(s) compared, {} mismatch(es), {} pending (queued or ingested after the watermark)",
+                    report.buckets_compared,
+                    report.mismatches.len(),
+                    report.buckets_pending
+                );
+            }
+            Ok(if report.mismatches.is_empty() {
+                exit_code::SUCCESS
+            } else {
+                exit_code::CHECK_FAILED
+            })
+        }
+        RollupCommand::Status { args, limit } => {
+            let config = load_config(&args)?;
+            let (_, rollups) = connect(context, &config, &args.target).await?;
+            let state = status(&rollups, &config.engine, limit).await?;
+            if args.json {
+                let runs: Vec<_> = state
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "id": r.id,
+                            "target": r.target,
+                            "status": r.status,
+                            "started_at": timestamp(r.started_at),
+                            "duration_seconds": r.duration.map(|d| d.as_secs_f64()),
+                            "hours_queued": r.hours_queued,
+                            "hours_covered": r.hours_covered,
+                            "days_covered": r.days_covered,
+                            "hourly_rows_written": r.hourly_rows_written,
+                            "daily_rows_written": r.daily_rows_written,
+                            "seconds_per_hour": r.seconds_per_hour(),
+                            "slow": r.slow,
+                            "error": r.error_message,
+                        })
+                    })
+                    .collect();
+                print_json(&json!({
+                    "target": args.target,
+                    "watermark": state.watermark.map(timestamp),
+                    "queued_hours": state.queued_hours,
+                    "slow_run_per_hour_seconds": config.engine.slow_run_per_hour.as_secs_f64(),
+                    "runs": runs,
+                }))?;
+            } else {
+                println!(
+                    "target {}: watermark {}, {} hour(s) queued; a run is slow above {} per hour of data",
+                    args.target,
+                    state
+                        .watermark
+                        .map_or_else(|| "not set (no run yet)".to_owned(), timestamp),
+                    state.queued_hours,
+                    humantime::format_duration(config.engine.slow_run_per_hour)
+                );
+                println!(
+                    "{:>6}  {:<10} {:<9} {:<20} {:>10} {:>6} {:>5} {:>10}  flag",
+                    "run", "target", "status", "started", "duration", "hours", "days", "s/hour"
+                );
+                for r in &state.runs {
+                    println!(
+                        "{:>6}  {:<10} {:<9} {:<20} {:>10} {:>6} {:>5} {:>10}  {}",
+                        r.id,
+                        r.target,
+                        r.status,
+                        timestamp(r.started_at).chars().take(19).collect::<String>(),
+                        r.duration.map_or_else(
+                            || "-".to_owned(),
+                            |d| format!("{:.2} s", d.as_secs_f64())
+                        ),
+                        r.hours_covered,
+                        r.days_covered,
+                        r.seconds_per_hour()
+                            .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}")),
+                        if r.slow { "SLOW" } else { "" },
+                    );
+                    if let Some(error) = &r.error_message {
+                        println!("        error: {error}");
+                    }
+                }
+            }
+            Ok(exit_code::SUCCESS)
+        }
+    }
+}
+
+fn load_config(args: &RollupArgs) -> Result<Config, CliError> {
+    let default = Path::new(rollup_engine::config::DEFAULT_PATH);
+    let config = if args.rollup_config.exists() || args.rollup_config != default {
+        Config::load(&args.rollup_config)?
+    } else {
+        Config::parse(BUILT_IN_CONFIG, default)?
+    };
+    config.target(&args.target)?;
+    Ok(config)
+}
+
+/// Connections to the operational database and to the target's rollups database.
+async fn connect(
+    context: &Context<'_>,
+    config: &Config,
+    target: &str,
+) -> Result<(tokio_postgres::Client, tokio_postgres::Client), CliError> {
+    let source_url = context.database_url("operational")?;
+    let rollups_url = match config.target(target)?.rollups_database {
+        RollupsDatabase::Operational => source_url.clone(),
+        RollupsDatabase::Analytics => context.database_url("analytics")?,
+    };
+    let source = super::partitions::connect(
+        &super::partitions::connection_config(&source_url)?,
+        &source_url,
+    )
+    .await?;
+    let rollups = super::partitions::connect(
+        &super::partitions::connection_config(&rollups_url)?,
+        &rollups_url,
+    )
+    .await?;
+    Ok((source, rollups))
+}
+
+fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    let _ = writeln!(out);
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `dbops seed`: deterministic, idempotent seed data, through the `seeder` crate.
+
+use seeder::analytics::{AnalyticsConfig, seed_analytics};
+use seeder::api_key::Pepper;
+use seeder::operational::{OperationalConfig, seed_operational};
+
+use crate::CliError;
+use crate::context::Context;
+use crate::exit_code;
+use crate::opt::SeedCommand;
+
+/// Runs one `seed` subcommand against the operational database.
+pub async fn run(context: &Context<'_>, command: SeedCommand) -> Result<i32, CliError> {
+    // Without the pepper no key can be stored: fail before touching the database.
+    let pepper = Pepper::from_env()?;
+    let url = context.database_url("operational")?;
+    let config = super::partitions::connection_config(&url)?;
+    match command {
+        SeedCommand::Operational { seed, orgs } => {
+            let mut client = super::partitions::connect(&config, &url).await?;
+            let settings = OperationalConfig {
+                seed,
+                organizations: orgs,
+            };
+            let report = seed_operational(&mut client, &settings, &pepper).await?;
+            println!(
+                "seeded {} organization(s), {} user(s), {} API key(s), {} budget(s), {} model(s)",
+                report.organizations,
+                report.users,
+                report.keys.len(),
+                report.budgets,
+                report.models
+            );
+            if !report.keys.is_empty() {
+                // The one time these secrets exist outside their owner's hands:
+                // standard output only, never the log.
+                println!("API keys, shown once (only their HMAC is stored):");
+                for key in &report.keys {
+                    println!(
+                        "  organization {:>6}  {:<16}  {}",
+                        key.organization_id,
+                        key.name,
+                        key.secret.expose()
+                    );
+                }
+            }
+        }
+        SeedCommand::Analytics {
+            events,
+            seed,
+            days,
+            orgs,
+            late_share,
+            until,
+            streams,
+        } => {
+            let settings = AnalyticsConfig {
+                seed,
+                events,
+                days,
+                organizations: orgs,
+                late_share,
+                until,
+                streams,
+                progress: true,
+            };
+            let report = seed_analytics(&config, &settings, &pepper).await?;
+            let seconds = report.load_time.as_secs_f64();
+            println!(
+                "seeded {} organization(s), {} budget(s), {} model(s); {} event(s) loaded in {:.1} s ({:.0} events/s), {} already present; {} partition(s) created",
+                report.organizations,
+                report.budgets,
+                report.models,
+                report.events_loaded,
+                seconds,
+                if seconds > 0.0 {
+                    report.events_loaded as f64 / seconds
+                } else {
+                    0.0
+                },
+                report.events_present,
+                report.partitions_created.len()
+            );
+        }
+    }
+    Ok(exit_code::SUCCESS)
+}
