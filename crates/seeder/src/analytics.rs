@@ -142,6 +142,13 @@ pub async fn seed_analytics(
             tracing::warn!(%error, "seeding connection ended with an error");
         }
     });
+    // One analytics seeder at a time per database, for the whole run: two
+    // runs loading the same chunks side by side would collide on their ids.
+    // The lock goes with this connection.
+    client
+        .execute("SELECT pg_advisory_lock(hashtextextended('dbops.seed:analytics', 0))", &[])
+        .await
+        .map_err(Error::db("waiting for another analytics seeder to finish"))?;
     let mut report = AnalyticsReport::default();
 
     let tx = client
