@@ -252,7 +252,8 @@ fn to_violation(finding: Finding, sources: &[Source], config: &Config) -> Option
 fn source_location(source: &Source, span: FileSpan) -> Location {
     let statement = source
         .statement_ranges()
-        .into_iter()
+        .iter()
+        .copied()
         .find(|&(start, end)| start <= span.start && span.start < end.max(start + 1))
         .unwrap_or((span.start, span.end));
     Location::Source(SourceSpan {

@@ -44,7 +44,7 @@ impl FileIgnores {
         source: &Source,
         malformed: &mut Vec<Malformed>,
     ) -> FileIgnores {
-        let statements = source.statement_ranges();
+        let statements = source.statement_ranges().to_vec();
         let mut directives = Vec::new();
         for (text, start, end) in source.comments() {
             let Some(body) = text

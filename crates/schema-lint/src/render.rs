@@ -15,17 +15,22 @@ pub fn human(violations: &[Violation]) -> String {
     let mut out = String::new();
     for v in violations {
         let _ = writeln!(out, "{}[{}]: {}", v.severity, v.rule, v.message);
+        // The gutter is as wide as the largest line number shown, plus one.
+        let width = match &v.location {
+            Location::Source(span) => gutter_width(span),
+            Location::File { .. } | Location::Object { .. } => 2,
+        };
         match &v.location {
-            Location::Source(span) => underline(&mut out, span),
+            Location::Source(span) => underline(&mut out, span, width),
             Location::File { path } => {
-                let _ = writeln!(out, "  --> {}", path.display());
+                let _ = writeln!(out, "{:width$}--> {}", "", path.display());
             }
             Location::Object { name } => {
-                let _ = writeln!(out, "  --> live database: {name}");
+                let _ = writeln!(out, "{:width$}--> live database: {name}", "");
             }
         }
         if let Some(help) = &v.help {
-            let _ = writeln!(out, "   = help: {help}");
+            let _ = writeln!(out, "{:width$} = help: {help}", "");
         }
     }
     let errors = violations
@@ -43,10 +48,13 @@ pub fn human(violations: &[Violation]) -> String {
     out
 }
 
-fn underline(out: &mut String, span: &SourceSpan) {
+fn gutter_width(span: &SourceSpan) -> usize {
+    let last_line = span.statement.first_line + span.statement.lines.len() as u32 - 1;
+    last_line.to_string().len() + 1
+}
+
+fn underline(out: &mut String, span: &SourceSpan, width: usize) {
     let excerpt = &span.statement;
-    let last_line = excerpt.first_line + excerpt.lines.len() as u32 - 1;
-    let width = last_line.to_string().len() + 1;
     let _ = writeln!(
         out,
         "{:width$}--> {}:{}:{}",

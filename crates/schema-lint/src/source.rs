@@ -57,6 +57,7 @@ pub(crate) struct Source {
     pub(crate) name: Option<MigrationName>,
     pub(crate) parse: Parse<SqlFile>,
     lines: LineIndex,
+    statements: std::sync::OnceLock<Vec<(u32, u32)>>,
 }
 
 impl std::fmt::Debug for Source {
@@ -81,6 +82,7 @@ impl Source {
             name,
             parse,
             lines,
+            statements: std::sync::OnceLock::new(),
         }
     }
 
@@ -109,7 +111,12 @@ impl Source {
     }
 
     /// Byte ranges of the top-level statements, from their first non-trivia token to their end.
-    pub(crate) fn statement_ranges(&self) -> Vec<(u32, u32)> {
+    pub(crate) fn statement_ranges(&self) -> &[(u32, u32)] {
+        self.statements
+            .get_or_init(|| self.compute_statement_ranges())
+    }
+
+    fn compute_statement_ranges(&self) -> Vec<(u32, u32)> {
         self.parse
             .tree()
             .stmts()
