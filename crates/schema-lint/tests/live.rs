@@ -55,11 +55,17 @@ async fn live_rules_see_what_file_rules_see() {
              CONSTRAINT invoice_pk PRIMARY KEY (id)
          );
          CREATE INDEX invoice_sent_idx ON invoice (sent);
+         CREATE TABLE events (id bigint, at timestamptz) PARTITION BY RANGE (at);
+         CREATE TABLE events_default PARTITION OF events DEFAULT;
+         CREATE INDEX events_at_idx ON ONLY events (at);
          CREATE INDEX invoice_sent_id_idx ON invoice (sent, id);",
     )
     .unwrap();
     db.apply_up_files(dir.path()).await;
     expect_test::expect![[r#"
+        error[naming-timestamp-column]: timestamptz column `events.at` is not named `*_at`
+          --> live database: column events.at
+           = help: instants are `timestamptz` named `*_at` (`created_at`); calendar days are `date` named `*_on`
         error[varchar-length]: column `invoice.code` is `character varying(8)`
           --> live database: column invoice.code
            = help: use `text` with a length check
@@ -84,12 +90,18 @@ async fn live_rules_see_what_file_rules_see() {
         error[naming-primary-key]: primary key `invoice_pk` is not named `invoice_pkey`
           --> live database: constraint invoice_pk on invoice
            = help: write `CONSTRAINT invoice_pkey PRIMARY KEY (...)`
+        error[partitioned-index-on-only]: index `events_at_idx` on partitioned `events` is invalid: not attached on every partition
+          --> live database: index events_at_idx on events
+           = help: build the missing partitions' indexes CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION each
         error[duplicate-index]: index `invoice_sent_idx` (sent) is redundant with `invoice_sent_id_idx` (sent, id)
           --> live database: index invoice_sent_idx on invoice
            = help: `invoice_sent_id_idx` serves the same lookups: drop `invoice_sent_idx`
+        error[naming-primary-key]: table `events` has no primary key
+          --> live database: table events
+           = help: add `id bigint GENERATED ALWAYS AS IDENTITY` and `CONSTRAINT <table>_pkey PRIMARY KEY (id)`
         error[naming-table]: table name `invoice` is not plural
           --> live database: table invoice
            = help: name tables after what a row is, in the plural (`invoices`); only `*_log` may be singular
-        10 errors, 0 warnings
+        13 errors, 0 warnings
     "#]].assert_eq(&live_findings(&db, &Config::default()).await);
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use squawk_syntax::ast::{self, AstNode};
 
 use crate::model::FileSpan;
-use crate::rules::{At, Family, Findings, MigrationSet, Rule, RuleInfo};
+use crate::rules::{At, Family, Findings, LiveView, MigrationSet, Rule, RuleInfo};
 use crate::syntax::{name_parts, qualified_name};
 use crate::violation::Severity;
 
@@ -22,6 +22,25 @@ static INFO: RuleInfo = RuleInfo {
 impl Rule for PartitionedIndexOnOnly {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    /// Live, an `ON ONLY` index not yet attached on every partition is invalid: the planner ignores it.
+    fn check_live(&self, live: &LiveView<'_>, out: &mut Findings) {
+        let tables = live
+            .schema
+            .tables
+            .iter()
+            .filter(|t| !live.config.ignored_schemas.contains(&t.schema));
+        for table in tables.filter(|t| t.partitioning.is_some()) {
+            for index in table.indexes.iter().filter(|i| !i.valid) {
+                out.report(
+                    &INFO,
+                    At::Object(format!("index {} on {}", index.name, table.display_name())),
+                    format!("index `{}` on partitioned `{}` is invalid: not attached on every partition", index.name, table.name),
+                )
+                .help("build the missing partitions' indexes CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION each");
+            }
+        }
     }
 
     fn check_migrations(&self, set: &MigrationSet<'_>, out: &mut Findings) {
