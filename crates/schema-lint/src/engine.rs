@@ -1,5 +1,6 @@
 //! Running the rules: parse files in parallel, check each migration set, apply severities and ignores.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use catalog::model::Schema;
@@ -28,6 +29,17 @@ pub(crate) fn lint_sources(
     config: &Config,
     now: OffsetDateTime,
 ) -> Vec<Violation> {
+    lint_sources_reporting(sources, None, config, now)
+}
+
+/// Like [`lint_sources`], reporting only findings located in `reported` files
+/// (the others are context: they build the schema the reported ones change).
+pub(crate) fn lint_sources_reporting(
+    sources: Vec<(PathBuf, String)>,
+    reported: Option<&HashSet<PathBuf>>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
     let mut sources = sources;
     sources.sort_by(|a, b| (set_key(&a.0), &a.0).cmp(&(set_key(&b.0), &b.0)));
     // Contiguous ranges of files that share a directory.
@@ -47,7 +59,7 @@ pub(crate) fn lint_sources(
         }
         offsets
     };
-    let prepared = prepare_in_parallel(sources, &offsets, config);
+    let prepared = prepare_in_parallel(sources, &offsets, reported, config);
     let (sources, mut per_file): (Vec<Source>, Vec<(FileIgnores, Findings)>) = prepared
         .into_iter()
         .map(|p| (p.source, (p.ignores, p.findings)))
@@ -114,6 +126,9 @@ pub(crate) fn lint_sources(
                 .filter_map(|f| to_violation(f, set.sources, config)),
         );
     }
+    if let Some(reported) = reported {
+        violations.retain(|v| v.location.path().is_some_and(|p| reported.contains(p)));
+    }
     sort(&mut violations);
     violations
 }
@@ -121,6 +136,7 @@ pub(crate) fn lint_sources(
 fn prepare_in_parallel(
     sources: Vec<(PathBuf, String)>,
     offsets: &[usize],
+    reported: Option<&HashSet<PathBuf>>,
     config: &Config,
 ) -> Vec<Prepared> {
     let prepare = |(path, text): (PathBuf, String), file: usize| {
@@ -131,7 +147,8 @@ fn prepare_in_parallel(
         for m in malformed {
             findings.report(&UNUSED_IGNORE, At::Span(m.span), m.problem);
         }
-        if source.is_forward() {
+        let is_reported = reported.is_none_or(|r| r.contains(&source.path));
+        if source.is_forward() && is_reported {
             rules::squawk::check_file(
                 file,
                 &source,

@@ -50,6 +50,27 @@ pub fn lint_sources(sources: &[(PathBuf, String)], config: &Config) -> Vec<Viola
     engine::lint_sources(sources.to_vec(), config, time::OffsetDateTime::now_utc())
 }
 
+/// Lints pending migrations in the context of the applied ones, as the
+/// migration engine does before applying: every file is replayed into the
+/// schema model (so that a foreign key added to an existing table is checked
+/// against that table's indexes), but only findings located in `pending`
+/// files are returned.
+pub fn lint_pending(
+    applied: &[(PathBuf, String)],
+    pending: &[(PathBuf, String)],
+    config: &Config,
+) -> Vec<Violation> {
+    let reported: std::collections::HashSet<PathBuf> =
+        pending.iter().map(|(path, _)| path.clone()).collect();
+    let sources = applied.iter().chain(pending).cloned().collect();
+    engine::lint_sources_reporting(
+        sources,
+        Some(&reported),
+        config,
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
 /// Lints the `.sql` files under `paths` (directories are searched recursively).
 pub fn lint_paths(paths: &[PathBuf], config: &Config) -> Result<Vec<Violation>, Error> {
     let _span = tracing::info_span!("lint_paths", paths = paths.len()).entered();

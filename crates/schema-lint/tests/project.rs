@@ -145,3 +145,32 @@ fn project_migrations_lint_clean() {
         8 errors, 0 warnings
     "#]].assert_eq(&report);
 }
+
+/// A pending migration is linted against the schema the applied ones built:
+/// a foreign key added to an existing table is checked against its indexes,
+/// and only the pending file's findings are returned.
+#[test]
+fn pending_migrations_are_linted_in_context() {
+    let dir = Path::new("m");
+    let applied = vec![
+        (dir.join("202601010000_a.up.sql"), "CREATE TABLE teams (id bigint GENERATED ALWAYS AS IDENTITY, CONSTRAINT teams_pkey PRIMARY KEY (id));\nCREATE TABLE invoice (id bigint);".to_owned()),
+        (dir.join("202601010000_a.down.sql"), "DROP TABLE teams;".to_owned()),
+    ];
+    let pending = vec![
+        (
+            dir.join("202601020000_b.up.sql"),
+            "ALTER TABLE teams ADD COLUMN parent_team_id bigint;\nALTER TABLE teams ADD CONSTRAINT teams_parent_team_id_fkey FOREIGN KEY (parent_team_id) REFERENCES teams (id) NOT VALID;".to_owned(),
+        ),
+        (dir.join("202601020000_b.down.sql"), "ALTER TABLE teams DROP COLUMN parent_team_id;".to_owned()),
+    ];
+    let violations = schema_lint::lint_pending(&applied, &pending, &schema_lint::Config::default());
+    expect_test::expect![[r#"
+        error[foreign-key-without-index]: foreign key `teams_parent_team_id_fkey` (parent_team_id) has no index leading with its columns
+          --> m/202601020000_b.up.sql:2:23
+           |
+         2 | ALTER TABLE teams ADD CONSTRAINT teams_parent_team_id_fkey FOREIGN KEY (parent_team_id) REFERENCES teams (id) NOT VALID;
+           |                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+           = help: deleting or updating a referenced row scans `teams` without one: `CREATE INDEX teams_parent_team_id_idx ON teams (parent_team_id)`
+        1 error, 0 warnings
+    "#]].assert_eq(&schema_lint::render::human(&violations));
+}
