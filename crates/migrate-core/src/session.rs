@@ -228,6 +228,7 @@ impl<'a> Session<'a> {
                    coalesce(left(a.query, 120), '')
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid";
         match self.client().query_opt(query, &[&key]).await {
             Ok(Some(row)) => format!(
@@ -491,6 +492,10 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Runs the whole transaction in one round trip: `BEGIN`, the timeouts,
+    /// the script, the history change, the run-log row and `COMMIT` travel as
+    /// one simple query. The script is followed by a newline and `;`, so a
+    /// trailing line comment or a missing semicolon cannot swallow what follows.
     async fn try_transaction(
         &self,
         step: &Step<'_>,
@@ -498,41 +503,35 @@ impl<'a> Session<'a> {
         started_at: OffsetDateTime,
     ) -> Result<(), Failure> {
         let client = self.client();
-        let begin = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}';",
+        let prefix = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}';\n",
             pg_millis(self.settings.lock_timeout),
             pg_millis(self.settings.statement_timeout)
         );
-        client
-            .batch_execute(&begin)
-            .await
-            .map_err(|e| self.classify(step, e))?;
-        let script = step.script();
-        if let Err(e) = client.batch_execute(&script.sql).await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(self.classify(step, e));
-        }
-        let bookkeeping = format!(
-            "{record}; {}",
+        let script = &step.script().sql;
+        let batch = format!(
+            "{prefix}{script}\n;\n{record};\n{};\nCOMMIT;",
             self.run_log_insert(step, true, started_at, "succeeded")
         );
-        if let Err(e) = client.batch_execute(&bookkeeping).await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(match self.classify(step, e) {
-                Failure::Fatal(_) => Failure::Fatal(Error::Refinery(format!(
-                    "recording migration {} in {} failed",
-                    step.migration.version, self.target.history_table
-                ))),
-                other => other,
-            });
+        match client.batch_execute(&batch).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !e.is_closed() {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                Err(self.classify_in(step, e, &batch, prefix.len()))
+            }
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| self.classify(step, e))
     }
 
-    fn classify(&self, step: &Step<'_>, e: tokio_postgres::Error) -> Failure {
+    /// Classifies an error of `batch`, in which the script starts at byte `skip`.
+    fn classify_in(
+        &self,
+        step: &Step<'_>,
+        e: tokio_postgres::Error,
+        batch: &str,
+        skip: usize,
+    ) -> Failure {
         if e.is_closed() || e.as_db_error().is_none() {
             return Failure::ConnectionLost(e);
         }
@@ -545,7 +544,7 @@ impl<'a> Session<'a> {
             {
                 Failure::ConnectionLost(e)
             }
-            _ => Failure::Fatal(sql_error(step, e, Vec::new())),
+            _ => Failure::Fatal(sql_error_at(step, e, batch, -(skip as isize), Vec::new())),
         }
     }
 
@@ -646,8 +645,13 @@ impl<'a> Session<'a> {
                         attempts = attempts.max(attempt);
                     }
                     Err(e) => {
-                        let error =
-                            sql_error_at(step, e, statement.offset, statement.text, Vec::new());
+                        let error = sql_error_at(
+                            step,
+                            e,
+                            statement.text,
+                            statement.offset as isize,
+                            Vec::new(),
+                        );
                         let _ = self
                             .client()
                             .execute(
@@ -730,15 +734,15 @@ fn refinery_history_ddl(table: &str) -> String {
 
 fn sql_error(step: &Step<'_>, e: tokio_postgres::Error, applied_before: Vec<i64>) -> Error {
     let script = step.script();
-    sql_error_at(step, e, 0, &script.sql, applied_before)
+    sql_error_at(step, e, &script.sql, 0, applied_before)
 }
 
 /// Builds a [`Error::MigrationFailed`] whose line and column point into the file.
 fn sql_error_at(
     step: &Step<'_>,
     e: tokio_postgres::Error,
-    offset: usize,
-    statement: &str,
+    batch: &str,
+    batch_start_in_script: isize,
     applied_before: Vec<i64>,
 ) -> Error {
     let script = step.script();
@@ -762,15 +766,20 @@ fn sql_error_at(
         }
         None => (e.to_string(), None, None),
     };
-    let byte_offset = position
+    // The server counts characters from 1 in the query it was sent; map that
+    // to a byte of the script, clamped into it.
+    let in_script = position
         .and_then(|chars| {
-            statement
+            batch
                 .char_indices()
                 .nth(chars.saturating_sub(1))
                 .map(|(i, _)| i)
         })
-        .unwrap_or(0);
-    let (line, column) = line_column(&script.sql, offset + byte_offset);
+        .map_or(batch_start_in_script, |byte| {
+            byte as isize + batch_start_in_script
+        });
+    let in_script = in_script.clamp(0, script.sql.len() as isize) as usize;
+    let (line, column) = line_column(&script.sql, in_script);
     Error::MigrationFailed {
         version: step.migration.version,
         file: script.path.clone(),
