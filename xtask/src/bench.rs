@@ -1,5 +1,6 @@
-//! `cargo xtask bench [NAME] [--rounds N]`: benchmarks of whole commands
-//! against a durable PostgreSQL, with the release build of `dbops`.
+//! `cargo xtask bench [NAME] [--rounds N] [--dbops PATH]`: benchmarks of
+//! whole commands against a durable PostgreSQL, with the release build of
+//! `dbops` (or the binary given with `--dbops`, to compare builds).
 //!
 //! The machine is noisy, so every benchmark times its command side by side
 //! with a baseline in the same run ([`paired::paired`]) and reports the
@@ -42,8 +43,16 @@ impl Bench {
 const BENCHES: &[Bench] = &[
     Bench::new("apply", "300 migrations up and down", apply::run),
     Bench::new("status", "status of 1,000 migrations", status::run),
-    Bench::new("seed", "seeding 10M usage events vs generate_series", seed::run),
-    Bench::new("lint", "dbops lint on 300 files vs squawk 2.66; --db on 500 tables", lint::run),
+    Bench::new(
+        "seed",
+        "seeding 10M usage events vs generate_series",
+        seed::run,
+    ),
+    Bench::new(
+        "lint",
+        "dbops lint on 300 files vs squawk 2.66; --db on 500 tables",
+        lint::run,
+    ),
 ];
 
 /// What every benchmark gets.
@@ -86,9 +95,10 @@ impl Context {
     }
 }
 
-/// `cargo xtask bench [NAME] [--rounds N]`.
+/// `cargo xtask bench [NAME] [--rounds N] [--dbops PATH]`.
 pub fn task(args: &mut Args) -> Result {
     let rounds = args.count("--rounds")?;
+    let dbops = args.value("--dbops")?.map(PathBuf::from);
     let name = args.positional();
     std::mem::replace(args, Args::new(Vec::new())).finish()?;
     let Some(name) = name else {
@@ -102,7 +112,11 @@ pub fn task(args: &mut Args) -> Result {
         let names: Vec<_> = BENCHES.iter().map(|bench| bench.name).collect();
         return Err(format!("no benchmark `{name}`; there are: {}", names.join(", ")).into());
     };
-    let dbops = workspace::build_dbops(Profile::Release)?;
+    let dbops = match dbops {
+        Some(path) if path.is_file() => path,
+        Some(path) => return Err(format!("--dbops {}: no such file", path.display()).into()),
+        None => workspace::build_dbops(Profile::Release)?,
+    };
     let server = pg::ensure_with(Durability::Durable)?;
     let scratch = workspace::target_dir().join("bench").join(bench.name);
     let ctx = Context {

@@ -34,7 +34,9 @@ Tasks:
                             compare catalog fingerprints, then the registered steps.
   ci                        fmt, clippy, actionlint, all tests and smoke against
                             PostgreSQL: what .ci/run and the GitHub workflow run.
-  bench [NAME] [--rounds N] Run a benchmark with the release build (no NAME: list them).
+  bench [NAME] [--rounds N] [--dbops PATH]
+                            Run a benchmark with the release build of dbops, or the
+                            given binary (no NAME: list the benchmarks).
   docs [--check]            Regenerate generated docs from a freshly migrated database;
                             --check fails when that changes a file.
 ";

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use url::Url;
 
-use super::paired::{Case, Comparison, paired};
+use super::paired::{Case, paired};
 use super::{Context, fixture};
 use crate::pg::psql;
 use crate::{Result, cmd};
@@ -42,7 +42,13 @@ pub fn run(ctx: &Context) -> Result {
         }),
     )?;
     expect_tables(ctx, MIGRATIONS)?;
-    report(&format!("Applying {MIGRATIONS} migrations"), &up);
+    println!("\n### Applying {MIGRATIONS} migrations\n\n{}", up.report());
+    let verdict = if up.median_ratio() <= GOAL_RATIO {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!("goal: at most {GOAL_RATIO:.2}×: {verdict}");
 
     let down = paired(
         rounds,
@@ -58,7 +64,10 @@ pub fn run(ctx: &Context) -> Result {
         }),
     )?;
     expect_tables(ctx, 0)?;
-    report(&format!("Rolling {MIGRATIONS} migrations back"), &down);
+    println!(
+        "\n### Rolling {MIGRATIONS} migrations back\n\n{}",
+        down.report()
+    );
 
     for db in [PSQL_DB, DBOPS_DB] {
         psql::drop_database(&ctx.server, db)?;
@@ -90,15 +99,4 @@ fn expect_tables(ctx: &Context, count: usize) -> Result {
         }
     }
     Ok(())
-}
-
-fn report(title: &str, comparison: &Comparison) {
-    let ratio = comparison.median_ratio();
-    let verdict = if ratio <= GOAL_RATIO {
-        "met"
-    } else {
-        "NOT met"
-    };
-    println!("\n### {title}\n\n{}", comparison.report());
-    println!("goal: at most {GOAL_RATIO:.2}× (applying): {verdict}");
 }

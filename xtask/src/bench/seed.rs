@@ -70,7 +70,11 @@ pub fn run(ctx: &Context) -> Result {
         rate,
         1.0 / ratio
     );
-    let verdict = if ratio <= GOAL_RATIO { "met" } else { "NOT met" };
+    let verdict = if ratio <= GOAL_RATIO {
+        "met"
+    } else {
+        "NOT met"
+    };
     println!(
         "goal: at least 0.9x the generate_series rate: {verdict} (median time ratio {ratio:.3}, at most {GOAL_RATIO:.3} needed; seeder median {})",
         seconds(comparison.candidate_median().as_secs_f64())
@@ -82,7 +86,10 @@ pub fn run(ctx: &Context) -> Result {
 /// A fresh database with the operational migrations applied (not timed).
 fn migrated(ctx: &Context, name: &str) -> Result<url::Url> {
     let db = ctx.fresh_database(name)?;
-    cmd::output(ctx.dbops(&db).args(["migrate", "up", "--target", "operational"]))?;
+    cmd::output(
+        ctx.dbops(&db)
+            .args(["migrate", "up", "--target", "operational"]),
+    )?;
     Ok(db)
 }
 
