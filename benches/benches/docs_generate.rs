@@ -6,6 +6,8 @@
 //! table, a unique constraint and an index); later runs reuse it. Timed:
 //! - `generate`: `docgen::generate` end to end (five catalog queries, the
 //!   classification map parsed and joined, both files rendered and written);
+//! - `introspect`: `catalog::introspect::introspect` alone, the live model
+//!   that `dbops lint --db` reads too;
 //! - `render`: rendering both files from the model alone;
 //! - `baseline`: one `SELECT` of `information_schema.columns` for the same
 //!   tables, the query a hand-written docs script would start from.
@@ -198,6 +200,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("generate", |b| {
         b.to_async(&runtime)
             .iter(|| async { docgen::generate(&sources, &config).await.unwrap() })
+    });
+    group.bench_function("introspect", |b| {
+        b.to_async(&runtime).iter(|| async { catalog::introspect::introspect(&client, &options).await.unwrap() })
     });
     group.bench_function("render", |b| b.iter(|| docgen::render(&model)));
     group.bench_function("baseline", |b| {
