@@ -1,19 +1,20 @@
--- Daily usage rows of every UTC day in a range, from the hourly rows.
+-- Daily usage rows of some organizations over a range of UTC days, from the
+-- hourly rows.
 --
 -- Parameters (psql variables; the engine substitutes typed literals):
---   :'day_from'  date, inclusive: the first UTC day
---   :'day_to'    date, exclusive: the day after the last
--- A full rebuild passes '-infinity' and 'infinity'.
+--   :'day_from'          date, inclusive: the first UTC day
+--   :'day_to'            date, exclusive: the day after the last
+--   :'organization_ids'  bigint[]: the organizations; '{}' for all of them
 --
 -- Runs on the rollups database, inside the transaction that has just
--- rewritten the hours of these days, after deleting the days' rows from
+-- rewritten hours of these organizations and days, after deleting their rows from
 -- analytics.usage_daily_rollups. Counts and sums add up here; the hourly
 -- latency histograms are concatenated (analytics.array_cat_agg) and the engine
 -- merges equal bins by adding their counts before writing the rows with binary
 -- `COPY`, so the stored daily histogram is exactly the sum of the hourly ones.
 --
 -- Try it: psql "$ANALYTICS_URL" -v day_from=2025-11-16 -v day_to=2025-11-17 \
---           -f analytics/transforms/daily_rollup.sql
+--           -v organization_ids='{}' -f analytics/transforms/daily_rollup.sql
 
 SELECT (hour_at AT TIME ZONE 'UTC')::date AS day,
        organization_id,
@@ -31,4 +32,6 @@ SELECT (hour_at AT TIME ZONE 'UTC')::date AS day,
 FROM analytics.usage_hourly_rollups
 WHERE hour_at >= (:'day_from'::date)::timestamp AT TIME ZONE 'UTC'
   AND hour_at < (:'day_to'::date)::timestamp AT TIME ZONE 'UTC'
+  AND (cardinality(:'organization_ids'::bigint[]) = 0
+       OR organization_id = ANY (:'organization_ids'::bigint[]))
 GROUP BY 1, 2, 3, 4;

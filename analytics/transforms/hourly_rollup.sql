@@ -1,24 +1,28 @@
--- Hourly usage rows of every UTC hour in a range, from the raw events.
+-- Hourly usage rows of some organizations over a range of UTC hours, from the
+-- raw events.
 --
 -- Parameters (psql variables; the engine substitutes typed literals):
---   :'hour_from'  timestamptz, inclusive: start of the first hour
---   :'hour_to'    timestamptz, exclusive: end of the last hour
--- A full rebuild passes '-infinity' and 'infinity'.
+--   :'hour_from'         timestamptz, inclusive: start of the first hour
+--   :'hour_to'           timestamptz, exclusive: end of the last hour
+--   :'organization_ids'  bigint[]: the organizations; '{}' for all of them
+-- A full rebuild passes '-infinity', 'infinity' and '{}'. An incremental run
+-- passes one hour and the organizations queued for it, which the index
+-- usage_events (organization_id, occurred_at) serves.
 --
 -- Runs on the operational database. The engine streams the result with
 -- `COPY (...) TO STDOUT (FORMAT binary)`, folds latencies_ms into the sparse
 -- latency histogram (latency_bins, latency_bin_counts; see the analytics
 -- migration), and writes the rows with binary `COPY` into
 -- analytics.usage_hourly_rollups, after deleting that table's rows for the
--- same hours in the same transaction: hours are replaced, never incremented.
+-- same buckets in the same transaction: buckets are replaced, never incremented.
 -- For the `local` target the rows go back into the same database, for
 -- `warehouse` into the one at ANALYTICS_URL.
 --
 -- One row per (hour, organization, key, model). Events without an API key are
 -- grouped under api_key_id 0. An error is any status other than 'ok'.
 --
--- Try it: psql "$DB_URL" -v hour_from='2025-11-16 00:00+00' \
---           -v hour_to='2025-11-16 01:00+00' -f analytics/transforms/hourly_rollup.sql
+-- Try it: psql "$DB_URL" -v hour_from='2025-11-16 00:00+00' -v hour_to='2025-11-16 01:00+00' \
+--           -v organization_ids='{}' -f analytics/transforms/hourly_rollup.sql
 
 SELECT date_trunc('hour', occurred_at, 'UTC') AS hour_at,
        organization_id,
@@ -35,4 +39,6 @@ SELECT date_trunc('hour', occurred_at, 'UTC') AS hour_at,
 FROM public.usage_events
 WHERE occurred_at >= :'hour_from'::timestamptz
   AND occurred_at < :'hour_to'::timestamptz
+  AND (cardinality(:'organization_ids'::bigint[]) = 0
+       OR organization_id = ANY (:'organization_ids'::bigint[]))
 GROUP BY 1, 2, 3, 4;

@@ -2,7 +2,7 @@
 -- bookkeeping and the analytics schema. The rollups are derived data: `dbops
 -- rollup run` rebuilds them from usage_events after the up migration.
 
-DROP TABLE analytics.rollup_dirty_hours;
+DROP TABLE analytics.rollup_dirty_buckets;
 DROP TABLE analytics.rollup_runs;
 DROP TABLE analytics.rollup_watermarks;
 DROP AGGREGATE analytics.array_cat_agg(anycompatiblearray);

@@ -7,8 +7,8 @@
 -- usage_events.
 --
 -- Rollup rows are replaced, never incremented: the engine deletes the rows of
--- the hours it recomputes and writes them again from the raw events, and
--- derives each day's rows from that day's hourly rows.
+-- the (organization, hour) buckets it recomputes and writes them again from
+-- the raw events, and derives each (organization, day) from its hourly rows.
 --
 -- Keys: an event without an API key (api_key_id IS NULL) is rolled up under
 -- api_key_id = 0. Identity values start at 1, so 0 never names a real key,
@@ -44,7 +44,10 @@ CREATE TABLE analytics.usage_hourly_rollups (
     latency_bins smallint[] NOT NULL,
     latency_bin_counts bigint[] NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT usage_hourly_rollups_pkey PRIMARY KEY (hour_at, organization_id, api_key_id, model_id),
+    -- Organization first: the engine rewrites (organization, hour) buckets and
+    -- derives (organization, day) ones, and an organization is the natural
+    -- distribution key of a sharded deployment (Citus).
+    CONSTRAINT usage_hourly_rollups_pkey PRIMARY KEY (organization_id, hour_at, api_key_id, model_id),
     CONSTRAINT usage_hourly_rollups_hour_at_check CHECK (hour_at = date_trunc('hour', hour_at, 'UTC')),
     CONSTRAINT usage_hourly_rollups_api_key_id_check CHECK (api_key_id >= 0),
     CONSTRAINT usage_hourly_rollups_request_count_check CHECK (request_count > 0),
@@ -62,7 +65,7 @@ CREATE TABLE analytics.usage_hourly_rollups (
 CREATE INDEX usage_hourly_rollups_hour_at_api_key_id_idx
     ON analytics.usage_hourly_rollups (hour_at, api_key_id) INCLUDE (request_count, error_count);
 
-COMMENT ON TABLE analytics.usage_hourly_rollups IS 'Usage per UTC hour, organization, API key and model, recomputed from usage_events by the rollup engine whenever events for the hour are ingested. Rows are replaced, never incremented.';
+COMMENT ON TABLE analytics.usage_hourly_rollups IS 'Usage per UTC hour, organization, API key and model, recomputed from usage_events by the rollup engine whenever events of the organization and hour are ingested. Rows are replaced, never incremented.';
 COMMENT ON COLUMN analytics.usage_hourly_rollups.hour_at IS 'Start of the UTC hour the events occurred in (usage_events.occurred_at truncated to the hour).';
 COMMENT ON COLUMN analytics.usage_hourly_rollups.organization_id IS 'The organization billed (organizations.id in the operational database; not enforced).';
 COMMENT ON COLUMN analytics.usage_hourly_rollups.api_key_id IS 'The API key used (api_keys.id), or 0 for events without a key.';
@@ -95,7 +98,8 @@ CREATE TABLE analytics.usage_daily_rollups (
     latency_bins smallint[] NOT NULL,
     latency_bin_counts bigint[] NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT usage_daily_rollups_pkey PRIMARY KEY (day, organization_id, api_key_id, model_id),
+    -- Also serves an organization's daily usage over a date range.
+    CONSTRAINT usage_daily_rollups_pkey PRIMARY KEY (organization_id, day, api_key_id, model_id),
     CONSTRAINT usage_daily_rollups_api_key_id_check CHECK (api_key_id >= 0),
     CONSTRAINT usage_daily_rollups_request_count_check CHECK (request_count > 0),
     CONSTRAINT usage_daily_rollups_error_count_request_count_check CHECK (error_count BETWEEN 0 AND request_count),
@@ -108,9 +112,6 @@ CREATE TABLE analytics.usage_daily_rollups (
         CHECK (cardinality(latency_bins) = cardinality(latency_bin_counts))
 );
 
--- An organization's daily usage over a date range.
-CREATE INDEX usage_daily_rollups_organization_id_day_idx
-    ON analytics.usage_daily_rollups (organization_id, day);
 -- Top models by tokens over the last days: an index-only range scan on day.
 CREATE INDEX usage_daily_rollups_day_model_id_idx
     ON analytics.usage_daily_rollups (day, model_id) INCLUDE (input_tokens, output_tokens);
@@ -169,10 +170,10 @@ CREATE TABLE analytics.rollup_watermarks (
     CONSTRAINT rollup_watermarks_source_table_key UNIQUE (source_table),
     CONSTRAINT rollup_watermarks_source_table_check CHECK (char_length(source_table) BETWEEN 1 AND 200)
 );
-COMMENT ON TABLE analytics.rollup_watermarks IS 'How far the rollup engine has read each source table by ingestion time. Advances in the same transaction that queues the hours touched by the events it passes.';
+COMMENT ON TABLE analytics.rollup_watermarks IS 'How far the rollup engine has read each source table by ingestion time. Advances in the same transaction that queues the (organization, hour) buckets touched by the events it passes.';
 COMMENT ON COLUMN analytics.rollup_watermarks.id IS 'Surrogate key.';
 COMMENT ON COLUMN analytics.rollup_watermarks.source_table IS 'The table whose events are rolled up, schema-qualified (public.usage_events).';
-COMMENT ON COLUMN analytics.rollup_watermarks.watermark_at IS 'Every event with ingested_at before this time has its hour queued or rolled up. Never later than the start of the oldest transaction open on the source when it was set, so events still being inserted are not passed over.';
+COMMENT ON COLUMN analytics.rollup_watermarks.watermark_at IS 'Every event with ingested_at before this time has its bucket queued or rolled up. Never later than the start of the oldest transaction open on the source when it was set, so events still being inserted are not passed over.';
 COMMENT ON COLUMN analytics.rollup_watermarks.updated_at IS 'When the watermark last moved.';
 
 CREATE TABLE analytics.rollup_runs (
@@ -184,7 +185,8 @@ CREATE TABLE analytics.rollup_runs (
     duration_ms bigint,
     watermark_from_at timestamptz,
     watermark_to_at timestamptz,
-    hours_queued integer NOT NULL DEFAULT 0,
+    buckets_queued integer NOT NULL DEFAULT 0,
+    buckets_covered integer NOT NULL DEFAULT 0,
     hours_covered integer NOT NULL DEFAULT 0,
     days_covered integer NOT NULL DEFAULT 0,
     hourly_rows_written bigint NOT NULL DEFAULT 0,
@@ -195,8 +197,9 @@ CREATE TABLE analytics.rollup_runs (
     CONSTRAINT rollup_runs_status_check CHECK (status IN ('running', 'succeeded', 'failed')),
     CONSTRAINT rollup_runs_finished_at_started_at_check CHECK (finished_at >= started_at),
     CONSTRAINT rollup_runs_duration_ms_check CHECK (duration_ms >= 0),
-    CONSTRAINT rollup_runs_hours_queued_hours_covered_days_covered_check
-        CHECK (hours_queued >= 0 AND hours_covered >= 0 AND days_covered >= 0),
+    -- Column parts shortened to stay within 63 bytes (docs/conventions.md).
+    CONSTRAINT rollup_runs_buckets_hours_days_check
+        CHECK (buckets_queued >= 0 AND buckets_covered >= 0 AND hours_covered >= 0 AND days_covered >= 0),
     CONSTRAINT rollup_runs_hourly_rows_written_daily_rows_written_check
         CHECK (hourly_rows_written >= 0 AND daily_rows_written >= 0),
     CONSTRAINT rollup_runs_error_message_check CHECK (char_length(error_message) <= 4000)
@@ -211,27 +214,32 @@ COMMENT ON COLUMN analytics.rollup_runs.finished_at IS 'When the run ended, succ
 COMMENT ON COLUMN analytics.rollup_runs.duration_ms IS 'Wall time of the run in milliseconds; NULL while running.';
 COMMENT ON COLUMN analytics.rollup_runs.watermark_from_at IS 'The watermark when the run started; NULL on the first run.';
 COMMENT ON COLUMN analytics.rollup_runs.watermark_to_at IS 'The watermark the run advanced to.';
-COMMENT ON COLUMN analytics.rollup_runs.hours_queued IS 'Hours the run found touched by newly ingested events (or was asked to recompute) and queued.';
-COMMENT ON COLUMN analytics.rollup_runs.hours_covered IS 'Hours of data the run recomputed: the unit of the duration bar (5 minutes per hour).';
+COMMENT ON COLUMN analytics.rollup_runs.buckets_queued IS '(organization, hour) buckets the run found touched by newly ingested events (or was asked to recompute) and queued.';
+COMMENT ON COLUMN analytics.rollup_runs.buckets_covered IS '(organization, hour) buckets the run recomputed.';
+COMMENT ON COLUMN analytics.rollup_runs.hours_covered IS 'Distinct hours of data the run recomputed (for any organization): the unit of the duration bar (5 minutes per hour).';
 COMMENT ON COLUMN analytics.rollup_runs.days_covered IS 'Days whose daily rows the run recomputed.';
 COMMENT ON COLUMN analytics.rollup_runs.hourly_rows_written IS 'Rows written to usage_hourly_rollups.';
 COMMENT ON COLUMN analytics.rollup_runs.daily_rows_written IS 'Rows written to usage_daily_rollups.';
 COMMENT ON COLUMN analytics.rollup_runs.error_message IS 'Why a failed run failed (the error chain, without connection strings); NULL otherwise.';
 
-CREATE TABLE analytics.rollup_dirty_hours (
+CREATE TABLE analytics.rollup_dirty_buckets (
     id bigint GENERATED ALWAYS AS IDENTITY,
+    organization_id bigint NOT NULL,
     hour_at timestamptz NOT NULL,
     queued_at timestamptz NOT NULL DEFAULT now(),
     rollup_run_id bigint,
-    CONSTRAINT rollup_dirty_hours_pkey PRIMARY KEY (id),
-    CONSTRAINT rollup_dirty_hours_hour_at_check CHECK (hour_at = date_trunc('hour', hour_at, 'UTC')),
-    CONSTRAINT rollup_dirty_hours_rollup_run_id_fkey FOREIGN KEY (rollup_run_id)
+    CONSTRAINT rollup_dirty_buckets_pkey PRIMARY KEY (id),
+    CONSTRAINT rollup_dirty_buckets_hour_at_check CHECK (hour_at = date_trunc('hour', hour_at, 'UTC')),
+    CONSTRAINT rollup_dirty_buckets_rollup_run_id_fkey FOREIGN KEY (rollup_run_id)
         REFERENCES analytics.rollup_runs (id) ON DELETE SET NULL
 );
-CREATE INDEX rollup_dirty_hours_hour_at_idx ON analytics.rollup_dirty_hours (hour_at);
-CREATE INDEX rollup_dirty_hours_rollup_run_id_idx ON analytics.rollup_dirty_hours (rollup_run_id);
-COMMENT ON TABLE analytics.rollup_dirty_hours IS 'Queue of hours whose rollups must be recomputed. A run claims rows with FOR UPDATE SKIP LOCKED and deletes them in the transaction that rewrites the hours, so a crash leaves them queued. An hour may be queued more than once; recomputing it is idempotent.';
-COMMENT ON COLUMN analytics.rollup_dirty_hours.id IS 'Surrogate key; lets a run claim exactly the queue entries it saw.';
-COMMENT ON COLUMN analytics.rollup_dirty_hours.hour_at IS 'Start of the UTC hour to recompute.';
-COMMENT ON COLUMN analytics.rollup_dirty_hours.queued_at IS 'When the hour was queued.';
-COMMENT ON COLUMN analytics.rollup_dirty_hours.rollup_run_id IS 'The run that queued the hour.';
+-- Claims take the oldest hours first.
+CREATE INDEX rollup_dirty_buckets_hour_at_organization_id_idx
+    ON analytics.rollup_dirty_buckets (hour_at, organization_id);
+CREATE INDEX rollup_dirty_buckets_rollup_run_id_idx ON analytics.rollup_dirty_buckets (rollup_run_id);
+COMMENT ON TABLE analytics.rollup_dirty_buckets IS 'Queue of (organization, hour) buckets whose rollups must be recomputed. A run claims rows with FOR UPDATE SKIP LOCKED and deletes them in the transaction that rewrites the buckets, so a crash leaves them queued. A bucket may be queued more than once; recomputing it is idempotent.';
+COMMENT ON COLUMN analytics.rollup_dirty_buckets.id IS 'Surrogate key; lets a run claim exactly the queue entries it saw.';
+COMMENT ON COLUMN analytics.rollup_dirty_buckets.organization_id IS 'The organization whose hour must be recomputed.';
+COMMENT ON COLUMN analytics.rollup_dirty_buckets.hour_at IS 'Start of the UTC hour to recompute.';
+COMMENT ON COLUMN analytics.rollup_dirty_buckets.queued_at IS 'When the bucket was queued.';
+COMMENT ON COLUMN analytics.rollup_dirty_buckets.rollup_run_id IS 'The run that queued the bucket.';

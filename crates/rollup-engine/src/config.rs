@@ -33,8 +33,10 @@ pub struct EngineSettings {
     /// writers the engine cannot see in `pg_stat_activity`.
     #[serde(with = "humantime_serde")]
     pub safety_lag: Duration,
-    /// The most hours one transaction recomputes in an incremental run.
-    pub max_batch_hours: u32,
+    /// The most (organization, hour) buckets one transaction of an
+    /// incremental run recomputes; it also bounds the advisory locks a
+    /// transaction holds.
+    pub max_batch_buckets: u32,
     /// A run that takes longer than this per hour of data it covered is
     /// flagged as slow by `status`.
     #[serde(with = "humantime_serde")]
@@ -45,7 +47,7 @@ impl Default for EngineSettings {
     fn default() -> EngineSettings {
         EngineSettings {
             safety_lag: Duration::from_secs(60),
-            max_batch_hours: 168,
+            max_batch_buckets: 500,
             slow_run_per_hour: Duration::from_secs(5 * 60),
         }
     }
@@ -112,8 +114,11 @@ impl Config {
             message: message.to_owned(),
         };
         let engine = raw.engine.unwrap_or_default();
-        if engine.max_batch_hours == 0 {
-            return Err(invalid("engine.max_batch_hours", "must be at least 1"));
+        if engine.max_batch_buckets == 0 || engine.max_batch_buckets > 10_000 {
+            return Err(invalid(
+                "engine.max_batch_buckets",
+                "must be between 1 and 10000",
+            ));
         }
         if engine.slow_run_per_hour.is_zero() {
             return Err(invalid(
@@ -186,14 +191,14 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_the_setting() {
         let error = parse(
-            "[engine]\nsafety_lag = \"1m\"\nmax_batch_hours = 0\nslow_run_per_hour = \"5m\"\n\
+            "[engine]\nsafety_lag = \"1m\"\nmax_batch_buckets = 0\nslow_run_per_hour = \"5m\"\n\
              [targets.local]\ndescription = \"x\"\nrollups_database = \"operational\"\n\
              [check]\nassertions = \"a.toml\"\n",
         )
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "invalid analytics/transforms/config.toml: engine.max_batch_hours: must be at least 1"
+            "invalid analytics/transforms/config.toml: engine.max_batch_buckets: must be between 1 and 10000"
         );
 
         let error = parse(

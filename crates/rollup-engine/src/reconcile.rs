@@ -3,7 +3,7 @@
 //! Both sides are aggregated per (hour, organization), streamed in the same
 //! order and merge-joined, so the comparison needs memory for one bucket at a
 //! time. A bucket that the rollups cannot reflect yet is counted as pending,
-//! not as a mismatch: its hour is queued, or some of its events were
+//! not as a mismatch: it is queued, or some of its events were
 //! ingested at or after the watermark. Run it while no `rollup run` is
 //! writing, or a bucket rewritten in between may show as a mismatch.
 
@@ -100,15 +100,15 @@ pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileRep
         .await
         .map_err(Error::db("reading the watermark"))?
         .and_then(|row| row.get(0));
-    let queued: BTreeSet<OffsetDateTime> = rollups
+    let queued: BTreeSet<(OffsetDateTime, i64)> = rollups
         .query(
-            "SELECT DISTINCT hour_at FROM analytics.rollup_dirty_hours",
+            "SELECT DISTINCT hour_at, organization_id FROM analytics.rollup_dirty_buckets",
             &[],
         )
         .await
         .map_err(Error::db("reading the queue"))?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
 
     // Before the first run (no watermark) every event is pending.
@@ -161,7 +161,7 @@ pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileRep
         };
         let key = e.as_ref().or(r.as_ref()).expect("one side is present").key;
         let pending =
-            queued.contains(&key.0) || e.as_ref().is_some_and(|e| e.ingested_after_watermark);
+            queued.contains(&key) || e.as_ref().is_some_and(|e| e.ingested_after_watermark);
         if pending {
             report.buckets_pending += 1;
         } else {

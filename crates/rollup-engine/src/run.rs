@@ -1,20 +1,21 @@
-//! `dbops rollup run`: recompute the hours touched by newly ingested events, then their days.
+//! `dbops rollup run`: recompute the (organization, hour) buckets touched by newly ingested events, then their days.
 //!
 //! # Late events and the watermark
 //! The engine remembers, per source table, a watermark on `ingested_at`:
-//! every event ingested before it has had its hour queued. A run
+//! every event ingested before it has had its bucket queued. A run
 //!
-//! 1. picks a new watermark `U` on the operational database, reads the hours
-//!    of the events with `watermark <= ingested_at < U`
-//!    (`analytics/transforms/dirty_hours.sql`), queues them in
-//!    `analytics.rollup_dirty_hours` and moves the watermark to `U`, all in
-//!    one transaction on the rollups database;
-//! 2. claims queued hours in batches (`FOR UPDATE SKIP LOCKED`), and for each
-//!    batch, in one transaction: deletes the hourly rows of those hours and
-//!    writes them again from the events (`hourly_rollup.sql`, streamed with
-//!    binary `COPY`), deletes the daily rows of their days and derives them
-//!    again from the hourly rows (`daily_rollup.sql`), and deletes the claimed
-//!    queue entries.
+//! 1. picks a new watermark `U` on the operational database, reads the
+//!    (organization, hour) buckets of the events with
+//!    `watermark <= ingested_at < U` (`analytics/transforms/dirty_buckets.sql`),
+//!    queues them in `analytics.rollup_dirty_buckets` and moves the watermark
+//!    to `U`, all in one transaction on the rollups database;
+//! 2. claims queued buckets in batches (`FOR UPDATE SKIP LOCKED`), and for
+//!    each batch, in one transaction: locks the batch's (organization, day)
+//!    pairs, deletes the hourly rows of its buckets and writes them again
+//!    from the events (`hourly_rollup.sql`, streamed with binary `COPY`),
+//!    deletes the daily rows of its (organization, day) pairs and derives
+//!    them again from the hourly rows (`daily_rollup.sql`), and deletes the
+//!    claimed queue entries.
 //!
 //! `ingested_at` defaults to `now()`, the start of the inserting transaction,
 //! so a transaction that is still open can commit events whose `ingested_at`
@@ -23,17 +24,18 @@
 //! (`pg_stat_activity.xact_start`), and stays [`EngineSettings::safety_lag`]
 //! behind its clock for sessions the engine's role cannot see. An event
 //! whose `ingested_at` is set explicitly to an older time is not found by
-//! this; `reconcile` reports its bucket and a `recompute` run repairs it.
+//! this; `reconcile` reports its bucket and a [`RunMode::Recompute`] run
+//! repairs it.
 //!
 //! A crash loses nothing: the watermark moves in the transaction that queues
-//! the hours, and queue entries are deleted in the transaction that rewrites
-//! the hours. Running again with no new events queues nothing and writes
-//! nothing.
+//! the buckets, and queue entries are deleted in the transaction that
+//! rewrites the buckets. Running again with no new events queues nothing and
+//! writes nothing.
 //!
 //! The first run (no watermark yet) and a [`RunMode::Full`] run rebuild
 //! everything in one transaction, holding the global lock exclusively.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::{TryStreamExt, pin_mut};
@@ -45,7 +47,7 @@ use tracing::Instrument;
 
 use crate::config::EngineSettings;
 use crate::histogram::Histogram;
-use crate::transform::{Bound, DAILY_ROLLUP, DIRTY_HOURS, HOURLY_ROLLUP, Value};
+use crate::transform::{Bound, DAILY_ROLLUP, DIRTY_BUCKETS, HOURLY_ROLLUP, Value};
 use crate::{Error, ensure_schema, locks};
 
 /// The table whose events are rolled up, as recorded in `rollup_watermarks`.
@@ -60,21 +62,22 @@ const DAYS_PER_DAILY_STATEMENT: i64 = 7;
 pub struct RunOptions {
     /// The target's name, recorded with the run.
     pub target: String,
-    /// Which hours to recompute.
+    /// Which buckets to recompute.
     pub mode: RunMode,
 }
 
-/// Which hours a run recomputes.
+/// Which buckets a run recomputes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
-    /// The hours touched by events ingested since the last run, and any
-    /// hours left queued. The first run of a database is a full rebuild.
+    /// The buckets touched by events ingested since the last run, and any
+    /// left queued. The first run of a database is a full rebuild.
     Incremental,
-    /// Every hour: rebuild both tables from all events.
+    /// Every bucket: rebuild both tables from all events.
     Full,
-    /// The hours overlapping `[from, to)` in addition to the incremental
-    /// work: a repair after events were written with an explicit, older
-    /// `ingested_at`.
+    /// Every bucket of the hours overlapping `[from, to)` (those with events
+    /// and those with rollup rows) in addition to the incremental work: a
+    /// repair after events were written with an explicit, older
+    /// `ingested_at`, or after a rollup row was damaged.
     Recompute {
         /// Start of the range.
         from: OffsetDateTime,
@@ -94,11 +97,14 @@ pub struct RunReport {
     pub watermark_from: Option<OffsetDateTime>,
     /// The watermark after the run.
     pub watermark_to: Option<OffsetDateTime>,
-    /// Hours queued by this run.
-    pub hours_queued: u64,
-    /// Hours recomputed by this run (the hours of data it covered).
+    /// (organization, hour) buckets queued by this run.
+    pub buckets_queued: u64,
+    /// (organization, hour) buckets recomputed by this run.
+    pub buckets_covered: u64,
+    /// Distinct hours recomputed by this run, for any organization: the
+    /// hours of data it covered.
     pub hours_covered: u64,
-    /// Days whose daily rows were recomputed.
+    /// Distinct days whose daily rows were recomputed, for any organization.
     pub days_covered: u64,
     /// Rows written to `usage_hourly_rollups`.
     pub hourly_rows_written: u64,
@@ -147,6 +153,7 @@ pub async fn run(
         run_id,
         full_rebuild = tracing::field::Empty,
         hours_covered = tracing::field::Empty,
+        buckets_covered = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
     );
     let outcome = execute(source, rollups, settings, options, run_id)
@@ -162,6 +169,7 @@ pub async fn run(
             record_success(rollups, &report, duration_ms).await?;
             span.record("full_rebuild", report.full_rebuild);
             span.record("hours_covered", report.hours_covered);
+            span.record("buckets_covered", report.buckets_covered);
             let seconds = duration.as_secs_f64();
             let per_hour = if report.hours_covered == 0 {
                 0.0
@@ -174,7 +182,7 @@ pub async fn run(
                     histogram.dbops_rollup_run_duration_seconds = seconds,
                     histogram.dbops_rollup_run_seconds_per_hour = per_hour,
                     monotonic_counter.dbops_rollup_hours_covered = report.hours_covered,
-                    hours_queued = report.hours_queued,
+                    buckets_queued = report.buckets_queued,
                     hourly_rows_written = report.hourly_rows_written,
                     daily_rows_written = report.daily_rows_written,
                     slow = report.slow,
@@ -192,12 +200,19 @@ pub async fn run(
             Ok(report)
         }
         Err(error) => {
-            span.in_scope(|| tracing::error!(monotonic_counter.dbops_rollup_failed_runs = 1_u64, error = %error_chain(&error), "rollup run failed"));
+            span.in_scope(|| {
+                tracing::error!(
+                    monotonic_counter.dbops_rollup_failed_runs = 1_u64,
+                    error = %error_chain(&error),
+                    "rollup run failed"
+                )
+            });
             // Best effort: the rollups connection may be the thing that failed.
             let message: String = error_chain(&error).chars().take(4000).collect();
             let _ = rollups
                 .execute(
-                    "UPDATE analytics.rollup_runs SET status = 'failed', finished_at = clock_timestamp(), duration_ms = $2, error_message = $3 WHERE id = $1",
+                    "UPDATE analytics.rollup_runs SET status = 'failed', finished_at = clock_timestamp(), \
+                     duration_ms = $2, error_message = $3 WHERE id = $1",
                     &[&run_id, &duration_ms, &message],
                 )
                 .await;
@@ -231,15 +246,17 @@ async fn record_success(
     let small = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
     rollups
         .execute(
-            "UPDATE analytics.rollup_runs SET status = 'succeeded', finished_at = clock_timestamp(), duration_ms = $2, \
-             watermark_from_at = $3, watermark_to_at = $4, hours_queued = $5, hours_covered = $6, days_covered = $7, \
-             hourly_rows_written = $8, daily_rows_written = $9 WHERE id = $1",
+            "UPDATE analytics.rollup_runs SET status = 'succeeded', finished_at = clock_timestamp(), \
+             duration_ms = $2, watermark_from_at = $3, watermark_to_at = $4, buckets_queued = $5, \
+             buckets_covered = $6, hours_covered = $7, days_covered = $8, hourly_rows_written = $9, \
+             daily_rows_written = $10 WHERE id = $1",
             &[
                 &report.run_id,
                 &duration_ms,
                 &report.watermark_from,
                 &report.watermark_to,
-                &small(report.hours_queued),
+                &small(report.buckets_queued),
+                &small(report.buckets_covered),
                 &small(report.hours_covered),
                 &small(report.days_covered),
                 &count(report.hourly_rows_written),
@@ -250,6 +267,9 @@ async fn record_success(
         .map_err(Error::db("recording the end of the run"))?;
     Ok(())
 }
+
+/// A bucket: (hours since the Unix epoch, organization id).
+type Bucket = (i64, i64);
 
 async fn execute(
     source: &Client,
@@ -263,7 +283,8 @@ async fn execute(
         full_rebuild: false,
         watermark_from: None,
         watermark_to: None,
-        hours_queued: 0,
+        buckets_queued: 0,
+        buckets_covered: 0,
         hours_covered: 0,
         days_covered: 0,
         hourly_rows_written: 0,
@@ -272,7 +293,7 @@ async fn execute(
         slow: false,
     };
 
-    // Phase 1: move the watermark and queue the hours it passes, or rebuild.
+    // Phase 1: move the watermark and queue the buckets it passes, or rebuild.
     let tx = rollups
         .transaction()
         .await
@@ -287,7 +308,8 @@ async fn execute(
     // The row lock serializes this phase between concurrent runs.
     let watermark: Option<OffsetDateTime> = tx
         .query_one(
-            "SELECT nullif(watermark_at, '-infinity') FROM analytics.rollup_watermarks WHERE source_table = $1 FOR UPDATE",
+            "SELECT nullif(watermark_at, '-infinity') FROM analytics.rollup_watermarks \
+             WHERE source_table = $1 FOR UPDATE",
             &[&SOURCE_TABLE],
         )
         .await
@@ -296,10 +318,10 @@ async fn execute(
     report.watermark_from = watermark;
     let upper = safe_upper_bound(source, settings).await?;
 
-    if watermark.is_none() || options.mode == RunMode::Full {
+    let Some(from) = watermark.filter(|_| options.mode != RunMode::Full) else {
         report.full_rebuild = true;
         rebuild(source, &tx, &mut report).await?;
-        tx.execute("DELETE FROM analytics.rollup_dirty_hours", &[])
+        tx.execute("DELETE FROM analytics.rollup_dirty_buckets", &[])
             .await
             .map_err(Error::db("emptying the queue after a full rebuild"))?;
         set_watermark(&tx, upper).await?;
@@ -308,55 +330,58 @@ async fn execute(
             .await
             .map_err(Error::db("committing the full rebuild"))?;
         return Ok(report);
-    }
+    };
 
-    let mut hours: Vec<OffsetDateTime> = Vec::new();
-    let from = watermark.expect("checked above");
+    // Incremental statements read a few thousand events through indexes:
+    // parallel workers would cost more to start than they save.
+    source
+        .batch_execute("SET max_parallel_workers_per_gather = 0")
+        .await
+        .map_err(Error::db("configuring the source session"))?;
+    let mut buckets: BTreeSet<Bucket> = BTreeSet::new();
     if upper > from {
-        let sql = DIRTY_HOURS.render(&[
+        let sql = DIRTY_BUCKETS.render(&[
             ("ingested_from", Value::Timestamp(Bound::At(from))),
             ("ingested_to", Value::Timestamp(Bound::At(upper))),
         ]);
-        for row in source
+        let rows = source
             .query(&sql, &[])
             .await
-            .map_err(Error::db("finding the hours of newly ingested events"))?
-        {
-            hours.push(row.get(0));
-        }
+            .map_err(Error::db("finding the buckets of newly ingested events"))?;
+        buckets.extend(rows.iter().map(|row| (epoch_hour(row.get(0)), row.get(1))));
         set_watermark(&tx, upper).await?;
         report.watermark_to = Some(upper);
     } else {
         report.watermark_to = Some(from);
     }
     if let RunMode::Recompute { from, to } = options.mode {
-        let mut hour = epoch_hour(from);
-        while hour_start(hour) < to {
-            hours.push(hour_start(hour));
-            hour += 1;
-        }
+        buckets.extend(buckets_between(source, &tx, from, to).await?);
     }
-    hours.sort_unstable();
-    hours.dedup();
-    if !hours.is_empty() {
+    if !buckets.is_empty() {
+        let hours: Vec<OffsetDateTime> =
+            buckets.iter().map(|&(hour, _)| hour_start(hour)).collect();
+        let organizations: Vec<i64> = buckets.iter().map(|&(_, org)| org).collect();
         tx.execute(
-            "INSERT INTO analytics.rollup_dirty_hours (hour_at, rollup_run_id) SELECT unnest($1::timestamptz[]), $2",
-            &[&hours, &run_id],
+            "INSERT INTO analytics.rollup_dirty_buckets (hour_at, organization_id, rollup_run_id) \
+             SELECT h, o, $3 FROM unnest($1::timestamptz[], $2::int8[]) AS b(h, o)",
+            &[&hours, &organizations, &run_id],
         )
         .await
-        .map_err(Error::db("queueing hours"))?;
+        .map_err(Error::db("queueing buckets"))?;
     }
-    report.hours_queued = hours.len() as u64;
+    report.buckets_queued = buckets.len() as u64;
     tx.commit()
         .await
-        .map_err(Error::db("committing the queued hours"))?;
+        .map_err(Error::db("committing the queued buckets"))?;
     tracing::debug!(
-        hours_queued = report.hours_queued,
-        "queued hours touched by new events"
+        buckets_queued = report.buckets_queued,
+        "queued buckets touched by new events"
     );
 
-    // Phase 2: recompute queued hours, one batch per transaction.
-    let batch_size = i64::from(settings.max_batch_hours);
+    // Phase 2: recompute queued buckets, one batch per transaction.
+    let batch_size = i64::from(settings.max_batch_buckets);
+    let mut hours_seen = BTreeSet::new();
+    let mut days_seen = BTreeSet::new();
     loop {
         let tx = rollups
             .transaction()
@@ -364,51 +389,108 @@ async fn execute(
             .map_err(Error::db("starting a batch"))?;
         let claimed = tx
             .query(
-                "DELETE FROM analytics.rollup_dirty_hours WHERE id IN \
-                 (SELECT id FROM analytics.rollup_dirty_hours ORDER BY hour_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING hour_at",
+                "DELETE FROM analytics.rollup_dirty_buckets WHERE id IN \
+                 (SELECT id FROM analytics.rollup_dirty_buckets ORDER BY hour_at, organization_id \
+                  LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING hour_at, organization_id",
                 &[&batch_size],
             )
             .await
-            .map_err(Error::db("claiming queued hours"))?;
+            .map_err(Error::db("claiming queued buckets"))?;
         if claimed.is_empty() {
             tx.commit()
                 .await
                 .map_err(Error::db("ending the last batch"))?;
             break;
         }
-        let hours: BTreeSet<i64> = claimed.iter().map(|row| epoch_hour(row.get(0))).collect();
-        let days: BTreeSet<i64> = hours.iter().map(|h| h.div_euclid(24)).collect();
-        let hours: Vec<i64> = hours.into_iter().collect();
-        let days: Vec<i64> = days.into_iter().collect();
-        locks::lock_buckets(&tx, &days, &hours).await?;
-        for (first, end) in contiguous(&hours) {
-            let (from, to) = (hour_start(first), hour_start(end));
+        let buckets: BTreeSet<Bucket> = claimed
+            .iter()
+            .map(|row| (epoch_hour(row.get(0)), row.get(1)))
+            .collect();
+        let day_buckets: BTreeSet<Bucket> = buckets
+            .iter()
+            .map(|&(hour, org)| (hour.div_euclid(24), org))
+            .collect();
+        let day_buckets: Vec<Bucket> = day_buckets.into_iter().collect();
+        locks::lock_days(&tx, &day_buckets).await?;
+
+        for (hour, organizations) in group(buckets.iter().copied()) {
+            let hour_at = hour_start(hour);
             tx.execute(
-                "DELETE FROM analytics.usage_hourly_rollups WHERE hour_at >= $1 AND hour_at < $2",
-                &[&from, &to],
+                "DELETE FROM analytics.usage_hourly_rollups WHERE organization_id = ANY ($1) AND hour_at = $2",
+                &[&organizations, &hour_at],
             )
             .await
             .map_err(Error::db("deleting the hourly rows to recompute"))?;
-            let written = copy_hourly(
+            report.hourly_rows_written += copy_hourly(
                 source,
                 &tx,
-                Bound::At(from),
-                Bound::At(to),
-                &mut BTreeSet::new(),
+                Bound::At(hour_at),
+                Bound::At(hour_start(hour + 1)),
+                &organizations,
+                &mut HashSet::new(),
             )
             .await?;
-            report.hourly_rows_written += written;
+            hours_seen.insert(hour);
         }
-        report.daily_rows_written += rewrite_days(&tx, &days).await?;
+        for (day, organizations) in group(day_buckets.iter().copied()) {
+            report.daily_rows_written += rewrite_days(&tx, day, day + 1, &organizations).await?;
+            days_seen.insert(day);
+        }
         tx.commit()
             .await
-            .map_err(Error::db("committing a batch of recomputed hours"))?;
-        report.hours_covered += hours.len() as u64;
-        report.days_covered += days.len() as u64;
-        tracing::debug!(hours = hours.len(), days = days.len(), "recomputed a batch");
+            .map_err(Error::db("committing a batch of recomputed buckets"))?;
+        report.buckets_covered += buckets.len() as u64;
+        tracing::debug!(buckets = buckets.len(), "recomputed a batch");
     }
+    source
+        .batch_execute("RESET max_parallel_workers_per_gather")
+        .await
+        .map_err(Error::db("configuring the source session"))?;
+    report.hours_covered = hours_seen.len() as u64;
+    report.days_covered = days_seen.len() as u64;
     Ok(report)
+}
+
+/// Groups sorted `(key, organization)` pairs by key.
+fn group(pairs: impl Iterator<Item = Bucket>) -> BTreeMap<i64, Vec<i64>> {
+    let mut groups: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (key, org) in pairs {
+        groups.entry(key).or_default().push(org);
+    }
+    groups
+}
+
+/// Every bucket of the hours overlapping `[from, to)` that has events or
+/// rollup rows.
+async fn buckets_between(
+    source: &Client,
+    tx: &Transaction<'_>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<Bucket>, Error> {
+    let from = hour_start(epoch_hour(from));
+    let mut buckets = Vec::new();
+    let events = source
+        .query(
+            "SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC'), organization_id FROM public.usage_events \
+             WHERE occurred_at >= $1 AND occurred_at < $2",
+            &[&from, &to],
+        )
+        .await
+        .map_err(Error::db("finding the buckets to recompute"))?;
+    let rolled = tx
+        .query(
+            "SELECT DISTINCT hour_at, organization_id FROM analytics.usage_hourly_rollups \
+             WHERE hour_at >= $1 AND hour_at < $2",
+            &[&from, &to],
+        )
+        .await
+        .map_err(Error::db("finding the buckets to recompute"))?;
+    for row in events.iter().chain(&rolled) {
+        buckets.push((epoch_hour(row.get(0)), row.get(1)));
+    }
+    Ok(buckets)
 }
 
 /// Rebuilds both tables from every event, inside `tx`.
@@ -423,12 +505,21 @@ async fn rebuild(
     )
     .await
     .map_err(Error::db("deleting the rollups for a full rebuild"))?;
-    let mut hours = BTreeSet::new();
+    let mut buckets = HashSet::new();
     report.hourly_rows_written =
-        copy_hourly(source, tx, Bound::Lowest, Bound::Highest, &mut hours).await?;
-    let days: BTreeSet<i64> = hours.iter().map(|h| h.div_euclid(24)).collect();
+        copy_hourly(source, tx, Bound::Lowest, Bound::Highest, &[], &mut buckets).await?;
+    let hours: BTreeSet<i64> = buckets.iter().map(|&(hour, _)| hour).collect();
+    let days: BTreeSet<i64> = hours.iter().map(|hour| hour.div_euclid(24)).collect();
     let days: Vec<i64> = days.into_iter().collect();
-    report.daily_rows_written = rewrite_days(tx, &days).await?;
+    for (first, end) in contiguous(&days) {
+        let mut start = first;
+        while start < end {
+            let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
+            report.daily_rows_written += rewrite_days(tx, start, stop, &[]).await?;
+            start = stop;
+        }
+    }
+    report.buckets_covered = buckets.len() as u64;
     report.hours_covered = hours.len() as u64;
     report.days_covered = days.len() as u64;
     Ok(())
@@ -488,19 +579,22 @@ async fn set_watermark(tx: &Transaction<'_>, to: OffsetDateTime) -> Result<(), E
 const HOURLY_COLUMNS: &str = "hour_at, organization_id, api_key_id, model_id, request_count, error_count, \
      input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
 
-/// Streams the hourly rows of `[from, to)` from the source into the hourly
-/// table (whose rows for those hours `tx` has deleted), folding latencies
-/// into histograms; adds the hours seen to `hours`. Returns the rows written.
+/// Streams the hourly rows of `organizations` (empty: all) over `[from, to)`
+/// from the source into the hourly table (whose rows for those buckets `tx`
+/// has deleted), folding latencies into histograms; adds the buckets seen to
+/// `buckets`. Returns the rows written.
 async fn copy_hourly(
     source: &Client,
     tx: &Transaction<'_>,
     from: Bound<OffsetDateTime>,
     to: Bound<OffsetDateTime>,
-    hours: &mut BTreeSet<i64>,
+    organizations: &[i64],
+    buckets: &mut HashSet<Bucket>,
 ) -> Result<u64, Error> {
     let select = HOURLY_ROLLUP.render(&[
         ("hour_from", Value::Timestamp(from)),
         ("hour_to", Value::Timestamp(to)),
+        ("organization_ids", Value::Ids(organizations)),
     ]);
     let out = source
         .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
@@ -551,14 +645,15 @@ async fn copy_hourly(
         ],
     );
     pin_mut!(rows, writer);
-    let mut last_hour = None;
+    let mut last_bucket = None;
     while let Some(row) = rows.try_next().await.map_err(Error::db(
         "reading hourly aggregates from the operational database",
     ))? {
         let hour_at: OffsetDateTime = row.get(0);
-        if last_hour != Some(hour_at) {
-            hours.insert(epoch_hour(hour_at));
-            last_hour = Some(hour_at);
+        let bucket = (epoch_hour(hour_at), row.get::<i64>(1));
+        if last_bucket != Some(bucket) {
+            buckets.insert(bucket);
+            last_bucket = Some(bucket);
         }
         let latencies: Vec<i32> = row.get(11);
         let histogram = Histogram::from_latencies(&latencies);
@@ -598,34 +693,30 @@ async fn copy_hourly(
         .map_err(Error::db("writing hourly rows"))
 }
 
-/// Deletes and rewrites the daily rows of `days` (sorted epoch days) from
-/// the hourly rows visible to `tx`. Returns the rows written.
-async fn rewrite_days(tx: &Transaction<'_>, days: &[i64]) -> Result<u64, Error> {
-    let mut written = 0;
-    for (first, end) in contiguous(days) {
-        let mut start = first;
-        while start < end {
-            let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
-            written += rewrite_day_range(tx, day_date(start), day_date(stop)).await?;
-            start = stop;
-        }
-    }
-    Ok(written)
-}
-
 const DAILY_COLUMNS: &str = "day, organization_id, api_key_id, model_id, request_count, error_count, \
      input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
 
-async fn rewrite_day_range(tx: &Transaction<'_>, from: Date, to: Date) -> Result<u64, Error> {
+/// Deletes and rewrites the daily rows of `organizations` (empty: all) on
+/// the epoch days `[from, to)` from the hourly rows visible to `tx`.
+/// Returns the rows written.
+async fn rewrite_days(
+    tx: &Transaction<'_>,
+    from: i64,
+    to: i64,
+    organizations: &[i64],
+) -> Result<u64, Error> {
+    let (from, to) = (day_date(from), day_date(to));
     tx.execute(
-        "DELETE FROM analytics.usage_daily_rollups WHERE day >= $1 AND day < $2",
-        &[&from, &to],
+        "DELETE FROM analytics.usage_daily_rollups WHERE day >= $1 AND day < $2 \
+         AND (cardinality($3::int8[]) = 0 OR organization_id = ANY ($3))",
+        &[&from, &to, &organizations],
     )
     .await
     .map_err(Error::db("deleting the daily rows to recompute"))?;
     let select = DAILY_ROLLUP.render(&[
         ("day_from", Value::Date(Bound::At(from))),
         ("day_to", Value::Date(Bound::At(to))),
+        ("organization_ids", Value::Ids(organizations)),
     ]);
     // The rows are read in full before writing: one connection cannot read
     // and COPY at the same time, and the reads must see this transaction's

@@ -15,8 +15,8 @@ pub struct StatusReport {
     /// Events ingested before this have been queued or rolled up; `None`
     /// before the first run.
     pub watermark: Option<OffsetDateTime>,
-    /// Hours waiting in the queue.
-    pub queued_hours: i64,
+    /// (organization, hour) buckets waiting in the queue.
+    pub queued_buckets: i64,
     /// The most recent runs, newest first.
     pub runs: Vec<RunRecord>,
 }
@@ -34,9 +34,11 @@ pub struct RunRecord {
     pub started_at: OffsetDateTime,
     /// How long it took; `None` while running (or after a crash).
     pub duration: Option<Duration>,
-    /// Hours it queued.
-    pub hours_queued: i64,
-    /// Hours of data it recomputed.
+    /// (organization, hour) buckets it queued.
+    pub buckets_queued: i64,
+    /// (organization, hour) buckets it recomputed.
+    pub buckets_covered: i64,
+    /// Distinct hours of data it recomputed.
     pub hours_covered: i64,
     /// Days it recomputed.
     pub days_covered: i64,
@@ -73,18 +75,18 @@ pub async fn status(
         .await
         .map_err(Error::db("reading the watermark"))?
         .and_then(|row| row.get(0));
-    let queued_hours: i64 = rollups
+    let queued_buckets: i64 = rollups
         .query_one(
-            "SELECT count(DISTINCT hour_at) FROM analytics.rollup_dirty_hours",
+            "SELECT count(*) FROM (SELECT DISTINCT hour_at, organization_id FROM analytics.rollup_dirty_buckets) AS q",
             &[],
         )
         .await
-        .map_err(Error::db("counting queued hours"))?
+        .map_err(Error::db("counting queued buckets"))?
         .get(0);
     let rows = rollups
         .query(
-            "SELECT id, target, status, started_at, duration_ms, hours_queued, hours_covered, days_covered, \
-                    hourly_rows_written, daily_rows_written, error_message \
+            "SELECT id, target, status, started_at, duration_ms, buckets_queued, buckets_covered, hours_covered, \
+                    days_covered, hourly_rows_written, daily_rows_written, error_message \
              FROM analytics.rollup_runs ORDER BY started_at DESC, id DESC LIMIT $1",
             &[&limit],
         )
@@ -96,26 +98,28 @@ pub async fn status(
             let duration = row
                 .get::<_, Option<i64>>(4)
                 .map(|ms| Duration::from_millis(ms.max(0) as u64));
-            let hours_covered = i64::from(row.get::<_, i32>(6));
+            let count = |i: usize| i64::from(row.get::<_, i32>(i));
+            let hours_covered = count(7);
             RunRecord {
                 id: row.get(0),
                 target: row.get(1),
                 status: row.get(2),
                 started_at: row.get(3),
                 duration,
-                hours_queued: i64::from(row.get::<_, i32>(5)),
+                buckets_queued: count(5),
+                buckets_covered: count(6),
                 hours_covered,
-                days_covered: i64::from(row.get::<_, i32>(7)),
-                hourly_rows_written: row.get(8),
-                daily_rows_written: row.get(9),
-                error_message: row.get(10),
+                days_covered: count(8),
+                hourly_rows_written: row.get(9),
+                daily_rows_written: row.get(10),
+                error_message: row.get(11),
                 slow: duration.is_some_and(|d| is_slow(d, hours_covered.max(0) as u64, settings)),
             }
         })
         .collect();
     Ok(StatusReport {
         watermark,
-        queued_hours,
+        queued_buckets,
         runs,
     })
 }

@@ -18,10 +18,10 @@ pub(crate) struct Transform {
     sql: &'static str,
 }
 
-/// Hours touched by the events ingested in a window.
-pub(crate) const DIRTY_HOURS: Transform = Transform {
-    file: "analytics/transforms/dirty_hours.sql",
-    sql: include_str!("../../../analytics/transforms/dirty_hours.sql"),
+/// (organization, hour) buckets touched by the events ingested in a window.
+pub(crate) const DIRTY_BUCKETS: Transform = Transform {
+    file: "analytics/transforms/dirty_buckets.sql",
+    sql: include_str!("../../../analytics/transforms/dirty_buckets.sql"),
 };
 
 /// Hourly rows of a range of hours, from the events.
@@ -38,11 +38,13 @@ pub(crate) const DAILY_ROLLUP: Transform = Transform {
 
 /// A parameter value.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Value {
-    /// A timestamp; `None` is infinity, negative or positive by the flag.
+pub(crate) enum Value<'a> {
+    /// A timestamp, or an infinity.
     Timestamp(Bound<OffsetDateTime>),
-    /// A date.
+    /// A date, or an infinity.
     Date(Bound<Date>),
+    /// A `bigint[]`.
+    Ids(&'a [i64]),
 }
 
 /// A range end that may be unbounded.
@@ -56,7 +58,7 @@ pub(crate) enum Bound<T> {
     Highest,
 }
 
-impl Value {
+impl Value<'_> {
     fn literal(self) -> String {
         fn bound<T>(b: Bound<T>, finite: impl FnOnce(T) -> String) -> String {
             match b {
@@ -72,6 +74,10 @@ impl Value {
                     .expect("RFC 3339 formats every timestamp of a valid year")
             }),
             Value::Date(b) => bound(b, |d| d.to_string()),
+            Value::Ids(ids) => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!("{{{}}}", list.join(","))
+            }
         }
     }
 }
@@ -84,7 +90,7 @@ impl Transform {
     /// # Panics
     /// When the file uses a parameter that `params` lacks or the other way
     /// round: the files are compiled in, so that is a bug the tests catch.
-    pub(crate) fn render(&self, params: &[(&str, Value)]) -> String {
+    pub(crate) fn render(&self, params: &[(&str, Value<'_>)]) -> String {
         let mut out = String::with_capacity(self.sql.len());
         let mut used = vec![false; params.len()];
         let mut rest = self.sql;
@@ -125,7 +131,12 @@ mod tests {
                 Value::Timestamp(Bound::At(datetime!(2025-11-16 03:00 +02:00))),
             ),
             ("hour_to", Value::Timestamp(Bound::Highest)),
+            ("organization_ids", Value::Ids(&[7, 42])),
         ]);
+        assert!(
+            sql.contains("organization_id = ANY ('{7,42}'::bigint[])"),
+            "{sql}"
+        );
         assert!(
             sql.contains("occurred_at >= '2025-11-16T01:00:00Z'::timestamptz"),
             "{sql}"
@@ -142,15 +153,17 @@ mod tests {
         let sql = DAILY_ROLLUP.render(&[
             ("day_from", Value::Date(Bound::Lowest)),
             ("day_to", Value::Date(Bound::At(date!(2025 - 11 - 17)))),
+            ("organization_ids", Value::Ids(&[])),
         ]);
+        assert!(sql.contains("cardinality('{}'::bigint[]) = 0"), "{sql}");
         assert!(sql.contains("('-infinity'::date)"), "{sql}");
         assert!(sql.contains("('2025-11-17'::date)"), "{sql}");
     }
 
     #[test]
-    fn dirty_hours_renders_with_its_documented_parameters() {
+    fn dirty_buckets_renders_with_its_documented_parameters() {
         let t = Value::Timestamp(Bound::Lowest);
-        let sql = DIRTY_HOURS.render(&[
+        let sql = DIRTY_BUCKETS.render(&[
             ("ingested_from", t),
             ("ingested_to", Value::Timestamp(Bound::Highest)),
         ]);

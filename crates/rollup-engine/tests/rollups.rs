@@ -55,7 +55,7 @@ async fn first_run_rebuilds_then_late_events_touch_only_their_hours(mut db: Data
     assert!(!idle.full_rebuild);
     assert_eq!(
         (
-            idle.hours_queued,
+            idle.buckets_queued,
             idle.hours_covered,
             idle.hourly_rows_written,
             idle.daily_rows_written
@@ -67,12 +67,22 @@ async fn first_run_rebuilds_then_late_events_touch_only_their_hours(mut db: Data
     // Late events for two hours of yesterday: exactly those hours and their
     // day are rewritten; the other rows are untouched.
     let late_hours = [hour_ago(30), hour_ago(27)];
+    let mut late_buckets = std::collections::BTreeSet::new();
     for (i, hour) in late_hours.iter().enumerate() {
-        db.insert(&events(25, 1, *hour + time::Duration::HOUR, 10 + i as u64))
-            .await;
+        let late = events(25, 1, *hour + time::Duration::HOUR, 10 + i as u64);
+        late_buckets.extend(late.iter().map(|e| (*hour, e.organization_id)));
+        db.insert(&late).await;
     }
     let late = db.run().await;
-    assert_eq!((late.hours_queued, late.hours_covered), (2, 2), "{late:?}");
+    assert_eq!(
+        (
+            late.buckets_queued,
+            late.buckets_covered,
+            late.hours_covered
+        ),
+        (late_buckets.len() as u64, late_buckets.len() as u64, 2),
+        "{late:?}"
+    );
     let after = row_versions(&db).await;
     let late_hours: Vec<i64> = late_hours.iter().map(|h| h.unix_timestamp()).collect();
     let late_days: Vec<i64> = late_hours
@@ -331,7 +341,7 @@ async fn concurrent_runs_share_the_work_and_agree_with_the_events() {
             mode: RunMode::Incremental,
         };
         let small_batches = rollup_engine::config::EngineSettings {
-            max_batch_hours: 3,
+            max_batch_buckets: 3,
             ..settings()
         };
         let (a, b) = tokio::join!(
@@ -358,46 +368,43 @@ async fn hours_left_queued_by_a_crashed_run_are_recomputed() {
     let mut db = Databases::local().await;
     db.insert(&events(500, 12, hour_ago(0), 8)).await;
     db.run().await;
-    // A run that crashed after queueing: the hour is queued, its rows stale.
+    // A run that crashed after queueing: the bucket is queued (twice, as
+    // two runs may do), its rows stale.
     let stale_hour = hour_ago(5);
-    db.rollups
+    let stale = db
+        .rollups
         .execute(
-            "UPDATE analytics.usage_hourly_rollups SET cost_micros = 0 WHERE hour_at = $1",
+            "UPDATE analytics.usage_hourly_rollups SET cost_micros = 0 \
+             WHERE hour_at = $1 AND organization_id = 1",
             &[&stale_hour],
         )
         .await
         .unwrap();
+    assert!(stale > 0);
     db.rollups
         .execute(
-            "INSERT INTO analytics.rollup_dirty_hours (hour_at) VALUES ($1), ($1)",
+            "INSERT INTO analytics.rollup_dirty_buckets (hour_at, organization_id) VALUES ($1, 1), ($1, 1)",
             &[&stale_hour],
         )
         .await
         .unwrap();
-    assert_eq!(
-        status(&db.rollups, &settings(), 10)
-            .await
-            .unwrap()
-            .queued_hours,
-        1
-    );
+    async fn queued(db: &Databases) -> i64 {
+        let state = status(&db.rollups, &settings(), 10).await.unwrap();
+        state.queued_buckets
+    }
+    assert_eq!(queued(&db).await, 1);
     let resumed = db.run().await;
     assert_eq!(
         (
-            resumed.hours_queued,
+            resumed.buckets_queued,
+            resumed.buckets_covered,
             resumed.hours_covered,
             resumed.days_covered
         ),
-        (0, 1, 1)
+        (0, 1, 1, 1)
     );
     db.assert_hourly_exact().await;
-    assert_eq!(
-        status(&db.rollups, &settings(), 10)
-            .await
-            .unwrap()
-            .queued_hours,
-        0
-    );
+    assert_eq!(queued(&db).await, 0);
 }
 
 #[tokio::test]
