@@ -11,7 +11,7 @@ struct Setup {
     db: TestDb,
     client: Client,
     config: Config,
-    _docs: tempfile::TempDir,
+    docs: tempfile::TempDir,
 }
 
 static PUBLIC: std::sync::LazyLock<IntrospectOptions> =
@@ -58,7 +58,7 @@ async fn setup() -> Setup {
         db,
         client,
         config,
-        _docs: docs,
+        docs,
     }
 }
 
@@ -225,4 +225,70 @@ async fn unenforced_foreign_keys_are_reported() {
         "{found:#?}"
     );
     drop(setup.db);
+}
+
+#[tokio::test]
+async fn operational_and_analytics_databases_are_documented_together() {
+    let operational = setup().await;
+    let analytics_db = TestDb::new().await;
+    let analytics = analytics_db.connect().await;
+    analytics
+        .batch_execute(
+            "CREATE SCHEMA analytics;
+             CREATE TABLE analytics.daily_usage (day date PRIMARY KEY, events bigint NOT NULL);
+             CREATE TABLE public.stray (id int);",
+        )
+        .await
+        .unwrap();
+    let map = operational.docs.path().join("data-classification.toml");
+    let mut text = std::fs::read_to_string(sql_dir().join("data-classification.toml")).unwrap();
+    text.push_str(
+        "\n[tables.\"analytics.daily_usage\"]\nretention = \"7y\"\n[tables.\"analytics.daily_usage\".columns]\n\
+         day = { class = \"internal\", protection = \"none\" }\nevents = { class = \"confidential\", protection = \"none\" }\n",
+    );
+    std::fs::write(&map, text).unwrap();
+    let config = Config {
+        classification_map: map,
+        ..operational.config.clone()
+    };
+    let analytics_schema = IntrospectOptions {
+        schemas: vec!["analytics".into()],
+    };
+    let sources = [
+        Source {
+            client: &operational.client,
+            options: &PUBLIC,
+        },
+        Source {
+            client: &analytics,
+            options: &analytics_schema,
+        },
+    ];
+
+    docgen::generate(&sources, &config).await.unwrap();
+    let dictionary = std::fs::read_to_string(config.dictionary_path()).unwrap();
+    assert!(dictionary.contains("## `analytics.daily_usage`"));
+    assert!(
+        !dictionary.contains("stray"),
+        "only the analytics schema is read from the analytics database"
+    );
+    assert_eq!(docgen::validate(&sources, &config).await.unwrap(), []);
+
+    analytics
+        .batch_execute("DROP TABLE analytics.daily_usage")
+        .await
+        .unwrap();
+    let found: Vec<String> = docgen::validate(&sources, &config)
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "table `analytics.daily_usage`: in the data-classification map but not in the database",
+            "table `analytics.daily_usage`: in the dictionary but not in the database",
+        ]
+    );
 }
