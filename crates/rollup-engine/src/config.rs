@@ -141,7 +141,7 @@ impl Config {
         Ok(Config {
             engine,
             targets: raw.targets,
-            assertions: base.join(raw.check.assertions),
+            assertions: normalize(&base.join(raw.check.assertions)),
             path: path.to_owned(),
         })
     }
@@ -159,6 +159,24 @@ impl Config {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Removes `.` and `dir/..` pairs from a path, without touching the file
+/// system, so that messages name `analytics/tests/x.toml` rather than
+/// `analytics/transforms/../tests/x.toml`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.iter().collect()
 }
 
 #[cfg(test)]
@@ -183,8 +201,9 @@ mod tests {
         );
         assert_eq!(
             config.assertions,
-            Path::new("analytics/transforms/../tests/hourly_rollup.toml")
+            Path::new("analytics/tests/hourly_rollup.toml")
         );
+        assert_eq!(normalize(Path::new("../a/./b/../c")), Path::new("../a/c"));
         assert_eq!(config.engine.slow_run_per_hour, Duration::from_secs(300));
     }
 

@@ -54,7 +54,8 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     "full_rebuild": report.full_rebuild,
                     "watermark_from": report.watermark_from.map(timestamp),
                     "watermark_to": report.watermark_to.map(timestamp),
-                    "hours_queued": report.hours_queued,
+                    "buckets_queued": report.buckets_queued,
+                    "buckets_covered": report.buckets_covered,
                     "hours_covered": report.hours_covered,
                     "days_covered": report.days_covered,
                     "hourly_rows_written": report.hourly_rows_written,
@@ -69,14 +70,15 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     "incremental"
                 };
                 println!(
-                    "rollup run {} ({}, {kind}): {} hour(s) and {} day(s) recomputed, {} hourly and {} daily row(s) written in {seconds:.2} s; {} hour(s) queued; watermark {}",
+                    "rollup run {} ({}, {kind}): {} (organization, hour) bucket(s) over {} hour(s) and {} day(s) recomputed, {} hourly and {} daily row(s) written in {seconds:.2} s; {} bucket(s) queued; watermark {}",
                     report.run_id,
                     args.target,
+                    report.buckets_covered,
                     report.hours_covered,
                     report.days_covered,
                     report.hourly_rows_written,
                     report.daily_rows_written,
-                    report.hours_queued,
+                    report.buckets_queued,
                     report
                         .watermark_to
                         .map_or_else(|| "not set".to_owned(), timestamp),
@@ -214,7 +216,8 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                             "status": r.status,
                             "started_at": timestamp(r.started_at),
                             "duration_seconds": r.duration.map(|d| d.as_secs_f64()),
-                            "hours_queued": r.hours_queued,
+                            "buckets_queued": r.buckets_queued,
+                            "buckets_covered": r.buckets_covered,
                             "hours_covered": r.hours_covered,
                             "days_covered": r.days_covered,
                             "hourly_rows_written": r.hourly_rows_written,
@@ -228,18 +231,18 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                 print_json(&json!({
                     "target": args.target,
                     "watermark": state.watermark.map(timestamp),
-                    "queued_hours": state.queued_hours,
+                    "queued_buckets": state.queued_buckets,
                     "slow_run_per_hour_seconds": config.engine.slow_run_per_hour.as_secs_f64(),
                     "runs": runs,
                 }))?;
             } else {
                 println!(
-                    "target {}: watermark {}, {} hour(s) queued; a run is slow above {} per hour of data",
+                    "target {}: watermark {}, {} (organization, hour) bucket(s) queued; a run is slow above {} per hour of data",
                     args.target,
                     state
                         .watermark
                         .map_or_else(|| "not set (no run yet)".to_owned(), timestamp),
-                    state.queued_hours,
+                    state.queued_buckets,
                     humantime::format_duration(config.engine.slow_run_per_hour)
                 );
                 println!(
