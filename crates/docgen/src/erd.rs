@@ -99,8 +99,8 @@ pub fn render(model: &DocModel) -> String {
         out.push_str(&links);
     }
     out.push_str(
-        "\nlegend right\n  **Legend**\n  * column: NOT NULL\n  <<PK>>: primary key column, <<FK>>: foreign key column\n  \
-         <<partitioned>>: partitioned table; its partitions are folded in, by naming pattern\n  \
+        "\nlegend right\n  **Legend**\n  * column: NOT NULL\n  «PK»: primary key column, «FK»: foreign key column\n  \
+         «partitioned»: partitioned table; its partitions are folded in, by naming pattern\n  \
          links: crow's foot at the referencing table; a bar at the referenced table when\n  \
          the reference is required (NOT NULL), a circle when it is optional\nendlegend\n",
     );
@@ -145,8 +145,21 @@ pub fn render_svg(puml: &Path) -> SvgOutcome {
         .arg("-nometadata")
         .arg(puml)
         .output();
+    let svg = puml.with_extension("svg");
     match output {
-        Ok(output) if output.status.success() => SvgOutcome::Rendered(puml.with_extension("svg")),
+        Ok(output) if output.status.success() => match error_drawn_in(&svg) {
+            // PlantUML exits 0 even when all it could draw is an error message.
+            Some(error) => {
+                let _ = std::fs::remove_file(&svg);
+                SvgOutcome::Failed {
+                    reason: format!(
+                        "{} drew an error instead of the diagram: {error}",
+                        plantuml.display()
+                    ),
+                }
+            }
+            None => SvgOutcome::Rendered(svg),
+        },
         Ok(output) => SvgOutcome::Failed {
             reason: format!(
                 "{} exited with {}: {}",
@@ -158,6 +171,20 @@ pub fn render_svg(puml: &Path) -> SvgOutcome {
         Err(e) => SvgOutcome::Failed {
             reason: format!("running {}: {e}", plantuml.display()),
         },
+    }
+}
+
+/// The error PlantUML drew into `svg` instead of a diagram, if it did.
+fn error_drawn_in(svg: &Path) -> Option<String> {
+    let Ok(text) = std::fs::read_to_string(svg) else {
+        return Some(format!("{} was not written", svg.display()));
+    };
+    if text.contains("Cannot find Graphviz") {
+        Some("Graphviz is not installed (Debian: apt-get install graphviz)".to_owned())
+    } else if text.contains("Syntax Error") {
+        Some("syntax error in the diagram".to_owned())
+    } else {
+        None
     }
 }
 
