@@ -202,7 +202,11 @@ fn bench(c: &mut Criterion) {
             .iter(|| async { docgen::generate(&sources, &config).await.unwrap() })
     });
     group.bench_function("introspect", |b| {
-        b.to_async(&runtime).iter(|| async { catalog::introspect::introspect(&client, &options).await.unwrap() })
+        b.to_async(&runtime).iter(|| async {
+            catalog::introspect::introspect(&client, &options)
+                .await
+                .unwrap()
+        })
     });
     group.bench_function("render", |b| b.iter(|| docgen::render(&model)));
     group.bench_function("baseline", |b| {
