@@ -67,11 +67,18 @@ fn svg_is_rendered_when_plantuml_is_installed_and_skipped_otherwise() {
     use docgen::erd::{SvgOutcome, render_svg};
     let dir = tempfile::tempdir().unwrap();
     let puml = dir.path().join("schema.puml");
-    std::fs::write(&puml, docgen::erd::render(&DocModel::from_schema(&fixture::classified_schema()))).unwrap();
+    std::fs::write(
+        &puml,
+        docgen::erd::render(&DocModel::from_schema(&fixture::classified_schema())),
+    )
+    .unwrap();
     match render_svg(&puml) {
         SvgOutcome::Rendered(svg) => {
             let svg = std::fs::read_to_string(svg).unwrap();
-            assert!(svg.contains("organizations") && svg.contains("events_pYYYYMMDD"), "{svg}");
+            assert!(
+                svg.contains("organizations") && svg.contains("events_pYYYYMMDD"),
+                "{svg}"
+            );
         }
         SvgOutcome::Skipped { reason } => {
             assert!(reason.contains("no `plantuml` executable"), "{reason}");
