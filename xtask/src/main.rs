@@ -3,6 +3,7 @@
 //! Every task runs other programs (`cargo`, `psql`, `pg_ctl`, `dbops`) with
 //! `std::process`; none of them talks to PostgreSQL through a driver.
 
+mod analytics_verify;
 mod bench;
 mod ci;
 mod cmd;
@@ -39,6 +40,9 @@ Tasks:
                             given binary (no NAME: list the benchmarks).
   docs [--check]            Regenerate generated docs from a freshly migrated database;
                             --check fails when that changes a file.
+  analytics-verify [--events N] [--keep]
+                            Seed events with late arrivals, run the rollups on both
+                            targets, assertions, reconciliation, query timings.
 ";
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn run(args: &mut Args) -> Result {
         "ci" => ci::task(args),
         "bench" => bench::task(args),
         "docs" => docs::task(args),
+        "analytics-verify" => analytics_verify::task(args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -8,6 +8,7 @@
 //! Result`, declare it below with `mod <yours>;` and add one line to
 //! [`STEPS`].
 
+mod analytics;
 mod docs;
 mod quickstart;
 mod roundtrip;
@@ -43,6 +44,7 @@ const STEPS: &[Step] = &[
     Step::new("migrate up, down to 0, up again", roundtrip::run),
     Step::new("seed twice, ensure partitions twice", seed::run),
     Step::new("docs validate: current, and a drift caught", docs::run),
+    Step::new("rollups on both targets: check, reconcile, a corruption caught", analytics::run),
     // Keep this one last: it checks the commands of the steps above.
     Step::new("quickstart commands all ran", quickstart::run),
 ];
