@@ -67,10 +67,15 @@ pub fn task(args: &mut Args) -> Result {
         cmd::run(&mut seed)?;
         verify.rollup_cycle()?;
         let timings = time_queries(&db, QUERY_RUNS)?;
-        println!("\nanalytics queries on {events} events, {QUERY_RUNS} runs each (goal P95 < 50 ms, bar {QUERY_P95_LIMIT_MS} ms):");
+        println!(
+            "\nanalytics queries on {events} events, {QUERY_RUNS} runs each (goal P95 < 50 ms, bar {QUERY_P95_LIMIT_MS} ms):"
+        );
         let mut slow = Vec::new();
         for t in &timings {
-            println!("  {:<28} median {:>8.2} ms   P95 {:>8.2} ms", t.name, t.median_ms, t.p95_ms);
+            println!(
+                "  {:<28} median {:>8.2} ms   P95 {:>8.2} ms",
+                t.name, t.median_ms, t.p95_ms
+            );
             if t.p95_ms > QUERY_P95_LIMIT_MS {
                 slow.push(t.name);
             }
@@ -78,7 +83,11 @@ pub fn task(args: &mut Args) -> Result {
         if slow.is_empty() {
             Ok(())
         } else {
-            Err(format!("queries over the {QUERY_P95_LIMIT_MS} ms P95 bar: {}", slow.join(", ")).into())
+            Err(format!(
+                "queries over the {QUERY_P95_LIMIT_MS} ms P95 bar: {}",
+                slow.join(", ")
+            )
+            .into())
         }
     })();
     match outcome {
@@ -144,7 +153,11 @@ impl Verify<'_> {
             print!("{}", String::from_utf8_lossy(&output.stdout));
             Ok(())
         } else {
-            Err(format!("expected exit code {code}: {}", cmd::failure(&dbops, &output)).into())
+            Err(format!(
+                "expected exit code {code}: {}",
+                cmd::failure(&dbops, &output)
+            )
+            .into())
         }
     }
 
@@ -159,7 +172,11 @@ impl Verify<'_> {
         insert_late_events(db, LATE_EVENTS)?;
         self.run(db, &["rollup", "run"])?;
         let queued = psql::query(db, "SELECT count(*) FROM analytics.rollup_dirty_buckets")?;
-        expect(queued.trim() == "0", "the incremental run left nothing queued", &queued)?;
+        expect(
+            queued.trim() == "0",
+            "the incremental run left nothing queued",
+            &queued,
+        )?;
         self.run(db, &["rollup", "check"])?;
         self.run(db, &["rollup", "reconcile"])?;
 
@@ -180,14 +197,29 @@ impl Verify<'_> {
         )?;
         let hour = damaged.trim().to_owned();
         expect(!hour.is_empty(), "a rollup row to damage", &damaged)?;
-        self.expect_exit(warehouse, &["rollup", "reconcile", "--target", "warehouse"], CHECK_FAILED)?;
+        self.expect_exit(
+            warehouse,
+            &["rollup", "reconcile", "--target", "warehouse"],
+            CHECK_FAILED,
+        )?;
         let until = psql::query(
             warehouse,
-            &format!("SELECT to_char(timestamptz '{hour}' + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"),
+            &format!(
+                "SELECT to_char(timestamptz '{hour}' + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            ),
         )?;
         self.run(
             warehouse,
-            &["rollup", "run", "--target", "warehouse", "--recompute-from", &hour, "--recompute-to", until.trim()],
+            &[
+                "rollup",
+                "run",
+                "--target",
+                "warehouse",
+                "--recompute-from",
+                &hour,
+                "--recompute-to",
+                until.trim(),
+            ],
         )?;
         self.run(warehouse, &["rollup", "reconcile", "--target", "warehouse"])?;
         self.run(db, &["rollup", "status"])?;
@@ -201,7 +233,8 @@ impl Verify<'_> {
 pub fn write_config(dir: &Path) -> Result<PathBuf> {
     let root = workspace::root();
     let shipped = root.join("analytics/transforms/config.toml");
-    let text = std::fs::read_to_string(&shipped).map_err(|e| format!("reading {}: {e}", shipped.display()))?;
+    let text = std::fs::read_to_string(&shipped)
+        .map_err(|e| format!("reading {}: {e}", shipped.display()))?;
     let assertions = root.join("analytics/tests/hourly_rollup.toml");
     let mut out = String::new();
     for line in text.lines() {
@@ -265,7 +298,11 @@ pub fn time_queries(db: &Url, runs: usize) -> Result<Vec<QueryTiming>> {
     };
     let queries = workspace::root().join("analytics/queries");
     let mut timings = Vec::new();
-    for name in ["organization_daily_usage", "top_models_by_tokens", "key_error_ratio"] {
+    for name in [
+        "organization_daily_usage",
+        "top_models_by_tokens",
+        "key_error_ratio",
+    ] {
         let file = queries.join(format!("{name}.sql"));
         let mut script = String::from("\\timing on\n\\o /dev/null\n");
         for _ in 0..runs {
@@ -274,9 +311,14 @@ pub fn time_queries(db: &Url, runs: usize) -> Result<Vec<QueryTiming>> {
         let path = workspace::target_dir().join(format!("analytics-queries-{name}.psql"));
         std::fs::write(&path, &script).map_err(|e| format!("writing {}: {e}", path.display()))?;
         let mut psql = psql::psql(db);
-        psql.args(["-v", &format!("organization_id={organization}"), "-v", &format!("until_day={day}")])
-            .args(["-v", &format!("until_at={until}"), "-f"])
-            .arg(&path);
+        psql.args([
+            "-v",
+            &format!("organization_id={organization}"),
+            "-v",
+            &format!("until_day={day}"),
+        ])
+        .args(["-v", &format!("until_at={until}"), "-f"])
+        .arg(&path);
         let output = cmd::read(&mut psql)?;
         let mut times: Vec<f64> = output
             .lines()
@@ -297,5 +339,9 @@ pub fn time_queries(db: &Url, runs: usize) -> Result<Vec<QueryTiming>> {
 }
 
 fn expect(holds: bool, what: &str, output: &str) -> Result {
-    if holds { Ok(()) } else { Err(format!("expected: {what}; got:\n{output}").into()) }
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("expected: {what}; got:\n{output}").into())
+    }
 }

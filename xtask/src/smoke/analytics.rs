@@ -11,7 +11,9 @@ pub fn run(ctx: &Context) -> Result {
     let server = psql::database_url(&ctx.db, "postgres");
     let warehouse = psql::create_fresh_database(&server, "xtask_smoke_warehouse")?;
     let record = |args: &[&str]| {
-        ctx.ran.borrow_mut().push(args.iter().map(|arg| arg.to_string()).collect());
+        ctx.ran
+            .borrow_mut()
+            .push(args.iter().map(|arg| arg.to_string()).collect());
     };
     let verify = Verify {
         dbops: &ctx.dbops,
