@@ -108,13 +108,31 @@ pub async fn classified_schema(
     sources: &[Source<'_>],
     config: &Config,
 ) -> Result<(Schema, Vec<ClassificationGap>), Error> {
-    let map = ClassificationMap::load(&config.classification_map)?;
-    let mut schema = Schema::default();
+    let per_source = introspect_each(sources).await?;
+    classify(&per_source, config)
+}
+
+/// Each source's schema, in source order.
+async fn introspect_each(sources: &[Source<'_>]) -> Result<Vec<Schema>, Error> {
+    let mut schemas = Vec::with_capacity(sources.len());
     for source in sources {
-        schema
-            .tables
-            .extend(introspect(source.client, source.options).await?.tables);
+        schemas.push(introspect(source.client, source.options).await?);
     }
+    Ok(schemas)
+}
+
+/// The sources' schemas as one, with the classification map joined on.
+fn classify(
+    per_source: &[Schema],
+    config: &Config,
+) -> Result<(Schema, Vec<ClassificationGap>), Error> {
+    let map = ClassificationMap::load(&config.classification_map)?;
+    let mut schema = Schema {
+        tables: per_source
+            .iter()
+            .flat_map(|s| s.tables.iter().cloned())
+            .collect(),
+    };
     schema.sort();
     let gaps = map.apply(&mut schema);
     Ok((schema, gaps))
@@ -148,13 +166,13 @@ pub async fn generate(sources: &[Source<'_>], config: &Config) -> Result<Generat
 /// key. An empty result means the docs are current and the keys enforced.
 #[instrument(skip_all, fields(docs_dir = %config.docs_dir.display()))]
 pub async fn validate(sources: &[Source<'_>], config: &Config) -> Result<Vec<Finding>, Error> {
-    let (schema, gaps) = classified_schema(sources, config).await?;
+    let per_source = introspect_each(sources).await?;
+    let (schema, gaps) = classify(&per_source, config)?;
     let mut findings: Vec<Finding> = gaps.iter().map(classification_finding).collect();
     findings.extend(validate_files(config, &DocModel::from_schema(&schema))?);
-    for source in sources {
-        // Each database checks its own keys (a foreign key never crosses databases).
-        let own = introspect(source.client, source.options).await?;
-        findings.extend(enforcement::check_foreign_keys(source.client, &own).await?);
+    // Each database checks its own keys: a foreign key never crosses databases.
+    for (source, own) in sources.iter().zip(&per_source) {
+        findings.extend(enforcement::check_foreign_keys(source.client, own).await?);
     }
     Ok(findings)
 }
