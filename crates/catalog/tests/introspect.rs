@@ -12,9 +12,16 @@ async fn fixture_schema(options: &IntrospectOptions) -> (TestDb, Schema) {
     let db = TestDb::new().await;
     db.apply_up_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .await;
-    let client = db.connect().await;
+    let client = utc(&db).await;
     let schema = introspect(&client, options).await.expect("introspection");
     (db, schema)
+}
+
+/// A connection printing timestamps (partition bounds) in UTC, whatever the server's time zone.
+async fn utc(db: &TestDb) -> tokio_postgres::Client {
+    let client = db.connect().await;
+    client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+    client
 }
 
 fn check_json(value: &impl serde::Serialize, expected: Expect) {
@@ -582,5 +589,88 @@ retention = "30d"
             "table `sessions` is in the data-classification map but not in the database",
             "column `users.phone` is in the data-classification map but not in the database",
         ]
+    );
+}
+
+#[tokio::test]
+async fn folds_partitions_of_partitions_and_reads_exclusion_constraints() {
+    let db = TestDb::new().await;
+    let client = utc(&db).await;
+    client
+        .batch_execute(
+            "CREATE TABLE readings (region text NOT NULL, taken_at timestamptz NOT NULL, value numeric(10, 2))
+                 PARTITION BY LIST (region);
+             CREATE TABLE readings_eu PARTITION OF readings FOR VALUES IN ('eu') PARTITION BY RANGE (taken_at);
+             CREATE TABLE readings_eu_2026 PARTITION OF readings_eu
+                 FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2027-01-01 00:00:00+00');
+             CREATE TABLE readings_us PARTITION OF readings FOR VALUES IN ('us');
+             CREATE TABLE bookings (room int NOT NULL, during tstzrange NOT NULL,
+                 CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&));",
+        )
+        .await
+        .unwrap();
+    let schema = introspect(&client, &IntrospectOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        schema
+            .tables
+            .iter()
+            .map(|t| t.display_name())
+            .collect::<Vec<_>>(),
+        ["bookings", "readings"]
+    );
+    let readings = schema.table("readings").unwrap();
+    assert_eq!(readings.column("value").unwrap().data_type, "numeric(10,2)");
+    let partitioning = readings.partitioning.as_ref().unwrap();
+    assert_eq!(partitioning.key, "LIST (region)");
+    let partitions: Vec<_> = partitioning
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.parent.as_deref(),
+                p.subpartition_key.as_deref(),
+                p.bound.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        partitions,
+        [
+            (
+                "readings_eu",
+                None,
+                Some("RANGE (taken_at)"),
+                "FOR VALUES IN ('eu')"
+            ),
+            (
+                "readings_eu_2026",
+                Some("readings_eu"),
+                None,
+                "FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
+            ),
+            ("readings_us", None, None, "FOR VALUES IN ('us')"),
+        ]
+    );
+    assert_eq!(partitioning.default_partition(), None);
+
+    let exclusion = schema
+        .table("bookings")
+        .unwrap()
+        .constraint("bookings_during_excl")
+        .unwrap();
+    assert_eq!(exclusion.kind, ConstraintKind::Exclusion);
+    assert_eq!(exclusion.columns, ["during"]);
+    assert_eq!(exclusion.definition, "EXCLUDE USING gist (during WITH &&)");
+    let index = schema
+        .table("bookings")
+        .unwrap()
+        .index("bookings_during_excl")
+        .unwrap();
+    assert_eq!(
+        (index.method.as_str(), index.constraint.as_deref()),
+        ("gist", Some("bookings_during_excl"))
     );
 }
