@@ -12,6 +12,7 @@ mod apply;
 pub mod fixture;
 mod lint;
 pub mod paired;
+mod rollup;
 mod seed;
 mod status;
 
@@ -52,6 +53,11 @@ const BENCHES: &[Bench] = &[
         "lint",
         "dbops lint on 300 files vs squawk 2.66; --db on 500 tables",
         lint::run,
+    ),
+    Bench::new(
+        "rollup",
+        "rollups of 10M events: full vs GROUP BY, incremental at 2 history sizes, query P95",
+        rollup::run,
     ),
 ];
 
