@@ -338,6 +338,31 @@ async fn execute(
         .batch_execute("SET max_parallel_workers_per_gather = 0")
         .await
         .map_err(Error::db("configuring the source session"))?;
+    let queued = queue_new_buckets(source, tx, options, from, upper, &mut report).await;
+    let recomputed = match queued {
+        Ok(()) => recompute_queued(source, rollups, settings, &mut report).await,
+        Err(error) => Err(error),
+    };
+    let reset = source
+        .batch_execute("RESET max_parallel_workers_per_gather")
+        .await
+        .map_err(Error::db("configuring the source session"));
+    recomputed.and(reset)?;
+    Ok(report)
+}
+
+/// Phase 1 of an incremental run, in `tx` which holds the watermark's row
+/// lock: queues the buckets of the events ingested in `[from, upper)` (and
+/// of a recompute range), moves the watermark to `upper`, and commits.
+async fn queue_new_buckets(
+    source: &Client,
+    tx: Transaction<'_>,
+    options: &RunOptions,
+    from: OffsetDateTime,
+    upper: OffsetDateTime,
+    report: &mut RunReport,
+) -> Result<(), Error> {
+    let run_id = report.run_id;
     let mut buckets: BTreeSet<Bucket> = BTreeSet::new();
     if upper > from {
         let sql = DIRTY_BUCKETS.render(&[
@@ -378,7 +403,17 @@ async fn execute(
         "queued buckets touched by new events"
     );
 
-    // Phase 2: recompute queued buckets, one batch per transaction.
+    Ok(())
+}
+
+/// Phase 2: recomputes queued buckets, one batch per transaction, until the
+/// queue holds nothing this run can claim.
+async fn recompute_queued(
+    source: &Client,
+    rollups: &mut Client,
+    settings: &EngineSettings,
+    report: &mut RunReport,
+) -> Result<(), Error> {
     let batch_size = i64::from(settings.max_batch_buckets);
     let mut hours_seen = BTreeSet::new();
     let mut days_seen = BTreeSet::new();
@@ -443,13 +478,9 @@ async fn execute(
         report.buckets_covered += buckets.len() as u64;
         tracing::debug!(buckets = buckets.len(), "recomputed a batch");
     }
-    source
-        .batch_execute("RESET max_parallel_workers_per_gather")
-        .await
-        .map_err(Error::db("configuring the source session"))?;
     report.hours_covered = hours_seen.len() as u64;
     report.days_covered = days_seen.len() as u64;
-    Ok(report)
+    Ok(())
 }
 
 /// Groups sorted `(key, organization)` pairs by key.
