@@ -19,6 +19,7 @@ use crate::source::Source;
 use crate::violation::Severity;
 
 mod classification_missing;
+mod concurrently_in_transaction;
 mod duplicate_index;
 mod foreign_key_without_index;
 mod future_partitions;
@@ -103,6 +104,7 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &migration_version_order::MigrationVersionOrder,
     &migration_version_future::MigrationVersionFuture,
     &migration_edited_after_apply::MigrationEditedAfterApply,
+    &concurrently_in_transaction::ConcurrentlyInTransaction,
     &naming_identifier::NamingIdentifier,
     &naming_table::NamingTable,
     &naming_timestamp_column::NamingTimestampColumn,

@@ -59,13 +59,6 @@ pub(crate) const RULES: &[Mapping] = &[
         false
     ),
     mapping!(
-        "concurrently-in-transaction",
-        Error,
-        "CONCURRENTLY runs in a `-- dbops:no-transaction` migration.",
-        [BanConcurrentIndexCreationInTransaction],
-        false
-    ),
-    mapping!(
         "adding-required-column",
         Error,
         "A NOT NULL column added to an existing table has a default.",
@@ -456,20 +449,6 @@ mod tests {
         check(
             "constraint-without-not-valid",
             &format!("{create}ALTER TABLE t ADD CONSTRAINT t_x_check CHECK (x > 0);"),
-            expect_test::expect![""],
-        );
-    }
-
-    #[test]
-    fn concurrently_needs_no_transaction() {
-        check(
-            "concurrently-in-transaction",
-            "CREATE INDEX CONCURRENTLY t_x_idx ON t (x);",
-            expect_test::expect![""],
-        );
-        check(
-            "concurrently-in-transaction",
-            "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_x_idx ON t (x);",
             expect_test::expect![""],
         );
     }
