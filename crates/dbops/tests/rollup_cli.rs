@@ -1,0 +1,202 @@
+//! The real `dbops` binary: `rollup run|check|reconcile|status` on both targets, and their exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use testdb::TestDb;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs dbops with DB_URL at `db` and ANALYTICS_URL at `analytics`, and a
+/// rollup configuration without safety lag, so that events inserted a
+/// moment ago are rolled up at once.
+fn dbops(db: &str, analytics: &str, args: &[&str]) -> (i32, String, String) {
+    let shipped = std::fs::read_to_string(root().join("analytics/transforms/config.toml")).unwrap();
+    let config = shipped
+        .replace("safety_lag = \"1m\"", "safety_lag = \"0s\"")
+        .replace(
+            "assertions = \"../tests/hourly_rollup.toml\"",
+            &format!(
+                "assertions = {:?}",
+                root()
+                    .join("analytics/tests/hourly_rollup.toml")
+                    .display()
+                    .to_string()
+            ),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollup.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::cargo_bin("dbops")
+        .unwrap()
+        .current_dir(root())
+        .env("DB_URL", db)
+        .env("ANALYTICS_URL", analytics)
+        .env("DBOPS_ROLLUP_CONFIG", &path)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn with_events() -> TestDb {
+    let db = TestDb::new().await;
+    db.apply_up_files(&root().join("migrations/operational"))
+        .await;
+    db.connect()
+        .await
+        .batch_execute(
+            "INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, input_tokens, \
+                                       output_tokens, cost_micros, latency_ms, occurred_at) \
+             SELECT 1 + i % 5, nullif(i % 3, 0), 1 + i % 4, gen_random_uuid(), \
+                    CASE WHEN i % 9 = 0 THEN 'timeout' ELSE 'ok' END, 100 + i, 10 + i % 50, 1000 + i, 50 + i % 400, \
+                    date_trunc('hour', now()) - (i % 30) * interval '1 hour' - interval '1 minute' \
+             FROM generate_series(1, 3000) AS i",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn the_warehouse_target_runs_checks_and_reconciles_and_a_corruption_exits_15() {
+    let db = with_events().await;
+    let warehouse = TestDb::new().await;
+    let (code, _, stderr) = dbops(
+        db.url(),
+        warehouse.url(),
+        &["rollup", "status", "--target", "warehouse"],
+    );
+    assert_eq!(code, 13, "no analytics schema yet: {stderr}");
+    assert!(
+        stderr.contains("run `dbops migrate up --target analytics` first"),
+        "{stderr}"
+    );
+
+    warehouse
+        .apply_up_files(&root().join("migrations/analytics"))
+        .await;
+    let (code, stdout, stderr) = dbops(
+        db.url(),
+        warehouse.url(),
+        &["rollup", "run", "--target", "warehouse"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(warehouse, full rebuild)"), "{stdout}");
+    for command in ["check", "reconcile"] {
+        let (code, stdout, stderr) = dbops(
+            db.url(),
+            warehouse.url(),
+            &["rollup", command, "--target", "warehouse"],
+        );
+        assert_eq!(code, 0, "{command}: {stdout}{stderr}");
+    }
+
+    warehouse
+        .connect()
+        .await
+        .batch_execute(
+            "UPDATE analytics.usage_hourly_rollups SET cost_micros = cost_micros + 5 \
+             WHERE (organization_id, hour_at) = (SELECT organization_id, min(hour_at) FROM analytics.usage_hourly_rollups \
+                                                 WHERE organization_id = 2 GROUP BY 1)",
+        )
+        .await
+        .unwrap();
+    let (code, stdout, _) = dbops(
+        db.url(),
+        warehouse.url(),
+        &["rollup", "reconcile", "--target", "warehouse"],
+    );
+    assert_eq!(code, 15, "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH") && stdout.contains("organization 2: cost_micros"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 mismatch(es)"), "{stdout}");
+    let (code, stdout, _) = dbops(
+        db.url(),
+        warehouse.url(),
+        &["rollup", "check", "--target", "warehouse", "--json"],
+    );
+    assert_eq!(code, 15, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["failed"], 1, "{stdout}");
+
+    let (code, stdout, stderr) = dbops(
+        db.url(),
+        warehouse.url(),
+        &["rollup", "status", "--target", "warehouse", "--json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["runs"][0]["status"], "succeeded", "{stdout}");
+    assert!(
+        status["runs"][0]["hours_covered"].as_i64().unwrap() >= 29,
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn late_events_on_the_local_target_are_rolled_up_by_the_next_run() {
+    let db = with_events().await;
+    db.apply_up_files(&root().join("migrations/analytics"))
+        .await;
+    let (code, _, stderr) = dbops(db.url(), db.url(), &["rollup", "run"]);
+    assert_eq!(code, 0, "{stderr}");
+    db.connect()
+        .await
+        .batch_execute(
+            "INSERT INTO usage_events (organization_id, model_id, request_id, status, input_tokens, output_tokens, \
+                                       cost_micros, latency_ms, occurred_at) \
+             VALUES (3, 1, gen_random_uuid(), 'ok', 7, 7, 7, 7, date_trunc('hour', now()) - interval '20 hours')",
+        )
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = dbops(db.url(), db.url(), &["rollup", "run", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (
+            report["buckets_queued"].as_u64(),
+            report["hours_covered"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{stdout}"
+    );
+    let (code, stdout, _) = dbops(db.url(), db.url(), &["rollup", "reconcile"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("0 mismatch(es), 0 pending"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_unknown_target_or_a_broken_assertion_file_is_a_configuration_error() {
+    let db = with_events().await;
+    let (code, _, stderr) = dbops(db.url(), db.url(), &["rollup", "run", "--target", "lake"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("unknown rollup target \"lake\""),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "table = \"analytics.x\"\n[[assertion]]\nname = \"a\"\nkind = \"row\"\nseverity = \"fatal\"\n").unwrap();
+    let (code, _, stderr) = dbops(
+        db.url(),
+        db.url(),
+        &["rollup", "check", "--assertions", broken.to_str().unwrap()],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("broken.toml") && stderr.contains("line 5"),
+        "{stderr}"
+    );
+}
