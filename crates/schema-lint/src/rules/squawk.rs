@@ -62,7 +62,14 @@ pub(crate) const RULES: &[Mapping] = &[
         "adding-required-column",
         Error,
         "A NOT NULL column added to an existing table has a default.",
-        [AddingRequiredField, AddingNotNullableField],
+        [AddingRequiredField],
+        true
+    ),
+    mapping!(
+        "set-not-null",
+        Error,
+        "NOT NULL is set on an existing column only after a validated `CHECK (col IS NOT NULL)` (no full scan under lock).",
+        [AddingNotNullableField],
         true
     ),
     mapping!(
@@ -429,6 +436,26 @@ mod tests {
                = help: Use 64-bit integer values instead to prevent hitting this limit.
         "#]],
         );
+    }
+
+    #[test]
+    fn set_not_null() {
+        check(
+            "set-not-null",
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            expect_test::expect![[r#"
+                error[set-not-null]: Setting a column `NOT NULL` blocks reads while the table is scanned.
+                  --> 202601010000_a.up.sql:1:38
+                   |
+                 1 | ALTER TABLE users ALTER COLUMN email SET NOT NULL;
+                   |                                      ^^^^^^^^^^^^
+                   = help: Make the field nullable and use a `CHECK` constraint instead.
+            "#]],
+        );
+        let validated_first = "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email IS NOT NULL) NOT VALID;
+ALTER TABLE users VALIDATE CONSTRAINT users_email_check;
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;";
+        check("set-not-null", validated_first, expect_test::expect![[""]]);
     }
 
     #[test]
