@@ -72,65 +72,70 @@ pub(crate) fn lint_sources_reporting(
             config,
             now,
         };
-        let mut findings = Findings::default();
-        for rule in rules::RULES
-            .iter()
-            .filter(|r| config.severity(r.info()).is_some())
-        {
-            rule.check_migrations(&set, &mut findings);
-        }
-        let (mut schema, origins) = replay(
-            set.forward().map(|(i, s)| (i, &s.parse)),
-            &config.ignored_schemas,
-        );
-        let gaps = classify(&mut schema, config);
-        let view = SchemaView {
-            schema: &schema,
-            origins: Some(&origins),
-            config,
-            classification_gaps: &gaps,
-        };
-        for rule in rules::RULES
-            .iter()
-            .filter(|r| config.severity(r.info()).is_some())
-        {
-            rule.check_schema(&view, &mut findings);
-        }
-        let files = &mut per_file[range.clone()];
-        let mut all: Vec<Finding> = files
-            .iter_mut()
-            .flat_map(|(_, f)| std::mem::take(&mut f.0))
-            .collect();
-        all.extend(findings.0);
-        let mut kept = Findings::default();
-        for finding in all {
-            if config.severity(finding.rule).is_none() {
-                continue;
-            }
-            let file = match &finding.at {
-                At::Span(span) => Some(span.file),
-                At::File(file) => Some(*file),
-                At::Path(_) | At::Object(_) => None,
-            };
-            if file.is_some_and(|f| files[f].0.suppresses(&finding)) {
-                continue;
-            }
-            kept.0.push(finding);
-        }
-        for (ignores, _) in files.iter() {
-            ignores.report(&mut kept);
-        }
-        violations.extend(
-            kept.0
-                .into_iter()
-                .filter_map(|f| to_violation(f, set.sources, config)),
-        );
+        violations.extend(lint_set(&set, &mut per_file[range]));
     }
     if let Some(reported) = reported {
         violations.retain(|v| v.location.path().is_some_and(|p| reported.contains(p)));
     }
     sort(&mut violations);
     violations
+}
+
+/// The rules that are not turned off.
+fn enabled_rules(config: &Config) -> impl Iterator<Item = &&'static dyn rules::Rule> {
+    rules::RULES
+        .iter()
+        .filter(|rule| config.severity(rule.info()).is_some())
+}
+
+/// Checks one migration set: its files' own findings (`files`, from the
+/// parallel phase), the migration rules, and the schema rules on the model its
+/// up files build; then applies the files' ignore comments.
+fn lint_set(set: &MigrationSet<'_>, files: &mut [(FileIgnores, Findings)]) -> Vec<Violation> {
+    let config = set.config;
+    let mut findings = Findings::default();
+    for rule in enabled_rules(config) {
+        rule.check_migrations(set, &mut findings);
+    }
+    let (mut schema, origins) = replay(
+        set.forward().map(|(i, s)| (i, &s.parse)),
+        &config.ignored_schemas,
+    );
+    let gaps = classify(&mut schema, config);
+    let view = SchemaView {
+        schema: &schema,
+        origins: Some(&origins),
+        config,
+        classification_gaps: &gaps,
+    };
+    for rule in enabled_rules(config) {
+        rule.check_schema(&view, &mut findings);
+    }
+    let per_file: Vec<Finding> = files
+        .iter_mut()
+        .flat_map(|(_, f)| std::mem::take(&mut f.0))
+        .collect();
+    let mut kept = Findings::default();
+    for finding in per_file.into_iter().chain(findings.0) {
+        let file = match &finding.at {
+            At::Span(span) => Some(span.file),
+            At::File(file) => Some(*file),
+            At::Path(_) | At::Object(_) => None,
+        };
+        if config.severity(finding.rule).is_none()
+            || file.is_some_and(|f| files[f].0.suppresses(&finding))
+        {
+            continue;
+        }
+        kept.0.push(finding);
+    }
+    for (ignores, _) in files.iter() {
+        ignores.report(&mut kept);
+    }
+    kept.0
+        .into_iter()
+        .filter_map(|f| to_violation(f, set.sources, config))
+        .collect()
 }
 
 fn prepare_in_parallel(
@@ -230,10 +235,7 @@ pub(crate) fn lint_live(
         now,
     };
     let mut findings = Findings::default();
-    for rule in rules::RULES
-        .iter()
-        .filter(|r| config.severity(r.info()).is_some())
-    {
+    for rule in enabled_rules(config) {
         rule.check_schema(&view, &mut findings);
         rule.check_live(&live, &mut findings);
     }
