@@ -8,17 +8,13 @@ use migrate_core::status::DriftKind;
 
 use crate::CliError;
 use crate::commands::partitions::{connect, connection_config};
-use crate::context::Context;
+use crate::context::{Context, error_chain};
 use crate::exit_code;
 use crate::opt::{LintArgs, LintFormat, TargetArgs, TargetChoice};
 
-/// The lint configuration, relative to the working directory (the repository root).
-const LINT_CONFIG: &str = "configs/lint.toml";
-
 /// Lints the given paths (default: every target's migrations folder) and, with `--db`, each target's database.
 pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError> {
-    let config = schema_lint::Config::load(LINT_CONFIG.as_ref())
-        .map_err(|e| CliError::Config(error_chain(&e)))?;
+    let config = context.lint_config()?;
     let targets = Context::targets(TargetChoice::All);
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
         targets
@@ -117,15 +113,4 @@ async fn lint_database(
         },
         config,
     ))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
