@@ -163,6 +163,9 @@ pub fn init(global: &Global, config: &TelemetryConfig) -> Result<Telemetry, Stri
         telemetry.tracer_provider = Some(tracer_provider);
         telemetry.meter_provider = Some(meter_provider);
     }
+    // An empty `Vec` of layers would answer "never" for every callsite and
+    // silence the log layer too; `None` is a true no-op.
+    let otel_layers = (!otel_layers.is_empty()).then_some(otel_layers);
     let subscriber = tracing_subscriber::registry()
         .with(log_layer)
         .with(otel_layers);

@@ -337,3 +337,289 @@ fn a_config_typo_names_the_file_line_and_setting() {
     assert!(stderr.contains("migrate.toml:6:1"), "{stderr}");
     assert!(stderr.contains("lock_timeuot"), "{stderr}");
 }
+
+fn clean_migration(dir: &Path, version: i64, table: &str) {
+    write(
+        dir,
+        &format!("{version}_{table}.up.sql"),
+        &format!(
+            "CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY, CONSTRAINT {table}_pkey PRIMARY KEY (id));"
+        ),
+    );
+    write(
+        dir,
+        &format!("{version}_{table}.down.sql"),
+        &format!("DROP TABLE {table};"),
+    );
+}
+
+fn plan_hash(url: &str, dir: &str) -> String {
+    let (code, stdout, stderr) = run(url, &["migrate", "plan", "--json", "--dir", dir]);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn production_needs_two_other_approvers_of_the_exact_plan() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    let dir_arg = dir.path().to_str().unwrap();
+    let up = [
+        "migrate",
+        "up",
+        "--env",
+        "production",
+        "--yes",
+        "--actor",
+        "eve",
+        "--dir",
+        dir_arg,
+    ];
+
+    let (code, _, stderr) = run(db.url(), &up);
+    assert_eq!(code, 12, "{stderr}");
+    assert!(
+        stderr.contains("needs 2 approval(s) by people other than \"eve\"; it has 0"),
+        "{stderr}"
+    );
+
+    let hash = plan_hash(db.url(), dir_arg);
+    for approver in ["ann", "eve"] {
+        let (code, _, stderr) = run(
+            db.url(),
+            &[
+                "migrate", "approve", "--plan", &hash, "--as", approver, "--dir", dir_arg,
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, stderr) = run(db.url(), &up);
+    assert_eq!(code, 12, "{stderr}");
+    assert!(
+        stderr.contains("it has 1 (ann)") && stderr.contains("nobody counts for their own run"),
+        "{stderr}"
+    );
+
+    // The plan changes after approval: the approvals no longer count.
+    clean_migration(dir.path(), 202501010100, "gadgets");
+    let (code, _, _) = run(
+        db.url(),
+        &[
+            "migrate", "approve", "--plan", &hash, "--as", "bob", "--dir", dir_arg,
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, _, stderr) = run(db.url(), &up);
+    assert_eq!(code, 12, "{stderr}");
+    assert!(
+        stderr.contains("the plan changed after it was approved"),
+        "{stderr}"
+    );
+
+    std::fs::remove_file(dir.path().join("202501010100_gadgets.up.sql")).unwrap();
+    std::fs::remove_file(dir.path().join("202501010100_gadgets.down.sql")).unwrap();
+    let (code, stdout, stderr) = run(db.url(), &up);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied 1 migration(s)"), "{stdout}");
+
+    // Without a terminal, an environment that confirms needs --yes.
+    let (code, _, stderr) = run(
+        db.url(),
+        &["migrate", "down", "--env", "staging", "--dir", dir_arg],
+    );
+    assert_eq!(code, 12, "{stderr}");
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    let (code, _, stderr) = run(
+        db.url(),
+        &[
+            "migrate", "down", "--env", "staging", "--yes", "--dir", dir_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("rolling back 202501010000_widgets drops table widgets and its rows"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_chain_detects_edits_and_deletions() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    clean_migration(dir.path(), 202501010100, "gadgets");
+    let dir_arg = dir.path().to_str().unwrap();
+    for args in [
+        vec!["migrate", "up", "--actor", "ann", "--dir", dir_arg],
+        vec!["migrate", "down", "--actor", "ann", "--dir", dir_arg],
+        vec!["migrate", "up", "--actor", "ann", "--dir", dir_arg],
+    ] {
+        let (code, _, stderr) = run(db.url(), &args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, stderr) = run(db.url(), &["audit", "verify", "--target", "operational"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("4 chained audit entries checked, 0 break(s)"),
+        "{stdout}"
+    );
+
+    let client = db.connect().await;
+    let entries: Vec<(String, serde_json::Value)> = client
+        .query(
+            "SELECT action, metadata FROM dbops.audit_log ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(entries[0].0, "migration.apply");
+    assert_eq!(entries[2].0, "migration.rollback");
+    let first = &entries[0].1;
+    assert_eq!(first["target"], "operational");
+    assert_eq!(first["version"], 202501010000i64);
+    assert_eq!(first["outcome"], "succeeded");
+    assert_eq!(first["environment"], "local");
+    assert!(
+        first["checksum"].is_string() && first["duration_ms"].is_u64(),
+        "{first}"
+    );
+
+    // An edit is caught at the edited entry.
+    client
+        .batch_execute("UPDATE dbops.audit_log SET actor = 'mallory' WHERE id = 2")
+        .await
+        .unwrap();
+    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
+    assert_eq!(code, 16, "{stdout}");
+    assert!(
+        stdout.contains("id 2: content does not match its hash"),
+        "{stdout}"
+    );
+    client
+        .batch_execute("UPDATE dbops.audit_log SET actor = 'ann' WHERE id = 2")
+        .await
+        .unwrap();
+
+    // So is a deletion in the middle, and at the end.
+    client
+        .batch_execute("DELETE FROM dbops.audit_log WHERE id = 4")
+        .await
+        .unwrap();
+    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
+    assert_eq!(code, 16, "{stdout}");
+    assert!(
+        stdout.contains("entries at the end of the chain were deleted"),
+        "{stdout}"
+    );
+    client
+        .batch_execute("DELETE FROM dbops.audit_log WHERE id = 2")
+        .await
+        .unwrap();
+    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
+    assert_eq!(code, 16, "{stdout}");
+    assert!(
+        stdout.contains("id 3: previous-hash link is broken"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn health_is_ready_only_when_current() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[targets.operational]\ndir = {:?}\nurl_env = \"DB_URL\"\n\n[targets.analytics]\ndir = {:?}\nurl_env = \"ANALYTICS_URL\"\nfallback_url_env = \"DB_URL\"\n\n[environments.local]\n",
+            dir.path(),
+            dir.path()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (code, stdout, _) = run(
+        db.url(),
+        &["--config", config, "health", "--target", "operational"],
+    );
+    assert_eq!(code, 13, "{stdout}");
+    assert!(
+        stdout.contains("not ready: operational: 1 migration(s) pending"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(db.url(), &["--config", config, "migrate", "up"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(
+        db.url(),
+        &[
+            "--config",
+            config,
+            "health",
+            "--target",
+            "operational",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    let health: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(health["ready"], true);
+    assert_eq!(health["targets"][0]["schema_version"], 202501010000i64);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_span_fields() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    let (code, _, stderr) = run(
+        db.url(),
+        &[
+            "--log-format",
+            "json",
+            "migrate",
+            "up",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let applied = lines
+        .iter()
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("up 202501010000_widgets"))
+        })
+        .unwrap_or_else(|| panic!("no JSON line for the migration in:\n{stderr}"));
+    let span = &applied["span"];
+    assert_eq!(span["name"], "migrate.migration");
+    assert_eq!(span["target"], "operational");
+    assert_eq!(span["version"], 202501010000i64);
+    assert_eq!(span["slug"], "widgets");
+    assert_eq!(span["outcome"], "succeeded");
+    assert!(
+        span["checksum"].is_string() && span["duration_ms"].is_u64(),
+        "{span}"
+    );
+    assert_eq!(applied["spans"][0]["name"], "migrate.run");
+
+    // Human logs name the migration too.
+    let (code, _, stderr) = run(
+        db.url(),
+        &["migrate", "down", "--dir", dir.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("down 202501010000_widgets in "), "{stderr}");
+}

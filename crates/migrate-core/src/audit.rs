@@ -75,17 +75,14 @@ pub struct Recorded {
 /// otherwise dbops's own table, so that no entry is lost on a database that
 /// does not have the platform schema (yet).
 pub async fn record(client: &Client, entry: &AuditEntry) -> Result<Recorded, Error> {
-    let table = chain_table(client).await?;
-    if table == FALLBACK_TABLE {
+    let (table, bookkeeping_ready) = chain_table(client).await?;
+    if !bookkeeping_ready {
+        // Concurrent first entries may both get here; IF NOT EXISTS and the
+        // bootstrap lock of the migration engine make that harmless.
         client
             .batch_execute(FALLBACK_DDL)
             .await
-            .map_err(Error::db("creating dbops.audit_log"))?;
-    } else {
-        client
-            .batch_execute("CREATE SCHEMA IF NOT EXISTS dbops; CREATE TABLE IF NOT EXISTS dbops.audit_head (chain text PRIMARY KEY, last_id bigint NOT NULL, last_hash bytea NOT NULL);")
-            .await
-            .map_err(Error::db("creating dbops.audit_head"))?;
+            .map_err(Error::db("creating dbops's audit tables"))?;
     }
     // The lock is taken in its own statement: a statement's snapshot is taken
     // when it starts, so a lock taken inside the INSERT would not make it see
@@ -154,20 +151,22 @@ async fn insert_sealed(
 }
 
 /// The table this database's chain lives in.
-async fn chain_table(client: &Client) -> Result<&'static str, Error> {
-    let platform: bool = client
+/// The table this database's chain lives in, and whether dbops's own audit tables exist.
+async fn chain_table(client: &Client) -> Result<(&'static str, bool), Error> {
+    let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped)",
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
+                    to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL",
             &[],
         )
         .await
-        .map_err(Error::db("looking for the platform's audit_log"))?
-        .get(0);
-    Ok(if platform {
+        .map_err(Error::db("looking for the audit tables"))?;
+    let table = if row.get(0) {
         PLATFORM_TABLE
     } else {
         FALLBACK_TABLE
-    })
+    };
+    Ok((table, row.get(1)))
 }
 
 /// One problem `verify` found.

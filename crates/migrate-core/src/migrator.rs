@@ -472,7 +472,12 @@ impl Migrator {
             Ok(applied) => {
                 span.record("attempts", applied.attempts);
                 span.record("outcome", "succeeded");
-                tracing::info!(version = migration.version, slug = %migration.slug, duration_ms = millis(duration), "{} {}", step.direction.as_str(), migration.label());
+                tracing::info!(
+                    "{} {} in {} ms",
+                    step.direction.as_str(),
+                    migration.label(),
+                    millis(duration)
+                );
                 Ok(CompletedStep {
                     version: migration.version,
                     slug: migration.slug.clone(),
