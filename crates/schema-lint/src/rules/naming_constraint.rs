@@ -55,30 +55,47 @@ pub(crate) fn expected_name(
     Some(full)
 }
 
-/// Like [`expected_name`] for a constraint, also reporting names the migration left to PostgreSQL.
-pub(crate) fn name_matches(
+/// Reports a constraint (`what`: "unique constraint", "foreign key", ...) whose
+/// name is missing or does not follow `<table>_<cols>_<suffix>`.
+#[allow(clippy::too_many_arguments)] // One call per constraint kind; a struct would only rename them.
+pub(crate) fn check_constraint_name(
     view: &SchemaView<'_>,
+    out: &mut Findings,
+    rule: &'static RuleInfo,
     table: &Table,
     constraint: &Constraint,
     columns: &[String],
     suffix: &str,
-) -> Option<String> {
+    what: &str,
+) {
     let unnamed = view.is_unnamed(&ObjectKey::Constraint(
         table.display_name(),
         constraint.name.clone(),
     ));
-    let expected = expected_name(
+    let mismatch = expected_name(
         &table.name,
         &constraint.name,
         columns,
         suffix,
         suffix == "check",
     );
-    match (unnamed, expected) {
-        (_, Some(expected)) => Some(expected),
-        (true, None) => Some(constraint.name.clone()),
-        (false, None) => None,
-    }
+    let message = match (&mismatch, unnamed) {
+        (_, true) => format!(
+            "{what} on `{}` ({}) has no name (PostgreSQL calls it `{}`)",
+            table.name,
+            constraint.columns.join(", "),
+            constraint.name
+        ),
+        (Some(expected), false) => {
+            format!("{what} `{}` is not named `{expected}`", constraint.name)
+        }
+        (None, false) => return,
+    };
+    let expected = mismatch.unwrap_or_else(|| constraint.name.clone());
+    out.report(rule, view.constraint_at(table, constraint), message)
+        .help(format!(
+            "write `CONSTRAINT {expected} ...`: names are part of the schema's interface"
+        ));
 }
 
 /// The table columns a check constraint refers to, in order of first appearance.
@@ -111,23 +128,7 @@ impl Rule for NamingConstraint {
                     }
                     ConstraintKind::PrimaryKey | ConstraintKind::ForeignKey(_) => continue,
                 };
-                let unnamed = view.is_unnamed(&ObjectKey::Constraint(
-                    table.display_name(),
-                    constraint.name.clone(),
-                ));
-                let Some(expected) = name_matches(view, table, constraint, &columns, suffix) else {
-                    continue;
-                };
-                let message = if unnamed {
-                    format!(
-                        "{what} on `{}` has no name (PostgreSQL would call it `{}`)",
-                        table.name, constraint.name
-                    )
-                } else {
-                    format!("{what} `{}` is not named `{expected}`", constraint.name)
-                };
-                out.report(&INFO, view.constraint_at(table, constraint), message)
-                    .help(format!("write `CONSTRAINT {expected} ...`: names are part of the schema's interface"));
+                check_constraint_name(view, out, &INFO, table, constraint, &columns, suffix, what);
             }
         }
     }
@@ -150,7 +151,7 @@ mod tests {
                  CONSTRAINT budgets_uniq UNIQUE (api_key_id, period),
                  CHECK (api_key_id > 0));",
             expect_test::expect![[r#"
-                error[naming-constraint]: unique constraint on `budgets` has no name (PostgreSQL would call it `budgets_period_key`)
+                error[naming-constraint]: unique constraint on `budgets` (period) has no name (PostgreSQL calls it `budgets_period_key`)
                   --> 202601010000_a.up.sql:2:65
                    |
                  1 | CREATE TABLE budgets (
@@ -173,7 +174,7 @@ mod tests {
                  7 |                  CONSTRAINT budgets_uniq UNIQUE (api_key_id, period),
                    |                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
                    = help: write `CONSTRAINT budgets_api_key_id_period_key ...`: names are part of the schema's interface
-                error[naming-constraint]: check constraint on `budgets` has no name (PostgreSQL would call it `budgets_api_key_id_check`)
+                error[naming-constraint]: check constraint on `budgets` (api_key_id) has no name (PostgreSQL calls it `budgets_api_key_id_check`)
                   --> 202601010000_a.up.sql:8:18
                    |
                  1 | CREATE TABLE budgets (

@@ -1,6 +1,6 @@
 //! `naming-foreign-key`: foreign keys are named `<table>_<cols>_fkey`, and a column referencing `<things>.id` is `<thing>_id`.
 
-use crate::rules::naming_constraint::name_matches;
+use crate::rules::naming_constraint::check_constraint_name;
 use crate::rules::{Family, Findings, Rule, RuleInfo, SchemaView};
 use crate::violation::Severity;
 
@@ -29,19 +29,17 @@ impl Rule for NamingForeignKey {
                 catalog::model::ConstraintKind::ForeignKey(fk) => Some((c, fk)),
                 _ => None,
             }) {
-                if let Some(expected) =
-                    name_matches(view, table, constraint, &constraint.columns, "fkey")
-                {
-                    out.report(
-                        &INFO,
-                        view.constraint_at(table, constraint),
-                        format!(
-                            "foreign key `{}` is not named `{expected}`",
-                            constraint.name
-                        ),
-                    )
-                    .help(format!("write `CONSTRAINT {expected} FOREIGN KEY (...)`"));
-                }
+                let columns = &constraint.columns;
+                check_constraint_name(
+                    view,
+                    out,
+                    &INFO,
+                    table,
+                    constraint,
+                    columns,
+                    "fkey",
+                    "foreign key",
+                );
                 for (column, referenced) in constraint.columns.iter().zip(&fk.referenced_columns) {
                     let expected = if referenced == "id" {
                         format!("{}_id", singular(&fk.referenced_table))
@@ -79,7 +77,8 @@ mod tests {
                  CONSTRAINT budgets_organization_id_api_key_id_fkey FOREIGN KEY (organization_id, api_key_id)
                      REFERENCES api_keys (organization_id, id),
                  CONSTRAINT budgets_owner_api_key_id_fkey FOREIGN KEY (owner_api_key_id) REFERENCES api_keys (id),
-                 CONSTRAINT budgets_key_fk FOREIGN KEY (key) REFERENCES api_keys (id));",
+                 CONSTRAINT budgets_key_fk FOREIGN KEY (key) REFERENCES api_keys (id));
+             CREATE TABLE teams (id bigint, api_key_id bigint REFERENCES api_keys);",
             expect_test::expect![[r#"
                 error[naming-foreign-key]: foreign key `budgets_key_fk` is not named `budgets_key_fkey`
                   --> 202601010000_a.up.sql:6:18
@@ -88,7 +87,7 @@ mod tests {
                    | ...
                  6 |                  CONSTRAINT budgets_key_fk FOREIGN KEY (key) REFERENCES api_keys (id));
                    |                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-                   = help: write `CONSTRAINT budgets_key_fkey FOREIGN KEY (...)`
+                   = help: write `CONSTRAINT budgets_key_fkey ...`: names are part of the schema's interface
                 error[naming-foreign-key]: column `budgets.key` references `api_keys.id` but is not named `api_key_id`
                   --> 202601010000_a.up.sql:6:18
                    |
@@ -97,6 +96,12 @@ mod tests {
                  6 |                  CONSTRAINT budgets_key_fk FOREIGN KEY (key) REFERENCES api_keys (id));
                    |                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
                    = help: name it `api_key_id` (or `<role>_api_key_id`)
+                error[naming-foreign-key]: foreign key on `teams` (api_key_id) has no name (PostgreSQL calls it `teams_api_key_id_fkey`)
+                  --> 202601010000_a.up.sql:7:63
+                   |
+                 7 |              CREATE TABLE teams (id bigint, api_key_id bigint REFERENCES api_keys);
+                   |                                                               ^^^^^^^^^^^^^^^^^^^
+                   = help: write `CONSTRAINT teams_api_key_id_fkey ...`: names are part of the schema's interface
             "#]],
         );
     }
