@@ -193,7 +193,18 @@ impl Replay {
                 p.key = format!("{} {items}", strategy.unwrap_or_default());
             }
         }
-        self.record(ObjectKey::Table(key.clone()), file, create.syntax());
+        // A table's findings point at `CREATE TABLE name`, not at its whole definition.
+        let head_end = create
+            .table_name()
+            .map_or(create.syntax().text_range().end(), |n| {
+                n.syntax().text_range().end()
+            });
+        let head = FileSpan {
+            file,
+            start: create.syntax().text_range().start().into(),
+            end: head_end.into(),
+        };
+        self.origins.map.insert(ObjectKey::Table(key.clone()), head);
         let Some(args) = create.table_arg_list() else {
             return;
         };

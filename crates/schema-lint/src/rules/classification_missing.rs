@@ -93,19 +93,19 @@ retention = "forever"
             "classification-missing",
             &[("202601010000_a.up.sql", sql)],
             expect_test::expect![[r#"
-            error[classification-missing]: column `users.email` is not in the data-classification map
-              --> 202601010000_a.up.sql:1:32
-               |
-             1 | CREATE TABLE users (id bigint, email text);
-               |                                ^^^^^^^^^^
-               = help: add `email = { class = "...", protection = "..." }` under [tables.users.columns]
-            error[classification-missing]: table `teams` (2 columns) is not in the data-classification map
-              --> 202601010000_a.up.sql:2:1
-               |
-             2 | CREATE TABLE teams (id bigint, name text);
-               | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-               = help: add [tables."teams"] with a retention and a [tables."teams".columns] entry per column
-        "#]],
+                error[classification-missing]: column `users.email` is not in the data-classification map
+                  --> 202601010000_a.up.sql:1:32
+                   |
+                 1 | CREATE TABLE users (id bigint, email text);
+                   |                                ^^^^^^^^^^
+                   = help: add `email = { class = "...", protection = "..." }` under [tables.users.columns]
+                error[classification-missing]: table `teams` (2 columns) is not in the data-classification map
+                  --> 202601010000_a.up.sql:2:1
+                   |
+                 2 | CREATE TABLE teams (id bigint, name text);
+                   | ^^^^^^^^^^^^^^^^^^
+                   = help: add [tables."teams"] with a retention and a [tables."teams".columns] entry per column
+            "#]],
         );
         check_live_with(
             &config,

@@ -84,7 +84,7 @@ mod tests {
                   --> 202601010000_a.up.sql:1:1
                    |
                  1 | CREATE TABLE "Accounts" (id bigint, "displayName" text, CONSTRAINT "Accounts_pkey" PRIMARY KEY (id));
-                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   | ^^^^^^^^^^^^^^^^^^^^^^^
                    = help: use lowercase letters, digits and underscores, starting with a letter
                 error[naming-identifier]: column name `Accounts.displayName` is not snake_case
                   --> 202601010000_a.up.sql:1:37

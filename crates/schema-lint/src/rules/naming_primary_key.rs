@@ -109,7 +109,7 @@ mod tests {
                   --> 202601010000_a.up.sql:3:14
                    |
                  3 |              CREATE TABLE notes (body text);
-                   |              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   |              ^^^^^^^^^^^^^^^^^^
                    = help: add `id bigint GENERATED ALWAYS AS IDENTITY` and `CONSTRAINT <table>_pkey PRIMARY KEY (id)`
                 error[naming-primary-key]: primary key of `events` is (id), not (id, at)
                   --> 202601010000_a.up.sql:5:18

@@ -50,7 +50,7 @@ mod tests {
                   --> 202601010000_a.up.sql:1:69
                    |
                  1 | CREATE TABLE users (id bigint); CREATE TABLE audit_log (id bigint); CREATE TABLE invoice (id bigint);
-                   |                                                                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   |                                                                     ^^^^^^^^^^^^^^^^^^^^
                    = help: name tables after what a row is, in the plural (`invoices`); only `*_log` may be singular
             "#]],
         );
