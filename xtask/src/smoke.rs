@@ -10,6 +10,7 @@
 
 mod analytics;
 mod docs;
+mod observability;
 mod quickstart;
 mod roundtrip;
 mod seed;
@@ -45,6 +46,7 @@ const STEPS: &[Step] = &[
     Step::new("seed twice, ensure partitions twice", seed::run),
     Step::new("docs validate: current, and a drift caught", docs::run),
     Step::new("rollups on both targets: check, reconcile, a corruption caught", analytics::run),
+    Step::new("roll back and re-apply with telemetry on; health; audit chain", observability::run),
     // Keep this one last: it checks the commands of the steps above.
     Step::new("quickstart commands all ran", quickstart::run),
 ];
@@ -81,10 +83,29 @@ impl Context {
     /// that it ran (for the quickstart check).
     pub fn run_dbops(&self, args: &[&str]) -> Result {
         cmd::run(self.dbops().args(args))?;
+        self.note(args);
+        Ok(())
+    }
+
+    /// Like [`Context::run_dbops`], for a command that takes dbops's `--env`
+    /// (`migrate up` and `down`): with `smoke --env NAME` it runs with
+    /// `--env NAME --yes`, the environment's policy applying and its
+    /// confirmation answered as CI would.
+    pub fn run_dbops_in_env(&self, args: &[&str]) -> Result {
+        let mut dbops = self.dbops();
+        dbops.args(args);
+        if let Some(env) = &self.env {
+            dbops.args(["--env", env, "--yes"]);
+        }
+        cmd::run(&mut dbops)?;
+        self.note(args);
+        Ok(())
+    }
+
+    fn note(&self, args: &[&str]) {
         self.ran
             .borrow_mut()
             .push(args.iter().map(|arg| arg.to_string()).collect());
-        Ok(())
     }
 }
 
