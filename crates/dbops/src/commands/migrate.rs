@@ -193,7 +193,9 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
     }
 }
 
-/// Lints the pending scripts of an up plan (and their down scripts) with the project's lint configuration.
+/// Lints the pending scripts of an up plan (and their down scripts) in the
+/// context of the applied ones, so that, say, a foreign key added to an
+/// existing table is checked against that table's indexes.
 fn lint_plan(
     context: &Context<'_>,
     migrator: &Migrator,
@@ -203,14 +205,19 @@ fn lint_plan(
         return Ok(Vec::new());
     }
     let config = context.lint_config()?;
-    let mut sources = Vec::with_capacity(plan.steps.len() * 2);
-    for step in &plan.steps {
-        sources.push((step.file.clone(), step.sql.clone()));
-        if let Some(migration) = migrator.source().get(step.version) {
-            sources.push((migration.down.path.clone(), migration.down.sql.clone()));
-        }
+    let pending: std::collections::HashSet<i64> =
+        plan.steps.iter().map(|step| step.version).collect();
+    let (mut applied, mut planned) = (Vec::new(), Vec::new());
+    for migration in migrator.source().migrations() {
+        let side = if pending.contains(&migration.version) {
+            &mut planned
+        } else {
+            &mut applied
+        };
+        side.push((migration.up.path.clone(), migration.up.sql.clone()));
+        side.push((migration.down.path.clone(), migration.down.sql.clone()));
     }
-    Ok(schema_lint::lint_sources(&sources, &config))
+    Ok(schema_lint::lint_pending(&applied, &planned, &config))
 }
 
 fn print_lint(violations: &[schema_lint::Violation]) {
