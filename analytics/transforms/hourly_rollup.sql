@@ -41,4 +41,7 @@ WHERE occurred_at >= :'hour_from'::timestamptz
   AND occurred_at < :'hour_to'::timestamptz
   AND (cardinality(:'organization_ids'::bigint[]) = 0
        OR organization_id = ANY (:'organization_ids'::bigint[]))
-GROUP BY 1, 2, 3, 4;
+-- Organization first: the rows come out in the order of the table's primary
+-- key (organization_id, hour_at, api_key_id, model_id), so writing them
+-- appends to the index instead of splitting pages all over it.
+GROUP BY 2, 1, 3, 4;
