@@ -1,0 +1,142 @@
+//! After a migration: indexes on the touched tables that are left invalid.
+//!
+//! A `CREATE INDEX CONCURRENTLY` that fails or is interrupted leaves its
+//! index behind, invalid: never used by queries, yet maintained on every
+//! write. The check lists the invalid indexes of every touched table
+//! (created ones and partitions included), and tells those this migration
+//! left (a warning) from those that were invalid already (information).
+
+use migrate_core::hooks::{
+    Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::relations;
+use crate::tables::Touched;
+
+const NAME: &str = "invalid-indexes";
+
+/// The invalid-index check: see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct InvalidIndexes;
+
+/// One invalid index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Invalid {
+    oid: u32,
+    index: String,
+    table: String,
+}
+
+async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
+    let touched = Touched::of_sql(ctx.sql);
+    let members = relations::members(ctx.client, &touched.tables).await?;
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = ctx
+        .client
+        .query(
+            "SELECT i.indexrelid, i.indexrelid::regclass::text, i.indrelid::regclass::text
+             FROM pg_index i
+             WHERE NOT i.indisvalid AND i.indrelid = ANY($1::oid[])
+             ORDER BY 3, 2",
+            &[&relations::oids(&members)],
+        )
+        .await
+        .map_err(Error::db(
+            "looking for invalid indexes on the touched tables",
+        ))?;
+    Ok(rows
+        .iter()
+        .map(|row| Invalid {
+            oid: row.get(0),
+            index: row.get(1),
+            table: row.get(2),
+        })
+        .collect())
+}
+
+impl InvalidIndexes {
+    async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
+        let invalid = invalid_indexes(ctx).await?;
+        Ok(Prepared {
+            findings: Vec::new(),
+            memo: serde_json::to_value(invalid).map_err(Error::Memo)?,
+        })
+    }
+
+    async fn after(
+        &self,
+        ctx: &HookContext<'_>,
+        prepared: &Prepared,
+    ) -> Result<Vec<Finding>, Error> {
+        let before: Vec<Invalid> = if prepared.memo.is_null() {
+            Vec::new()
+        } else {
+            serde_json::from_value(prepared.memo.clone()).map_err(Error::Memo)?
+        };
+        let after = invalid_indexes(ctx).await?;
+        Ok(after
+            .into_iter()
+            .map(|invalid| {
+                let already = before.iter().any(|b| b.oid == invalid.oid);
+                let (severity, message) = if already {
+                    (
+                        Severity::Info,
+                        format!(
+                            "index {} on {} is still invalid, as it was before this migration",
+                            invalid.index, invalid.table
+                        ),
+                    )
+                } else {
+                    (
+                        Severity::Warning,
+                        format!(
+                            "index {} on {} was left invalid: queries never use it but every write \
+                             maintains it; drop it and create it again (DROP INDEX CONCURRENTLY {})",
+                            invalid.index, invalid.table, invalid.index
+                        ),
+                    )
+                };
+                Finding {
+                    hook: NAME.to_string(),
+                    severity,
+                    message,
+                    data: serde_json::json!({
+                        "table": invalid.table,
+                        "index": invalid.index,
+                        "invalid_before": already,
+                    }),
+                }
+            })
+            .collect())
+    }
+}
+
+impl Hook for InvalidIndexes {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn before<'a>(
+        &'a self,
+        ctx: &'a HookContext<'a>,
+    ) -> HookFuture<'a, Result<Prepared, HookError>> {
+        Box::pin(async move { self.before(ctx).await.map_err(|e| e.into_hook_error(NAME)) })
+    }
+
+    fn after<'a>(
+        &'a self,
+        ctx: &'a HookContext<'a>,
+        prepared: &'a Prepared,
+        _outcome: &'a Outcome,
+    ) -> HookFuture<'a, Result<Vec<Finding>, HookError>> {
+        Box::pin(async move {
+            self.after(ctx, prepared)
+                .await
+                .map_err(|e| e.into_hook_error(NAME))
+        })
+    }
+}

@@ -1,0 +1,520 @@
+//! Each standard check against a real PostgreSQL database, driven the way the
+//! engine drives it: `before`, the migration's SQL, `after`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use migrate_core::Direction;
+use migrate_core::hooks::{Finding, Hook, HookContext, Outcome, Severity};
+use migrate_hooks::{
+    BlockingSessions, HooksConfig, InvalidIndexes, NotValidConstraints, OnBlocked, RowCounts,
+    RowCountsConfig, StillBlocked, TableRewrites,
+};
+use testdb::TestDb;
+use tokio_postgres::Client;
+
+/// Runs `sql` between the hook's before- and after-check, as the engine
+/// does, and returns every finding. The migration may fail: after-checks
+/// run after failed migrations too.
+async fn run(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
+    let ctx = HookContext {
+        target: "operational",
+        version: 202601010000,
+        slug: "test",
+        direction: Direction::Up,
+        sql,
+        client,
+    };
+    let prepared = hook.before(&ctx).await.expect("before-check runs");
+    let mut findings = prepared.findings.clone();
+    if findings.iter().any(|f| f.severity == Severity::Refuse) {
+        return findings;
+    }
+    // As the engine does: a migration queued behind a lock gives up.
+    client
+        .batch_execute("SET lock_timeout = '1s'")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = client.batch_execute(sql).await;
+    let outcome = Outcome {
+        succeeded: result.is_ok(),
+        duration: started.elapsed(),
+        error: result.err().map(|e| e.to_string()),
+    };
+    findings.extend(
+        hook.after(&ctx, &prepared, &outcome)
+            .await
+            .expect("after-check runs"),
+    );
+    findings
+}
+
+fn blocking(
+    action: OnBlocked,
+    max_wait: Duration,
+    when_still_blocked: StillBlocked,
+) -> BlockingSessions {
+    let mut config = HooksConfig::default().blocking_sessions;
+    config.action = action;
+    config.max_wait = max_wait;
+    config.poll_interval = Duration::from_millis(50);
+    config.when_still_blocked = when_still_blocked;
+    BlockingSessions::new(config)
+}
+
+async fn setup(db: &TestDb, sql: &str) -> Client {
+    let client = db.connect().await;
+    client.batch_execute(sql).await.expect("setup SQL runs");
+    client
+}
+
+/// Another session that holds a lock on `users` inside an open transaction.
+async fn lock_holder(db: &TestDb) -> (Client, i32) {
+    let other = db.connect().await;
+    other
+        .batch_execute("BEGIN; LOCK TABLE users IN ROW EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let pid: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    (other, pid)
+}
+
+#[tokio::test]
+async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about() {
+    let db = TestDb::new().await;
+    let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
+    let (_other, pid) = lock_holder(&db).await;
+    let alter = "ALTER TABLE users ADD COLUMN nickname text;";
+
+    let findings = run(
+        &client,
+        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        alter,
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Refuse);
+    assert!(
+        findings[0].message.contains(&format!("pid {pid} "))
+            && findings[0]
+                .message
+                .contains("holds RowExclusiveLock on users"),
+        "{}",
+        findings[0].message
+    );
+    assert_eq!(findings[0].data["sessions"][0]["pid"], pid);
+    assert_eq!(findings[0].data["sessions"][0]["reason"], "holds_lock");
+    assert_eq!(findings[0].data["sessions"][0]["table"], "users");
+
+    let findings = run(
+        &client,
+        &blocking(OnBlocked::Warn, Duration::ZERO, StillBlocked::Refuse),
+        alter,
+    )
+    .await;
+    assert_eq!(findings[0].severity, Severity::Warning, "{findings:#?}");
+
+    // Waiting gives up after max_wait and then does what it is told.
+    let started = std::time::Instant::now();
+    let findings = run(
+        &client,
+        &blocking(
+            OnBlocked::Wait,
+            Duration::from_millis(300),
+            StillBlocked::Refuse,
+        ),
+        alter,
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(findings[0].severity, Severity::Refuse, "{findings:#?}");
+    assert!(
+        findings[0].message.contains("after waiting"),
+        "{}",
+        findings[0].message
+    );
+
+    // A migration that only creates tables has nothing to wait for.
+    let findings = run(
+        &client,
+        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        "CREATE TABLE teams (id int PRIMARY KEY);",
+    )
+    .await;
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[tokio::test]
+async fn waiting_ends_when_the_blocking_session_commits() {
+    let db = TestDb::new().await;
+    let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
+    let (other, _) = lock_holder(&db).await;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.batch_execute("COMMIT").await.unwrap();
+        other
+    });
+    let findings = run(
+        &client,
+        &blocking(
+            OnBlocked::Wait,
+            Duration::from_secs(30),
+            StillBlocked::Refuse,
+        ),
+        "ALTER TABLE users ADD COLUMN nickname text;",
+    )
+    .await;
+    release.await.unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Info);
+    assert!(
+        findings[0].message.starts_with("waited "),
+        "{}",
+        findings[0].message
+    );
+    let columns: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 1, "the migration ran after the wait");
+}
+
+#[tokio::test]
+async fn a_long_open_transaction_counts_as_blocking() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE users (id int PRIMARY KEY); CREATE TABLE other (id int);",
+    )
+    .await;
+    let idle = db.connect().await;
+    // The transaction touches another table only: its age alone makes it block.
+    idle.batch_execute("BEGIN; SELECT * FROM other;")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut config = HooksConfig::default().blocking_sessions;
+    config.action = OnBlocked::Warn;
+    config.long_transaction = Duration::from_millis(100);
+    let findings = run(
+        &client,
+        &BlockingSessions::new(config),
+        "ALTER TABLE users ADD COLUMN x int;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        findings[0].data["sessions"][0]["reason"],
+        "long_transaction"
+    );
+    assert!(
+        findings[0].message.contains("has a long-open transaction"),
+        "{}",
+        findings[0].message
+    );
+}
+
+#[tokio::test]
+async fn an_alter_column_type_rewrite_is_reported_and_an_added_column_is_not() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE users (id int PRIMARY KEY, email text);
+         INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let findings = run(
+        &client,
+        &TableRewrites,
+        "ALTER TABLE users ADD COLUMN nickname text;",
+    )
+    .await;
+    assert!(findings.is_empty(), "{findings:#?}");
+
+    let findings = run(
+        &client,
+        &TableRewrites,
+        "ALTER TABLE users ALTER COLUMN id TYPE bigint;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert!(
+        findings[0].message.starts_with("users was rewritten"),
+        "{}",
+        findings[0].message
+    );
+    assert_eq!(findings[0].data["table"], "users");
+    assert_ne!(
+        findings[0].data["relfilenode_before"],
+        findings[0].data["relfilenode_after"]
+    );
+}
+
+#[tokio::test]
+async fn a_rewrite_of_a_partitioned_table_names_its_partitions() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE events_p1 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2025-02-01');
+         CREATE TABLE events_p2 PARTITION OF events FOR VALUES FROM ('2025-02-01') TO ('2025-03-01');",
+    )
+    .await;
+    let findings = run(
+        &client,
+        &TableRewrites,
+        "ALTER TABLE events ALTER COLUMN id TYPE bigint;",
+    )
+    .await;
+    let relations: Vec<&str> = findings
+        .iter()
+        .map(|f| f.data["relation"].as_str().unwrap())
+        .collect();
+    assert_eq!(relations, ["events_p1", "events_p2"], "{findings:#?}");
+    assert!(
+        findings[0]
+            .message
+            .starts_with("events_p1 (partition of events) was rewritten")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_index_concurrently_leaves_an_invalid_index_that_is_reported() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE users (id int PRIMARY KEY, email text);
+         INSERT INTO users VALUES (1, 'a@example.com'), (2, 'a@example.com');",
+    )
+    .await;
+    let findings = run(
+        &client,
+        &InvalidIndexes,
+        "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert_eq!(
+        findings[0].data,
+        serde_json::json!({"table": "users", "index": "users_email_key", "invalid_before": false})
+    );
+    assert!(
+        findings[0].message.contains("was left invalid"),
+        "{}",
+        findings[0].message
+    );
+
+    // Still there at the next migration on the table: information, not news.
+    let findings = run(
+        &client,
+        &InvalidIndexes,
+        "ALTER TABLE users ADD COLUMN nickname text;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Info);
+    assert_eq!(findings[0].data["invalid_before"], true);
+}
+
+#[tokio::test]
+async fn constraints_left_not_valid_are_reported() {
+    let db = TestDb::new().await;
+    let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
+    let findings = run(
+        &client,
+        &NotValidConstraints,
+        "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email LIKE '%@%') NOT VALID;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert_eq!(findings[0].data["constraint"], "users_email_check");
+    assert_eq!(findings[0].data["kind"], "check");
+    assert!(
+        findings[0]
+            .message
+            .contains("ALTER TABLE users VALIDATE CONSTRAINT users_email_check"),
+        "{}",
+        findings[0].message
+    );
+
+    let findings = run(
+        &client,
+        &NotValidConstraints,
+        "ALTER TABLE users VALIDATE CONSTRAINT users_email_check;",
+    )
+    .await;
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[tokio::test]
+async fn row_counts_of_an_insert_migration_are_exact_below_the_threshold() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE models (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+         INSERT INTO models (name) VALUES ('a'), ('b'), ('c');",
+    )
+    .await;
+    let hook = RowCounts::new(RowCountsConfig {
+        enabled: true,
+        exact_max_rows: 1000,
+    });
+    let findings = run(
+        &client,
+        &hook,
+        "INSERT INTO models (name) VALUES ('d'), ('e');",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        findings[0].data,
+        serde_json::json!({"table": "models", "before": 3, "after": 5, "difference": 2, "exact": true})
+    );
+    assert_eq!(findings[0].message, "models: 3 → 5 rows (+2, exact count)");
+
+    let findings = run(
+        &client,
+        &hook,
+        "DELETE FROM models WHERE name IN ('a', 'b');",
+    )
+    .await;
+    assert_eq!(findings[0].severity, Severity::Warning, "{findings:#?}");
+    assert_eq!(findings[0].data["difference"], -2);
+}
+
+#[tokio::test]
+async fn row_counts_above_the_threshold_are_estimated_and_say_so() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE events_p1 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2025-02-01');
+         CREATE TABLE events_p2 PARTITION OF events FOR VALUES FROM ('2025-02-01') TO ('2025-03-01');
+         INSERT INTO events SELECT g, '2025-01-01'::date + g % 50 FROM generate_series(1, 2000) g;
+         ANALYZE events;",
+    )
+    .await;
+    let hook = RowCounts::new(RowCountsConfig {
+        enabled: true,
+        exact_max_rows: 100,
+    });
+    let findings = run(
+        &client,
+        &hook,
+        "INSERT INTO events SELECT g, '2025-02-10' FROM generate_series(1, 500) g;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].data["exact"], false);
+    assert_eq!(findings[0].data["before"], 2000);
+    assert!(
+        findings[0].message.ends_with("estimated from statistics)"),
+        "{}",
+        findings[0].message
+    );
+    // PostgreSQL 15 and later flush the migration's statistics on request;
+    // older servers may lag, and an estimate is allowed to.
+    let after = findings[0].data["after"].as_i64().unwrap();
+    assert!((2000..=2500).contains(&after), "{findings:#?}");
+}
+
+#[tokio::test]
+async fn a_dropped_table_is_reported_with_the_rows_it_had() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE teams (id int); INSERT INTO teams SELECT generate_series(1, 7);",
+    )
+    .await;
+    let hook = RowCounts::new(HooksConfig::default().row_counts);
+    let findings = run(&client, &hook, "DROP TABLE teams;").await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert_eq!(
+        findings[0].message,
+        "teams: dropped with 7 rows (exact count)"
+    );
+    assert_eq!(findings[0].data["after"], serde_json::Value::Null);
+}
+
+/// Through the engine: findings of every standard hook end up in the report.
+#[tokio::test]
+async fn the_engine_reports_the_standard_hooks_findings() {
+    let db = TestDb::new().await;
+    let dir = std::env::temp_dir().join(format!(
+        "migrate-hooks-{}-{}",
+        std::process::id(),
+        db.name()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (
+            "202601010000_users.up.sql",
+            "CREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 10) g;\n",
+        ),
+        ("202601010000_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "202601020000_widen_users_id.up.sql",
+            "ALTER TABLE users ALTER COLUMN id TYPE bigint;\nINSERT INTO users VALUES (11, 'u11'), (12, 'u12');\n",
+        ),
+        (
+            "202601020000_widen_users_id.down.sql",
+            "DELETE FROM users WHERE id > 10;\nALTER TABLE users ALTER COLUMN id TYPE int;\n",
+        ),
+    ];
+    for (name, sql) in files {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+    let source = migrate_core::Source::load(&dir).unwrap();
+    let database = migrate_core::Database::from_url(db.url()).unwrap();
+    let migrator = migrate_hooks::standard_hooks(&HooksConfig::default())
+        .into_iter()
+        .fold(
+            migrate_core::Migrator::new(
+                "operational",
+                source,
+                database,
+                migrate_core::Settings::default(),
+            )
+            .unwrap(),
+            |migrator, hook: Arc<dyn Hook>| migrator.with_hook(hook),
+        );
+    let report = migrator
+        .up(&migrate_core::UpOptions::default())
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(report.completed.len(), 2);
+    assert!(
+        report.completed[0].findings.is_empty(),
+        "{:#?}",
+        report.completed[0].findings
+    );
+    let findings: Vec<(&str, &str)> = report.completed[1]
+        .findings
+        .iter()
+        .map(|f| (f.hook.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert_eq!(
+        findings[0],
+        ("row-counts", "users: 10 → 12 rows (+2, exact count)")
+    );
+    assert_eq!(findings[1].0, "table-rewrites");
+    assert!(
+        findings[1].1.starts_with("users was rewritten"),
+        "{findings:#?}"
+    );
+}
