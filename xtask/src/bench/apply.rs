@@ -4,6 +4,10 @@
 //!
 //! Goal (issue 2): applying takes at most 1.10× the time of `psql -1 -f
 //! all.sql`.
+//!
+//! The fixture's names break the project's conventions (`bench_t1` is not a
+//! plural), so `up` runs with `--allow-lint-errors`: the lint of the pending
+//! migrations still runs and is part of the time, as in any real `up`.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,6 +22,9 @@ use crate::{Result, cmd};
 const MIGRATIONS: usize = 300;
 const DEFAULT_ROUNDS: usize = 15;
 const GOAL_RATIO: f64 = 1.10;
+
+/// `dbops migrate` arguments to apply the fixture: see the module docs.
+pub const UP: &[&str] = &["up", "--allow-lint-errors"];
 
 const PSQL_DB: &str = "xtask_bench_apply_psql";
 const DBOPS_DB: &str = "xtask_bench_apply_dbops";
@@ -37,8 +44,8 @@ pub fn run(ctx: &Context) -> Result {
         Case::new("psql -1 -f all.sql", || {
             Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
         }),
-        Case::new("dbops migrate up --dir", || {
-            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, &["up"]))
+        Case::new("dbops migrate up --allow-lint-errors --dir", || {
+            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, UP))
         }),
     )?;
     expect_tables(ctx, MIGRATIONS)?;
@@ -59,7 +66,7 @@ pub fn run(ctx: &Context) -> Result {
         }),
         Case::new("dbops migrate down --to 0 --dir", || {
             let db = ctx.fresh_database(DBOPS_DB)?;
-            cmd::output(&mut dbops(&db, &["up"]))?;
+            cmd::output(&mut dbops(&db, UP))?;
             Ok(dbops(&db, &["down", "--to", "0"]))
         }),
     )?;

@@ -23,7 +23,9 @@ pub fn run(ctx: &Context) -> Result {
     eprintln!("bench: applying {MIGRATIONS} migrations (not timed)");
     cmd::output(
         ctx.dbops(&db)
-            .args(["migrate", "up", "--dir"])
+            .arg("migrate")
+            .args(super::apply::UP)
+            .arg("--dir")
             .arg(&fixture.migrations),
     )?;
 

@@ -13,12 +13,12 @@ pub fn run(ctx: &Context) -> Result {
     let up = ["migrate", "up", "--target", "all"];
     ctx.run_dbops(&status)?;
     ctx.run_dbops(&["migrate", "plan", "--target", "all"])?;
-    ctx.run_dbops(&up)?;
+    ctx.run_dbops_in_env(&up)?;
     ctx.run_dbops(&status)?;
     let first = fingerprint::take(&ctx.db)?;
     eprintln!("smoke: applied: {}", first.summary());
 
-    ctx.run_dbops(&["migrate", "down", "--target", "all", "--to", "0"])?;
+    ctx.run_dbops_in_env(&["migrate", "down", "--target", "all", "--to", "0"])?;
     let leftovers = fingerprint::take(&ctx.db)?.outside(BOOKKEEPING_SCHEMAS);
     if !leftovers.is_empty() {
         return Err(format!(
@@ -29,7 +29,7 @@ pub fn run(ctx: &Context) -> Result {
         .into());
     }
 
-    ctx.run_dbops(&up)?;
+    ctx.run_dbops_in_env(&up)?;
     let second = fingerprint::take(&ctx.db)?;
     let diff = first.diff(&second);
     if !diff.is_empty() {
