@@ -3,7 +3,11 @@
 //!
 //! A DDL statement queued behind such a session blocks every query that
 //! arrives after it, so the check waits for them to finish, warns or refuses,
-//! as configured. Query texts are not reported: they may carry secrets.
+//! as configured. Lock holders in transactions younger than
+//! `short_transaction` are left out: on a busy table there always is one, and
+//! it finishes long before the migration's `lock_timeout`. Prepared
+//! transactions holding locks count whatever their age. Query texts are not
+//! reported: they may carry secrets.
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +49,7 @@ impl BlockingSessions {
         // Whether blockers were found and waited for, and said so in the log.
         let mut announced = false;
         loop {
-            let blockers = blockers(ctx.client, &oids, self.config.long_transaction).await?;
+            let blockers = blockers(ctx.client, &oids, &self.config).await?;
             let waited = started.elapsed();
             if blockers.is_empty() {
                 let findings = if !announced {
@@ -152,16 +156,19 @@ struct Blocker {
 }
 
 const BLOCKERS: &str = "
-SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
-       coalesce(a.state, a.backend_type, ''),
+SELECT coalesce(a.pid, 0), coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
+       CASE WHEN l.pid IS NULL THEN 'prepared transaction'
+            ELSE coalesce(a.state, a.backend_type, '') END,
        extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
        l.relation::regclass::text, l.mode, l.granted
 FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation'
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.relation = ANY($1::oid[])
-  AND l.pid <> pg_backend_pid()
+  AND (l.pid IS NULL
+       OR (l.pid <> pg_backend_pid()
+           AND a.xact_start <= clock_timestamp() - make_interval(secs => $3)))
 UNION ALL
 SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
        coalesce(a.state, ''),
@@ -177,10 +184,17 @@ ORDER BY 1, 6";
 async fn blockers(
     client: &tokio_postgres::Client,
     oids: &[u32],
-    long_transaction: Duration,
+    config: &BlockingSessionsConfig,
 ) -> Result<Vec<Blocker>, Error> {
     let rows = client
-        .query(BLOCKERS, &[&oids, &long_transaction.as_secs_f64()])
+        .query(
+            BLOCKERS,
+            &[
+                &oids,
+                &config.long_transaction.as_secs_f64(),
+                &config.short_transaction.as_secs_f64(),
+            ],
+        )
         .await
         .map_err(Error::db(
             "looking for sessions blocking the touched tables",

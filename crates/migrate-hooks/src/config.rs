@@ -65,6 +65,10 @@ pub struct BlockingSessionsConfig {
     /// `long_transaction`: a transaction of another session open longer than
     /// this counts as blocking.
     pub long_transaction: Duration,
+    /// `short_transaction`: lock holders whose transaction began less than
+    /// this ago do not count. On a busy table some short transaction always
+    /// holds a lock; it ends long before the migration's `lock_timeout`.
+    pub short_transaction: Duration,
 }
 
 /// `[hooks.row_counts]`: row counts of the touched tables before and after.
@@ -97,6 +101,7 @@ impl Default for HooksConfig {
                 poll_interval: Duration::from_millis(500),
                 when_still_blocked: StillBlocked::Refuse,
                 long_transaction: Duration::from_secs(5 * 60),
+                short_transaction: Duration::from_secs(1),
             },
             row_counts: RowCountsConfig {
                 enabled: true,
@@ -145,6 +150,7 @@ impl HooksConfig {
                 ],
             )?,
             long_transaction: section.positive_duration("long_transaction", d.long_transaction)?,
+            short_transaction: section.duration("short_transaction", d.short_transaction)?,
         };
         section.finish()?;
 
@@ -388,7 +394,7 @@ mod tests {
         check_error(
             "[hooks.blocking_sessions]\nmax_wiat = \"2s\"",
             "hooks.blocking_sessions.max_wiat: unknown setting; the settings here are: \
-             action, enabled, long_transaction, max_wait, poll_interval, when_still_blocked",
+             action, enabled, long_transaction, max_wait, poll_interval, short_transaction, when_still_blocked",
         );
         check_error(
             "[hooks.blocking_sessions]\naction = \"ask\"",

@@ -60,6 +60,7 @@ fn blocking(
     config.max_wait = max_wait;
     config.poll_interval = Duration::from_millis(50);
     config.when_still_blocked = when_still_blocked;
+    config.short_transaction = Duration::ZERO;
     BlockingSessions::new(config)
 }
 
@@ -138,6 +139,22 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
         "{}",
         findings[0].message
     );
+
+    // A lock holder whose transaction is young is no blocker yet.
+    let mut config = HooksConfig::default().blocking_sessions;
+    config.action = OnBlocked::Refuse;
+    config.short_transaction = Duration::from_secs(3600);
+    let hook = BlockingSessions::new(config);
+    let ctx = HookContext {
+        target: "operational",
+        version: 1,
+        slug: "young",
+        direction: Direction::Up,
+        sql: alter,
+        client: &client,
+    };
+    let prepared = hook.before(&ctx).await.unwrap();
+    assert!(prepared.findings.is_empty(), "{:#?}", prepared.findings);
 
     // A migration that only creates tables has nothing to wait for.
     let findings = run(
