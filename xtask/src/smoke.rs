@@ -45,8 +45,14 @@ const STEPS: &[Step] = &[
     Step::new("migrate up, down to 0, up again", roundtrip::run),
     Step::new("seed twice, ensure partitions twice", seed::run),
     Step::new("docs validate: current, and a drift caught", docs::run),
-    Step::new("rollups on both targets: check, reconcile, a corruption caught", analytics::run),
-    Step::new("roll back and re-apply with telemetry on; health; audit chain", observability::run),
+    Step::new(
+        "rollups on both targets: check, reconcile, a corruption caught",
+        analytics::run,
+    ),
+    Step::new(
+        "roll back and re-apply with telemetry on; health; audit chain",
+        observability::run,
+    ),
     // Keep this one last: it checks the commands of the steps above.
     Step::new("quickstart commands all ran", quickstart::run),
 ];
