@@ -75,39 +75,59 @@ pub struct Recorded {
 /// otherwise dbops's own table, so that no entry is lost on a database that
 /// does not have the platform schema (yet).
 pub async fn record(client: &Client, entry: &AuditEntry) -> Result<Recorded, Error> {
-    let (table, bookkeeping_ready) = chain_table(client).await?;
-    if !bookkeeping_ready {
-        // Concurrent first entries may both get here; IF NOT EXISTS and the
-        // bootstrap lock of the migration engine make that harmless.
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(Error::db("starting an audit transaction"))?;
+    match record_in_transaction(client, entry).await {
+        Ok(recorded) => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(Error::db("committing an audit entry"))?;
+            Ok(recorded)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Records an entry inside the caller's open transaction, so that the entry
+/// commits (or not) together with the change it describes.
+pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Result<Recorded, Error> {
+    // The chain lock is taken by its own statement: a statement's snapshot
+    // is taken when it starts, so a lock taken inside the INSERT would not
+    // let it see an entry committed while it waited.
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT pg_advisory_xact_lock({AUDIT_LOCK})::text,
+                        EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
+                        to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .map_err(Error::db("locking the audit chain"))?;
+    let table = if row.get(1) {
+        PLATFORM_TABLE
+    } else {
+        FALLBACK_TABLE
+    };
+    if !row.get::<_, bool>(2) {
         client
             .batch_execute(FALLBACK_DDL)
             .await
             .map_err(Error::db("creating dbops's audit tables"))?;
     }
-    // The lock is taken in its own statement: a statement's snapshot is taken
-    // when it starts, so a lock taken inside the INSERT would not make it see
-    // an entry committed while it waited.
-    let result = async {
-        client
-            .batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({AUDIT_LOCK});"
-            ))
-            .await?;
-        let id = insert_sealed(client, table, entry).await?;
-        client.batch_execute("COMMIT").await?;
-        Ok::<i64, tokio_postgres::Error>(id)
-    }
-    .await;
-    let id = match result {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(Error::Database {
-                context: format!("writing an audit entry to {table}"),
-                source: e,
-            });
-        }
-    };
+    let id = insert_sealed(client, table, entry)
+        .await
+        .map_err(|e| Error::Database {
+            context: format!("writing an audit entry to {table}"),
+            source: e,
+        })?;
     Ok(Recorded { table, id })
 }
 
@@ -148,25 +168,6 @@ async fn insert_sealed(
         )
         .await?;
     Ok(row.get(0))
-}
-
-/// The table this database's chain lives in.
-/// The table this database's chain lives in, and whether dbops's own audit tables exist.
-async fn chain_table(client: &Client) -> Result<(&'static str, bool), Error> {
-    let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
-                    to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(Error::db("looking for the audit tables"))?;
-    let table = if row.get(0) {
-        PLATFORM_TABLE
-    } else {
-        FALLBACK_TABLE
-    };
-    Ok((table, row.get(1)))
 }
 
 /// One problem `verify` found.

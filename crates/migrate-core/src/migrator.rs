@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::hooks::{Finding, Hook, HookContext, Outcome, Prepared, Severity};
 use crate::refinery_adapter::RefineryAdapter;
 use crate::session::{
-    AppliedRow, Session, Step, TargetNames, millis, millis_since, with_applied_before,
+    AppliedRow, Committed, Session, Step, TargetNames, millis, millis_since, with_applied_before,
 };
 use crate::source::{Direction, Migration, Source};
 use crate::status::{DriftKind, DriftedMigration, PartialMigration, PendingMigration, Status};
@@ -315,8 +315,11 @@ impl Migrator {
         })
     }
 
-    /// Runs `steps` in order. `through_refinery` tells which up steps refinery's
-    /// runner can apply (it only applies versions newer than the newest applied one).
+    /// Runs `steps` in order. Each stretch of transactional up migrations
+    /// newer than the newest applied one goes through one call of refinery's
+    /// runner, which hands them back to [`Migrator::apply_step`] one at a
+    /// time; the others (rollbacks, `no-transaction` and out-of-order
+    /// migrations, which refinery cannot run) are applied directly.
     async fn execute(
         &self,
         session: &mut Session<'_>,
@@ -325,64 +328,75 @@ impl Migrator {
         through_refinery: impl Fn(&Migration) -> bool,
     ) -> Result<Vec<CompletedStep>, Error> {
         let mut completed: Vec<CompletedStep> = Vec::with_capacity(steps.len());
-        for migration in steps {
-            let step = Step {
-                migration,
-                direction,
+        let mut next = 0;
+        while next < steps.len() {
+            let stretch = steps[next..]
+                .iter()
+                .take_while(|m| {
+                    direction == Direction::Up && !m.up.no_transaction && through_refinery(m)
+                })
+                .count();
+            let result = if stretch > 0 {
+                RefineryAdapter::new(self, session, &steps[next..next + stretch], &mut completed)
+                    .run()
+                    .await
+            } else {
+                let step = Step {
+                    migration: steps[next],
+                    direction,
+                };
+                let record = session.history_statement(&step);
+                self.apply_step(session, step, &record)
+                    .await
+                    .map(|done| completed.push(done))
             };
-            let span = tracing::info_span!(
-                "migrate.migration",
-                target = %self.target.name,
-                version = migration.version,
-                slug = %migration.slug,
-                checksum = %migration.checksum,
-                direction = direction.as_str(),
-                no_transaction = step.script().no_transaction,
-                duration_ms = tracing::field::Empty,
-                attempts = tracing::field::Empty,
-                rows_affected = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-            );
-            let done: Vec<i64> = completed.iter().map(|c| c.version).collect();
-            let result = self
-                .execute_step(session, step, through_refinery(migration))
-                .instrument(span)
-                .await
-                .map_err(|e| with_applied_before(e, &done))?;
-            completed.push(result);
+            if let Err(error) = result {
+                let done: Vec<i64> = completed.iter().map(|c| c.version).collect();
+                return Err(with_applied_before(error, &done));
+            }
+            next += stretch.max(1);
         }
         Ok(completed)
     }
 
-    async fn execute_step(
+    /// Applies one step inside its own span: the before-checks, the script,
+    /// and for a transactional script the after-checks and the audit entry
+    /// inside the same transaction, so that a change and its audit entry
+    /// commit together. `record` is the history change that goes with it.
+    pub(crate) async fn apply_step(
         &self,
         session: &mut Session<'_>,
         step: Step<'_>,
-        through_refinery: bool,
+        record: &str,
+    ) -> Result<CompletedStep, Error> {
+        let migration = step.migration;
+        let span = tracing::info_span!(
+            "migrate.migration",
+            target = %self.target.name,
+            version = migration.version,
+            slug = %migration.slug,
+            checksum = %migration.checksum,
+            direction = step.direction.as_str(),
+            no_transaction = step.script().no_transaction,
+            duration_ms = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            rows_affected = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        self.apply_step_in_span(session, step, record)
+            .instrument(span)
+            .await
+    }
+
+    async fn apply_step_in_span(
+        &self,
+        session: &mut Session<'_>,
+        step: Step<'_>,
+        record: &str,
     ) -> Result<CompletedStep, Error> {
         let span = tracing::Span::current();
         let migration = step.migration;
-        let mut findings = Vec::new();
-        let mut prepared: Vec<Prepared> = Vec::with_capacity(self.hooks.len());
-        {
-            let ctx = self.hook_context(session, step);
-            for hook in &self.hooks {
-                let p = hook
-                    .before(&ctx)
-                    .instrument(tracing::info_span!(
-                        "migrate.hook",
-                        hook = hook.name(),
-                        phase = "before"
-                    ))
-                    .await
-                    .map_err(|e| Error::Hook {
-                        version: migration.version,
-                        source: e,
-                    })?;
-                findings.extend(p.findings.iter().cloned());
-                prepared.push(p);
-            }
-        }
+        let (mut findings, prepared) = self.before_hooks(session, step).await?;
         if let Some(refusal) = findings.iter().find(|f| f.severity == Severity::Refuse) {
             span.record("outcome", "refused");
             return Err(Error::Refused {
@@ -391,46 +405,99 @@ impl Migrator {
                 hook: refusal.hook.clone(),
             });
         }
-        let started = Instant::now();
-        let result = if step.script().no_transaction {
-            session.apply_non_transactional(&step).await
-        } else if through_refinery {
-            RefineryAdapter::new(session, step).run().await
-        } else {
-            let record = session.history_statement(&step);
-            session.apply_transactional(&step, &record).await
-        };
-        let duration = started.elapsed();
-        let outcome = Outcome {
-            succeeded: result.is_ok(),
-            duration,
-            error: result.as_ref().err().map(ToString::to_string),
-        };
-        {
-            let ctx = self.hook_context(session, step);
-            for (hook, p) in self.hooks.iter().zip(&prepared) {
-                match hook
-                    .after(&ctx, p, &outcome)
-                    .instrument(tracing::info_span!(
-                        "migrate.hook",
-                        hook = hook.name(),
-                        phase = "after"
-                    ))
-                    .await
-                {
-                    Ok(after) => findings.extend(after),
-                    // The migration's own error matters more than a hook's.
-                    Err(e) if result.is_err() => {
-                        tracing::warn!(error = %e, "hook failed after a failed migration")
-                    }
-                    Err(e) => {
-                        return Err(Error::Hook {
-                            version: migration.version,
-                            source: e,
-                        });
-                    }
+        let policy = &self.settings.retry;
+        let mut commit_attempt = 1;
+        let (result, duration) = loop {
+            let started = Instant::now();
+            if step.script().no_transaction {
+                let result = session.apply_non_transactional(&step).await;
+                break (result, started.elapsed());
+            }
+            let applied = match session.begin_transactional(&step, record).await {
+                Ok(applied) => applied,
+                Err(e) => break (Err(e), started.elapsed()),
+            };
+            let duration = started.elapsed();
+            let outcome = Outcome {
+                succeeded: true,
+                duration,
+                error: None,
+            };
+            // Inside the open transaction: the checks see the change, and the
+            // audit entry commits with it.
+            let in_transaction = async {
+                let after = self.after_hooks(session, step, &prepared, &outcome).await?;
+                let rows = rows_affected(&findings, &after);
+                let details = self.step_details(
+                    step,
+                    &outcome,
+                    applied.attempts,
+                    rows,
+                    findings.iter().chain(&after),
+                );
+                self.audit_in_transaction(session, step, details).await?;
+                Ok::<_, Error>(after)
+            }
+            .await;
+            let after = match in_transaction {
+                Ok(after) => after,
+                Err(e) => {
+                    session.rollback().await;
+                    return Err(e);
+                }
+            };
+            match session.commit(&step).await? {
+                Committed::Yes => {
+                    findings.extend(after);
+                    break (Ok(applied), duration);
+                }
+                Committed::Lost if commit_attempt < policy.max_attempts => {
+                    tracing::warn!(
+                        version = migration.version,
+                        commit_attempt,
+                        "the commit was lost with the connection; applying again"
+                    );
+                    commit_attempt += 1;
+                }
+                Committed::Lost => {
+                    let error = Error::Refinery(format!(
+                        "migration {} lost its connection at every commit attempt",
+                        migration.version
+                    ));
+                    break (Err(error), duration);
                 }
             }
+        };
+        if result.is_err() || step.script().no_transaction {
+            // Outside any transaction: the checks see what is left, and the
+            // audit entry gets a transaction of its own.
+            let outcome = Outcome {
+                succeeded: result.is_ok(),
+                duration,
+                error: result.as_ref().err().map(ToString::to_string),
+            };
+            match self.after_hooks(session, step, &prepared, &outcome).await {
+                Ok(after) => findings.extend(after),
+                Err(e) if result.is_err() => {
+                    tracing::warn!(error = %e, "hook failed after a failed migration")
+                }
+                Err(e) => return Err(e),
+            }
+            let attempts = result.as_ref().map_or(0, |a| a.attempts);
+            let details = self.step_details(
+                step,
+                &outcome,
+                attempts,
+                rows_affected(&findings, &[]),
+                findings.iter(),
+            );
+            self.audit(
+                session,
+                audit_action(step.direction),
+                migration.version,
+                details,
+            )
+            .await?;
         }
         for finding in &findings {
             match finding.severity {
@@ -442,55 +509,150 @@ impl Migrator {
                 }
             }
         }
-        let rows_affected: i64 = findings
-            .iter()
-            .filter_map(|f| f.data.get("difference").and_then(serde_json::Value::as_i64))
-            .map(i64::abs)
-            .sum();
-        span.record("rows_affected", rows_affected);
+        span.record("rows_affected", rows_affected(&findings, &[]));
         span.record("duration_ms", millis(duration));
-        let action = match step.direction {
-            Direction::Up => "migration.apply",
-            Direction::Down => "migration.rollback",
+        record_metrics(&self.target.name, step.direction, duration, result.is_ok());
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(e) => {
+                span.record("outcome", "failed");
+                return Err(e);
+            }
         };
-        let details = serde_json::json!({
+        span.record("attempts", applied.attempts);
+        span.record("outcome", "succeeded");
+        tracing::info!(
+            "{} {} in {} ms",
+            step.direction.as_str(),
+            migration.label(),
+            millis(duration)
+        );
+        Ok(CompletedStep {
+            version: migration.version,
+            slug: migration.slug.clone(),
+            duration,
+            attempts: applied.attempts,
+            findings,
+        })
+    }
+
+    async fn before_hooks(
+        &self,
+        session: &Session<'_>,
+        step: Step<'_>,
+    ) -> Result<(Vec<Finding>, Vec<Prepared>), Error> {
+        let ctx = self.hook_context(session, step);
+        let mut findings = Vec::new();
+        let mut prepared = Vec::with_capacity(self.hooks.len());
+        for hook in &self.hooks {
+            let p = hook
+                .before(&ctx)
+                .instrument(tracing::info_span!(
+                    "migrate.hook",
+                    hook = hook.name(),
+                    phase = "before"
+                ))
+                .await
+                .map_err(|e| Error::Hook {
+                    version: step.migration.version,
+                    source: e,
+                })?;
+            findings.extend(p.findings.iter().cloned());
+            prepared.push(p);
+        }
+        Ok((findings, prepared))
+    }
+
+    async fn after_hooks(
+        &self,
+        session: &Session<'_>,
+        step: Step<'_>,
+        prepared: &[Prepared],
+        outcome: &Outcome,
+    ) -> Result<Vec<Finding>, Error> {
+        let ctx = self.hook_context(session, step);
+        let mut findings = Vec::new();
+        for (hook, p) in self.hooks.iter().zip(prepared) {
+            let after = hook
+                .after(&ctx, p, outcome)
+                .instrument(tracing::info_span!(
+                    "migrate.hook",
+                    hook = hook.name(),
+                    phase = "after"
+                ))
+                .await
+                .map_err(|e| Error::Hook {
+                    version: step.migration.version,
+                    source: e,
+                })?;
+            findings.extend(after);
+        }
+        Ok(findings)
+    }
+
+    /// The metadata of a step's audit entry.
+    fn step_details<'f>(
+        &self,
+        step: Step<'_>,
+        outcome: &Outcome,
+        attempts: u32,
+        rows_affected: i64,
+        findings: impl Iterator<Item = &'f Finding>,
+    ) -> serde_json::Value {
+        let migration = step.migration;
+        serde_json::json!({
             "slug": migration.slug,
             "direction": step.direction.as_str(),
             "checksum": migration.checksum.to_string(),
             "no_transaction": step.script().no_transaction,
-            "duration_ms": millis(duration),
-            "attempts": result.as_ref().map(|a| a.attempts).unwrap_or(0),
+            "duration_ms": millis(outcome.duration),
+            "attempts": attempts,
             "rows_affected": rows_affected,
-            "outcome": if result.is_ok() { "succeeded" } else { "failed" },
+            "outcome": if outcome.succeeded { "succeeded" } else { "failed" },
             "error": outcome.error,
-            "findings": findings,
-        });
-        self.audit(session, action, migration.version, details)
-            .await?;
-        record_metrics(&self.target.name, step.direction, duration, result.is_ok());
-        match result {
-            Ok(applied) => {
-                span.record("attempts", applied.attempts);
-                span.record("outcome", "succeeded");
-                tracing::info!(
-                    "{} {} in {} ms",
-                    step.direction.as_str(),
-                    migration.label(),
-                    millis(duration)
-                );
-                Ok(CompletedStep {
-                    version: migration.version,
-                    slug: migration.slug.clone(),
-                    duration,
-                    attempts: applied.attempts,
-                    findings,
-                })
-            }
-            Err(e) => {
-                span.record("outcome", "failed");
-                Err(e)
-            }
+            "findings": findings.collect::<Vec<_>>(),
+        })
+    }
+
+    /// The audit entry of a step, inside its open transaction.
+    async fn audit_in_transaction(
+        &self,
+        session: &Session<'_>,
+        step: Step<'_>,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        let Some(entry) = self.audit_entry(
+            audit_action(step.direction),
+            step.migration.version,
+            details,
+        ) else {
+            return Ok(());
+        };
+        crate::audit::record_in_transaction(session.client(), &entry).await?;
+        Ok(())
+    }
+
+    fn audit_entry(
+        &self,
+        action: &str,
+        version: i64,
+        details: serde_json::Value,
+    ) -> Option<crate::audit::AuditEntry> {
+        let audit = self.audit.as_ref()?;
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("target".into(), self.target.name.clone().into());
+        metadata.insert("version".into(), version.into());
+        if let serde_json::Value::Object(details) = details {
+            metadata.extend(details);
         }
+        metadata.extend(audit.metadata.clone());
+        Some(crate::audit::AuditEntry {
+            actor: audit.actor.clone(),
+            action: action.to_string(),
+            target_type: "migration".to_string(),
+            target_id: Some(version.to_string()),
+            metadata: serde_json::Value::Object(metadata),
+        })
     }
 
     /// Writes an audit entry when auditing is on. A failed write stops the run:
@@ -502,22 +664,8 @@ impl Migrator {
         version: i64,
         details: serde_json::Value,
     ) -> Result<(), Error> {
-        let Some(audit) = &self.audit else {
+        let Some(entry) = self.audit_entry(action, version, details) else {
             return Ok(());
-        };
-        let mut metadata = serde_json::Map::new();
-        metadata.insert("target".into(), self.target.name.clone().into());
-        metadata.insert("version".into(), version.into());
-        if let serde_json::Value::Object(details) = details {
-            metadata.extend(details);
-        }
-        metadata.extend(audit.metadata.clone());
-        let entry = crate::audit::AuditEntry {
-            actor: audit.actor.clone(),
-            action: action.to_string(),
-            target_type: "migration".to_string(),
-            target_id: Some(version.to_string()),
-            metadata: serde_json::Value::Object(metadata),
         };
         let recorded = crate::audit::record(session.client(), &entry).await?;
         tracing::debug!(
@@ -874,6 +1022,23 @@ fn record_metrics(target: &str, direction: Direction, duration: Duration, succee
             monotonic_counter.dbops.migration.failures = 1u64,
         );
     }
+}
+
+fn audit_action(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Up => "migration.apply",
+        Direction::Down => "migration.rollback",
+    }
+}
+
+/// Rows the row-count checks saw change, in all.
+fn rows_affected(before: &[Finding], after: &[Finding]) -> i64 {
+    before
+        .iter()
+        .chain(after)
+        .filter_map(|f| f.data.get("difference").and_then(serde_json::Value::as_i64))
+        .map(i64::abs)
+        .sum()
 }
 
 fn check_expected(plan: &Plan, expected: Option<&str>) -> Result<(), Error> {

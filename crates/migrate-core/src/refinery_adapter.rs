@@ -1,54 +1,77 @@
-//! The bridge to refinery: refinery's runner drives each transactional up
-//! migration through a connection type of ours, so that refinery keeps its
-//! history table and verification while dbops adds timeouts, retries and the run log.
+//! The bridge to refinery: refinery's runner drives a stretch of
+//! transactional up migrations through a connection type of ours. refinery
+//! keeps its history table, its checksums and the order of application; each
+//! migration it hands over is applied by [`Migrator::apply_step`], with the
+//! lock, timeouts, retries, run log, hooks and audit entry that dbops adds.
 
 use refinery_core::traits::r#async::{AsyncMigrate, AsyncQuery, AsyncTransaction};
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::session::{Applied, Session, Step};
+use crate::migrator::{CompletedStep, Migrator};
+use crate::session::{Session, Step};
+use crate::source::{Direction, Migration};
 
 /// An error crossing refinery's API; the typed [`Error`] is kept on the adapter.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct AdapterError(String);
 
-/// refinery's view of a [`Session`] applying one [`Step`].
-pub(crate) struct RefineryAdapter<'s, 'a> {
-    session: &'s mut Session<'a>,
-    step: Step<'s>,
-    outcome: Option<Result<Applied, Error>>,
+/// refinery's view of a [`Session`] applying a stretch of migrations.
+pub(crate) struct RefineryAdapter<'r, 's, 'a> {
+    migrator: &'r Migrator,
+    session: &'r mut Session<'a>,
+    migrations: &'r [&'s Migration],
+    completed: &'r mut Vec<CompletedStep>,
+    next: usize,
+    failure: Option<Error>,
 }
 
-impl<'s, 'a> RefineryAdapter<'s, 'a> {
-    pub fn new(session: &'s mut Session<'a>, step: Step<'s>) -> Self {
+impl<'r, 's, 'a> RefineryAdapter<'r, 's, 'a> {
+    pub fn new(
+        migrator: &'r Migrator,
+        session: &'r mut Session<'a>,
+        migrations: &'r [&'s Migration],
+        completed: &'r mut Vec<CompletedStep>,
+    ) -> Self {
         RefineryAdapter {
+            migrator,
             session,
-            step,
-            outcome: None,
+            migrations,
+            completed,
+            next: 0,
+            failure: None,
         }
     }
 
-    /// Applies the step through refinery's runner.
-    pub async fn run(mut self) -> Result<Applied, Error> {
-        let migration = self.step.migration.refinery()?;
-        let mut runner = refinery_core::Runner::new(&[migration])
+    /// Applies the stretch through one call of refinery's runner.
+    pub async fn run(mut self) -> Result<(), Error> {
+        let migrations = self
+            .migrations
+            .iter()
+            .map(|m| m.refinery())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut runner = refinery_core::Runner::new(&migrations)
             .set_abort_divergent(false)
             .set_abort_missing(false);
         runner.set_migration_table_name(&self.session.target.history_table);
         let result = runner.run_async(&mut self).await;
-        match (self.outcome.take(), result) {
-            (Some(outcome), _) => outcome,
-            (None, Err(e)) => Err(Error::Refinery(e.to_string())),
-            (None, Ok(_)) => Err(Error::Refinery(format!(
-                "refinery did not apply migration {}: it is not newer than the newest applied version",
-                self.step.migration.version
-            ))),
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
         }
+        let report = result.map_err(|e| Error::Refinery(e.to_string()))?;
+        if report.applied_migrations().len() != self.migrations.len() {
+            return Err(Error::Refinery(format!(
+                "refinery applied {} of the {} migrations it was given",
+                report.applied_migrations().len(),
+                self.migrations.len()
+            )));
+        }
+        Ok(())
     }
 }
 
-impl AsyncTransaction for RefineryAdapter<'_, '_> {
+impl AsyncTransaction for RefineryAdapter<'_, '_, '_> {
     type Error = AdapterError;
 
     async fn execute<'q, T: Iterator<Item = &'q str> + Send + 'q>(
@@ -56,16 +79,26 @@ impl AsyncTransaction for RefineryAdapter<'_, '_> {
         queries: T,
     ) -> Result<usize, AdapterError> {
         let queries: Vec<&str> = queries.collect();
-        match queries.as_slice() {
+        let expected = self.migrations.get(self.next).copied();
+        match (queries.as_slice(), expected) {
             // refinery applies a migration as its SQL followed by the history insert.
-            [sql, record] if *sql == self.step.script().sql => {
-                let outcome = self.session.apply_transactional(&self.step, record).await;
-                let result = match &outcome {
-                    Ok(_) => Ok(2),
-                    Err(e) => Err(AdapterError(e.to_string())),
+            ([sql, record], Some(migration)) if *sql == migration.up.sql => {
+                let step = Step {
+                    migration,
+                    direction: Direction::Up,
                 };
-                self.outcome = Some(outcome);
-                result
+                match self.migrator.apply_step(self.session, step, record).await {
+                    Ok(done) => {
+                        self.completed.push(done);
+                        self.next += 1;
+                        Ok(2)
+                    }
+                    Err(error) => {
+                        let message = error.to_string();
+                        self.failure = Some(error);
+                        Err(AdapterError(message))
+                    }
+                }
             }
             // Anything else is refinery's own bookkeeping (the history table's DDL).
             _ => {
@@ -80,7 +113,7 @@ impl AsyncTransaction for RefineryAdapter<'_, '_> {
     }
 }
 
-impl AsyncQuery<Vec<refinery_core::Migration>> for RefineryAdapter<'_, '_> {
+impl AsyncQuery<Vec<refinery_core::Migration>> for RefineryAdapter<'_, '_, '_> {
     async fn query(&mut self, query: &str) -> Result<Vec<refinery_core::Migration>, AdapterError> {
         let rows = self
             .session
@@ -90,6 +123,7 @@ impl AsyncQuery<Vec<refinery_core::Migration>> for RefineryAdapter<'_, '_> {
             .map_err(|e| AdapterError(e.to_string()))?;
         rows.into_iter()
             .map(|row| {
+                let version: i64 = row.get(0);
                 let applied_on: String = row.get(2);
                 let applied_on = OffsetDateTime::parse(
                     &applied_on,
@@ -97,19 +131,15 @@ impl AsyncQuery<Vec<refinery_core::Migration>> for RefineryAdapter<'_, '_> {
                 )
                 .map_err(|e| {
                     AdapterError(format!(
-                        "history row {}: applied_on {applied_on:?}: {e}",
-                        row.get::<_, i64>(0)
+                        "history row {version}: applied_on {applied_on:?}: {e}"
                     ))
                 })?;
                 let checksum: String = row.get(3);
                 let checksum = checksum.parse().map_err(|e| {
-                    AdapterError(format!(
-                        "history row {}: checksum {checksum:?}: {e}",
-                        row.get::<_, i64>(0)
-                    ))
+                    AdapterError(format!("history row {version}: checksum {checksum:?}: {e}"))
                 })?;
                 Ok(refinery_core::Migration::applied(
-                    row.get(0),
+                    version,
                     row.get(1),
                     applied_on,
                     checksum,
@@ -119,4 +149,4 @@ impl AsyncQuery<Vec<refinery_core::Migration>> for RefineryAdapter<'_, '_> {
     }
 }
 
-impl AsyncMigrate for RefineryAdapter<'_, '_> {}
+impl AsyncMigrate for RefineryAdapter<'_, '_, '_> {}

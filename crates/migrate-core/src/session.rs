@@ -103,6 +103,15 @@ impl<'a> Step<'a> {
     }
 }
 
+/// Whether a commit took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Committed {
+    /// The step is recorded.
+    Yes,
+    /// The connection dropped and the step is not recorded: run it again.
+    Lost,
+}
+
 /// The outcome of applying one script.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Applied {
@@ -446,10 +455,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs a transactional script together with `record` (the history
-    /// change) in one transaction, retrying on `lock_timeout` and on a
-    /// connection lost before commit.
-    pub async fn apply_transactional(
+    /// Opens the step's transaction and runs, in one round trip, `BEGIN`, the
+    /// timeouts, the script, `record` (the history change) and the run-log
+    /// row. The transaction is left open: the caller runs its after-checks
+    /// and audit entry in it, then calls [`Session::commit`]. Lock timeouts
+    /// and lost connections are retried with backoff; nothing was committed
+    /// when they happen, so a retry is always safe.
+    pub async fn begin_transactional(
         &mut self,
         step: &Step<'_>,
         record: &str,
@@ -469,18 +481,14 @@ impl<'a> Session<'a> {
                 }
                 Failure::Retryable(e, why) if attempt < policy.max_attempts => {
                     let pause = policy.backoff(attempt);
-                    tracing::warn!(version = step.migration.version, attempt, pause_ms = pause.as_millis() as u64, error = %e, "{why}; retrying");
+                    tracing::warn!(version = step.migration.version, attempt, pause_ms = millis(pause), error = %e, "{why}; retrying");
                     tokio::time::sleep(pause).await;
                 }
                 Failure::ConnectionLost(e) if attempt < policy.max_attempts => {
                     let pause = policy.backoff(attempt);
-                    tracing::warn!(version = step.migration.version, attempt, pause_ms = pause.as_millis() as u64, error = %e, "connection lost before commit; reconnecting");
+                    tracing::warn!(version = step.migration.version, attempt, pause_ms = millis(pause), error = %e, "connection lost before commit; reconnecting");
                     tokio::time::sleep(pause).await;
                     self.reconnect().await?;
-                    if self.is_done(step).await? {
-                        // The commit went through; only its acknowledgement was lost.
-                        return Ok(Applied { attempts: attempt });
-                    }
                 }
                 Failure::Retryable(e, _) | Failure::ConnectionLost(e) => {
                     let error = sql_error(step, e, Vec::new());
@@ -492,10 +500,38 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs the whole transaction in one round trip: `BEGIN`, the timeouts,
-    /// the script, the history change, the run-log row and `COMMIT` travel as
-    /// one simple query. The script is followed by a newline and `;`, so a
-    /// trailing line comment or a missing semicolon cannot swallow what follows.
+    /// Commits the transaction [`Session::begin_transactional`] opened.
+    ///
+    /// When the connection drops during `COMMIT`, the engine reconnects, takes
+    /// the lock again and reads the history: the commit may have gone
+    /// through with only its acknowledgement lost.
+    pub async fn commit(&mut self, step: &Step<'_>) -> Result<Committed, Error> {
+        match self.client().batch_execute("COMMIT").await {
+            Ok(()) => Ok(Committed::Yes),
+            Err(e) if e.is_closed() || e.as_db_error().is_none() => {
+                tracing::warn!(version = step.migration.version, error = %e, "connection lost during commit; reconnecting");
+                self.reconnect().await?;
+                if self.is_done(step).await? {
+                    Ok(Committed::Yes)
+                } else {
+                    Ok(Committed::Lost)
+                }
+            }
+            Err(e) => {
+                let _ = self.client().batch_execute("ROLLBACK").await;
+                Err(sql_error(step, e, Vec::new()))
+            }
+        }
+    }
+
+    /// Rolls back an open transaction, best effort (the error that led here matters more).
+    pub async fn rollback(&self) {
+        let _ = self.client().batch_execute("ROLLBACK").await;
+    }
+
+    /// The script, history change and run-log row after `BEGIN`, in one round trip.
+    /// The script is followed by a newline and `;`, so a trailing line comment
+    /// or a missing semicolon cannot swallow what follows.
     async fn try_transaction(
         &self,
         step: &Step<'_>,
@@ -510,7 +546,7 @@ impl<'a> Session<'a> {
         );
         let script = &step.script().sql;
         let batch = format!(
-            "{prefix}{script}\n;\n{record};\n{};\nCOMMIT;",
+            "{prefix}{script}\n;\n{record};\n{};",
             self.run_log_insert(step, true, started_at, "succeeded")
         );
         match client.batch_execute(&batch).await {
