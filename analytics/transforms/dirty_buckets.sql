@@ -6,8 +6,8 @@
 --   :'ingested_to'    timestamptz, exclusive: the new watermark
 --
 -- Runs on the operational database. Its cost follows the number of events in
--- the window, not the size of the table, when usage_events has an index on
--- ingested_at (a BRIN index is enough); without one it reads every partition.
+-- the window, not the size of the table, when usage_events has a btree index
+-- on ingested_at; without one it reads every partition (docs/analytics.md).
 --
 -- Try it: psql "$DB_URL" -v ingested_from='2025-11-16 00:00+00' \
 --           -v ingested_to='2025-11-16 01:00+00' -f analytics/transforms/dirty_buckets.sql

@@ -460,8 +460,7 @@ async fn recompute_queued(
             report.hourly_rows_written += copy_hourly(
                 source,
                 &tx,
-                Bound::At(hour_at),
-                Bound::At(hour_start(hour + 1)),
+                &[(Bound::At(hour_at), Bound::At(hour_start(hour + 1)))],
                 &organizations,
                 &mut HashSet::new(),
             )
@@ -537,8 +536,8 @@ async fn rebuild(
     .await
     .map_err(Error::db("deleting the rollups for a full rebuild"))?;
     let mut buckets = HashSet::new();
-    report.hourly_rows_written =
-        copy_hourly(source, tx, Bound::Lowest, Bound::Highest, &[], &mut buckets).await?;
+    let chunks = partition_chunks(source).await?;
+    report.hourly_rows_written = copy_hourly(source, tx, &chunks, &[], &mut buckets).await?;
     let hours: BTreeSet<i64> = buckets.iter().map(|&(hour, _)| hour).collect();
     let days: BTreeSet<i64> = hours.iter().map(|hour| hour.div_euclid(24)).collect();
     let days: Vec<i64> = days.into_iter().collect();
@@ -610,18 +609,120 @@ async fn set_watermark(tx: &Transaction<'_>, to: OffsetDateTime) -> Result<(), E
 const HOURLY_COLUMNS: &str = "hour_at, organization_id, api_key_id, model_id, request_count, error_count, \
      input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
 
-/// Streams the hourly rows of `organizations` (empty: all) over `[from, to)`
-/// from the source into the hourly table (whose rows for those buckets `tx`
-/// has deleted), folding latencies into histograms; adds the buckets seen to
-/// `buckets`. Returns the rows written.
+/// One hourly row on its way from the source to the rollups database.
+struct HourlyRow {
+    hour_at: OffsetDateTime,
+    organization_id: i64,
+    api_key_id: i64,
+    model_id: i64,
+    /// request_count, error_count, input_tokens, output_tokens, cost_micros, latency_ms_sum.
+    measures: [i64; 6],
+    latency_ms_max: i32,
+    histogram: Histogram,
+}
+
+/// How many hourly rows may wait between the source and the rollups
+/// database: about a day of a 1,000-organization platform, so the source
+/// can aggregate the next chunk while the previous one is written.
+const PIPELINE_ROWS: usize = 50_000;
+
+/// Streams the hourly rows of `organizations` (empty: all) over each time
+/// range of `chunks` from the source into the hourly table (whose rows for
+/// those buckets `tx` has deleted), folding latencies into histograms; adds
+/// the buckets seen to `buckets`. Returns the rows written.
+///
+/// Reading and writing overlap: the source aggregates chunk `i + 1` (one
+/// `COPY (...) TO STDOUT` each) while the rows of chunk `i` are written
+/// through the single `COPY ... FROM STDIN` of the rollups side.
 async fn copy_hourly(
     source: &Client,
     tx: &Transaction<'_>,
-    from: Bound<OffsetDateTime>,
-    to: Bound<OffsetDateTime>,
+    chunks: &[(Bound<OffsetDateTime>, Bound<OffsetDateTime>)],
     organizations: &[i64],
     buckets: &mut HashSet<Bucket>,
 ) -> Result<u64, Error> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY analytics.usage_hourly_rollups ({HOURLY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .map_err(Error::db("writing hourly rows"))?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<HourlyRow>(PIPELINE_ROWS);
+    let read = async move {
+        for &(from, to) in chunks {
+            read_hourly(source, from, to, organizations, &sender).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    let write = async {
+        let int8 = Type::INT8;
+        let writer = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::TIMESTAMPTZ,
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                int8.clone(),
+                Type::INT4,
+                Type::INT2_ARRAY,
+                Type::INT8_ARRAY,
+            ],
+        );
+        pin_mut!(writer);
+        let mut last_bucket = None;
+        while let Some(row) = receiver.recv().await {
+            let bucket = (epoch_hour(row.hour_at), row.organization_id);
+            if last_bucket != Some(bucket) {
+                buckets.insert(bucket);
+                last_bucket = Some(bucket);
+            }
+            let [requests, errors, input, output, cost, latency_sum] = row.measures;
+            writer
+                .as_mut()
+                .write(&[
+                    &row.hour_at,
+                    &row.organization_id,
+                    &row.api_key_id,
+                    &row.model_id,
+                    &requests,
+                    &errors,
+                    &input,
+                    &output,
+                    &cost,
+                    &latency_sum,
+                    &row.latency_ms_max,
+                    &row.histogram.bins(),
+                    &row.histogram.counts(),
+                ])
+                .await
+                .map_err(Error::db("writing hourly rows"))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(Error::db("writing hourly rows"))
+    };
+    // When the reader fails it drops the sender, the writer ends its COPY,
+    // and the reader's error is the one reported.
+    let (read, written) = futures_util::join!(read, write);
+    read?;
+    written
+}
+
+/// Sends the hourly rows of `[from, to)` read from the source to `rows`.
+async fn read_hourly(
+    source: &Client,
+    from: Bound<OffsetDateTime>,
+    to: Bound<OffsetDateTime>,
+    organizations: &[i64],
+    rows: &tokio::sync::mpsc::Sender<HourlyRow>,
+) -> Result<(), Error> {
     let select = HOURLY_ROLLUP.render(&[
         ("hour_from", Value::Timestamp(from)),
         ("hour_to", Value::Timestamp(to)),
@@ -634,7 +735,7 @@ async fn copy_hourly(
             "reading hourly aggregates from the operational database",
         ))?;
     let int8 = Type::INT8;
-    let rows = BinaryCopyOutStream::new(
+    let stream = BinaryCopyOutStream::new(
         out,
         &[
             Type::TIMESTAMPTZ,
@@ -651,77 +752,68 @@ async fn copy_hourly(
             Type::INT4_ARRAY,
         ],
     );
-    let sink = tx
-        .copy_in(&format!(
-            "COPY analytics.usage_hourly_rollups ({HOURLY_COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await
-        .map_err(Error::db("writing hourly rows"))?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::TIMESTAMPTZ,
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            Type::INT4,
-            Type::INT2_ARRAY,
-            Type::INT8_ARRAY,
-        ],
-    );
-    pin_mut!(rows, writer);
-    let mut last_bucket = None;
-    while let Some(row) = rows.try_next().await.map_err(Error::db(
+    pin_mut!(stream);
+    while let Some(row) = stream.try_next().await.map_err(Error::db(
         "reading hourly aggregates from the operational database",
     ))? {
-        let hour_at: OffsetDateTime = row.get(0);
-        let bucket = (epoch_hour(hour_at), row.get::<i64>(1));
-        if last_bucket != Some(bucket) {
-            buckets.insert(bucket);
-            last_bucket = Some(bucket);
-        }
         let latencies: Vec<i32> = row.get(11);
-        let histogram = Histogram::from_latencies(&latencies);
-        let (org, key, model): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
-        let (requests, errors, input, output, cost, latency_sum): (i64, i64, i64, i64, i64, i64) = (
-            row.get(4),
-            row.get(5),
-            row.get(6),
-            row.get(7),
-            row.get(8),
-            row.get(9),
-        );
-        let latency_max: i32 = row.get(10);
-        writer
-            .as_mut()
-            .write(&[
-                &hour_at,
-                &org,
-                &key,
-                &model,
-                &requests,
-                &errors,
-                &input,
-                &output,
-                &cost,
-                &latency_sum,
-                &latency_max,
-                &histogram.bins(),
-                &histogram.counts(),
-            ])
-            .await
-            .map_err(Error::db("writing hourly rows"))?;
+        let hourly = HourlyRow {
+            hour_at: row.get(0),
+            organization_id: row.get(1),
+            api_key_id: row.get(2),
+            model_id: row.get(3),
+            measures: [
+                row.get(4),
+                row.get(5),
+                row.get(6),
+                row.get(7),
+                row.get(8),
+                row.get(9),
+            ],
+            latency_ms_max: row.get(10),
+            histogram: Histogram::from_latencies(&latencies),
+        };
+        if rows.send(hourly).await.is_err() {
+            // The writer stopped: its error is reported.
+            break;
+        }
     }
-    writer
-        .finish()
+    Ok(())
+}
+
+/// Time ranges that together cover every possible `occurred_at`, cut at the
+/// hour-aligned bounds of `usage_events`'s partitions, so that each range
+/// reads one partition (plus the default partition at both ends). A table
+/// without partitions is one range.
+async fn partition_chunks(
+    source: &Client,
+) -> Result<Vec<(Bound<OffsetDateTime>, Bound<OffsetDateTime>)>, Error> {
+    let rows = source
+        .query(
+            "SELECT DISTINCT bound FROM ( \
+                 SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid), \
+                                     'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m \
+                 FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = to_regclass('public.usage_events') \
+             ) AS p, LATERAL unnest(ARRAY[m[1]::timestamptz, m[2]::timestamptz]) AS bound \
+             WHERE m IS NOT NULL ORDER BY bound",
+            &[],
+        )
         .await
-        .map_err(Error::db("writing hourly rows"))
+        .map_err(Error::db("reading the partitions of usage_events"))?;
+    let bounds: Vec<OffsetDateTime> = rows
+        .iter()
+        .map(|row| row.get::<_, OffsetDateTime>(0))
+        .filter(|bound| bound.unix_timestamp().rem_euclid(3600) == 0 && bound.nanosecond() == 0)
+        .collect();
+    let mut chunks = Vec::with_capacity(bounds.len() + 1);
+    let mut from = Bound::Lowest;
+    for bound in bounds {
+        chunks.push((from, Bound::At(bound)));
+        from = Bound::At(bound);
+    }
+    chunks.push((from, Bound::Highest));
+    Ok(chunks)
 }
 
 const DAILY_COLUMNS: &str = "day, organization_id, api_key_id, model_id, request_count, error_count, \

@@ -13,8 +13,8 @@
 //!    each. Goal: P95 under 50 ms.
 //!
 //! The event fixtures are generated server-side with `generate_series` (the shape of
-//! `shared/benchmarks/anchors.md`: one model per organization and hour, so 720,000 hourly
-//! buckets in 30 days) and kept between runs; `usage_events` gets a BRIN index on
+//! `shared/benchmarks/anchors.md`: 720,000 hourly buckets in 30 days, one key and one model
+//! per organization and day, so 30,000 daily buckets) and kept between runs; `usage_events` gets a btree index on
 //! `ingested_at`, which the operational schema does not have yet (see docs/analytics.md).
 
 use url::Url;
@@ -33,7 +33,7 @@ const MODELS: u64 = 40;
 const LATE_EVENTS: u64 = 1_000;
 const LATE_HOURS: u64 = 10;
 /// Bumped when the fixture's SQL changes, so that stale fixtures are rebuilt.
-const FIXTURE_VERSION: &str = "rollup fixture v1";
+const FIXTURE_VERSION: &str = "rollup fixture v3";
 const FULL_RATIO_GOAL: f64 = 1.2;
 const INCREMENTAL_GOAL_SECONDS: f64 = 0.5;
 const QUERY_P95_GOAL_MS: f64 = 50.0;
@@ -199,11 +199,10 @@ fn fixture(ctx: &Context, days: u64) -> Result<Url> {
                             'usage_events_p' || to_char(day, 'YYYYMMDD'), day || ' 00:00:00+00', (day + 1) || ' 00:00:00+00');
            END LOOP;
          END $$;
-         CREATE INDEX IF NOT EXISTS usage_events_ingested_at_idx ON usage_events USING brin (ingested_at);
          INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, input_tokens,
                                    output_tokens, cost_micros, latency_ms, occurred_at, ingested_at)
          SELECT o, CASE WHEN o % 10 = 0 THEN NULL ELSE o END,
-                1 + (o * 7 + floor(extract(epoch FROM t) / 3600)::int8) % {MODELS},
+                1 + (o * 7 + floor(extract(epoch FROM t) / 86400)::int8) % {MODELS},
                 gen_random_uuid(),
                 CASE WHEN r % 50 = 0 THEN 'server_error' WHEN r % 97 = 0 THEN 'rate_limited' ELSE 'ok' END,
                 20 + r % 3980, 1 + (r / 3980) % 1500,
@@ -213,6 +212,7 @@ fn fixture(ctx: &Context, days: u64) -> Result<Url> {
          FROM generate_series(0, {events} - 1) AS g,
               LATERAL (SELECT 1 + g % {ORGANIZATIONS} AS o, hashint8(g) & 2147483647 AS r,
                               timestamptz '{UNTIL}' - interval '{days} days' + g * (interval '{days} days' / {events}) AS t) AS x;
+         CREATE INDEX IF NOT EXISTS usage_events_ingested_at_idx ON usage_events (ingested_at);
          ANALYZE usage_events;
          CREATE TABLE bench_hourly_baseline (
              hour_at timestamptz, organization_id bigint, api_key_id bigint, model_id bigint,
