@@ -10,6 +10,7 @@ mod cmd;
 mod docs;
 mod fingerprint;
 mod flags;
+mod measure_window;
 mod pg;
 mod smoke;
 mod workspace;
@@ -43,6 +44,10 @@ Tasks:
   analytics-verify [--events N] [--keep]
                             Seed events with late arrivals, run the rollups on both
                             targets, assertions, reconciliation, query timings.
+  measure-window [--events N] [--keep]
+                            On seeded databases: each migration rolled back and applied
+                            again against the 10-minute window, and the longest request
+                            stall while the newest one is rolled back under load.
 ";
 
 fn main() -> ExitCode {
@@ -68,6 +73,7 @@ fn run(args: &mut Args) -> Result {
         "bench" => bench::task(args),
         "docs" => docs::task(args),
         "analytics-verify" => analytics_verify::task(args),
+        "measure-window" => measure_window::task(args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,386 @@
+//! `cargo xtask measure-window [--events N] [--keep]`: how long each migration
+//! takes on a seeded database against the 10-minute maintenance window, and
+//! how long requests stall while the newest migration is rolled back and
+//! re-applied under load.
+//!
+//! Both parts run the release build of `dbops` against a durable server, on
+//! databases seeded with `dbops seed operational` and `dbops seed analytics
+//! --events N` (default 1,000,000 usage events).
+//!
+//! 1. Windows: for every migration, newest first (analytics, then
+//!    operational), `dbops migrate down --steps 1` with the seeded data in
+//!    place, then `dbops migrate up --to VERSION` with the older tables still
+//!    seeded, then down again to move on. Each command's wall time is
+//!    reported against the window: it is what an operator waits for.
+//! 2. Rollback downtime: the `steady_load` example of `migrate-hooks` (one
+//!    connection per request kind, short reads and writes against
+//!    organizations, users, api_keys and usage_events in a loop) runs while
+//!    the newest operational migration is rolled back and re-applied; it
+//!    reports, per request kind, the longest time from the start of a request
+//!    until one next succeeded. The same load without any migration, for as
+//!    long, is the baseline of the same run. Bar: under one minute; goal:
+//!    under 1 s.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::flags::Args;
+use crate::pg::{self, Durability, psql};
+use crate::workspace::{self, Profile};
+use crate::{Result, cmd};
+
+const WINDOW: Duration = Duration::from_secs(10 * 60);
+const DOWNTIME_BAR: Duration = Duration::from_secs(60);
+const DOWNTIME_GOAL: Duration = Duration::from_secs(1);
+const DEFAULT_EVENTS: usize = 1_000_000;
+/// The load runs this long before the rollback and after the re-apply.
+const SETTLE: Duration = Duration::from_secs(2);
+/// A throwaway pepper: the databases are dropped afterwards.
+const PEPPER: &str = "measure-window pepper: not a secret, only for throwaway databases";
+/// The targets in apply order.
+const TARGETS: [&str; 2] = ["operational", "analytics"];
+
+const WINDOWS_DB: &str = "xtask_measure_window";
+const DOWNTIME_DB: &str = "xtask_measure_window_downtime";
+
+/// What every part gets.
+struct Context {
+    server: Url,
+    dbops: PathBuf,
+    steady_load: PathBuf,
+    events: usize,
+}
+
+impl Context {
+    /// `dbops` against database `db`, run in the workspace root.
+    fn dbops(&self, db: &Url) -> Command {
+        let mut dbops = Command::new(&self.dbops);
+        dbops
+            .current_dir(workspace::root())
+            .env(pg::URL_ENV, db.as_str())
+            .env("ANALYTICS_URL", db.as_str())
+            .env("DBOPS_API_KEY_PEPPER", PEPPER);
+        dbops
+    }
+
+    /// Runs `dbops ARGS` quietly and returns its wall time.
+    fn timed(&self, db: &Url, args: &[&str]) -> Result<Duration> {
+        let mut dbops = self.dbops(db);
+        dbops.args(args);
+        eprintln!("$ dbops {}", args.join(" "));
+        let started = Instant::now();
+        cmd::output(&mut dbops)?;
+        Ok(started.elapsed())
+    }
+
+    /// A fresh database with every migration applied and both seeds loaded.
+    fn seeded_database(&self, name: &str) -> Result<Url> {
+        let db = psql::recreate_database(&self.server, name)?;
+        self.timed(&db, &["migrate", "up", "--target", "all"])?;
+        self.timed(&db, &["seed", "operational"])?;
+        let seeding = self.timed(
+            &db,
+            &["seed", "analytics", "--events", &self.events.to_string()],
+        )?;
+        eprintln!(
+            "measure-window: seeded {} events in {seeding:.1?}",
+            self.events
+        );
+        cmd::output(psql::psql(&db).args(["-c", "VACUUM ANALYZE"]))?;
+        Ok(db)
+    }
+}
+
+/// `cargo xtask measure-window [--events N] [--keep]`.
+pub fn task(args: &mut Args) -> Result {
+    let events = args.count("--events")?.unwrap_or(DEFAULT_EVENTS);
+    let keep = args.flag("--keep");
+    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    let dbops = workspace::build_dbops(Profile::Release)?;
+    let steady_load = build_steady_load()?;
+    let server = pg::ensure_with(Durability::Durable)?;
+    let ctx = Context {
+        server: server.url.clone(),
+        dbops,
+        steady_load,
+        events,
+    };
+    let ran = run(&ctx, keep);
+    let stopped = server.stop_if_started();
+    ran?;
+    stopped
+}
+
+fn run(ctx: &Context, keep: bool) -> Result {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let version = psql::server_version(&ctx.server)?;
+    println!(
+        "machine: {cores} cores; PostgreSQL {version}; {} usage events seeded",
+        ctx.events
+    );
+    windows(ctx)?;
+    downtime(ctx)?;
+    if keep {
+        eprintln!("measure-window: databases {WINDOWS_DB} and {DOWNTIME_DB} kept (--keep)");
+    } else {
+        for db in [WINDOWS_DB, DOWNTIME_DB] {
+            psql::drop_database(&ctx.server, db)?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the `steady_load` example of `migrate-hooks` (release) and returns its path.
+fn build_steady_load() -> Result<PathBuf> {
+    let mut build = workspace::cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "migrate-hooks",
+        "--example",
+        "steady_load",
+    ]);
+    cmd::run(&mut build)?;
+    let binary = workspace::target_dir()
+        .join("release")
+        .join("examples")
+        .join("steady_load");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "cargo built steady_load but {} is not there",
+            binary.display()
+        )
+        .into())
+    }
+}
+
+/// One migration on disk: `VERSION_SLUG.up.sql`.
+struct MigrationFile {
+    version: String,
+    slug: String,
+}
+
+/// The migrations of a target, oldest first, from its folder.
+fn migrations(target: &str) -> Result<Vec<MigrationFile>> {
+    let dir = workspace::root().join("migrations").join(target);
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".up.sql")
+            && let Some((version, slug)) = stem.split_once('_')
+        {
+            found.push(MigrationFile {
+                version: version.to_owned(),
+                slug: slug.to_owned(),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(found)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+/// Part 1: every migration rolled back and applied again, one at a time.
+fn windows(ctx: &Context) -> Result {
+    let db = ctx.seeded_database(WINDOWS_DB)?;
+    let mut rows = Vec::new();
+    let mut longest = Duration::ZERO;
+    for target in TARGETS.iter().rev() {
+        for migration in migrations(target)?.iter().rev() {
+            let down = ["migrate", "down", "--target", target, "--steps", "1"];
+            let rolled_back = ctx.timed(&db, &down)?;
+            let applied = ctx.timed(
+                &db,
+                &[
+                    "migrate",
+                    "up",
+                    "--target",
+                    target,
+                    "--to",
+                    &migration.version,
+                ],
+            )?;
+            ctx.timed(&db, &down)?;
+            longest = longest.max(rolled_back).max(applied);
+            rows.push(format!(
+                "| {target} | {}_{} | {} | {} | {} |",
+                migration.version,
+                migration.slug,
+                millis(rolled_back),
+                millis(applied),
+                verdict(rolled_back.max(applied) <= WINDOW),
+            ));
+        }
+    }
+    println!(
+        "\n### Migration windows: each migration rolled back and applied again, seeded database\n"
+    );
+    println!("| target | migration | roll back (ms) | apply again (ms) | within 10 min |");
+    println!("|---|---|---:|---:|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    println!(
+        "\nlongest: {} ms; every migration within the 10-minute window: {}",
+        millis(longest),
+        verdict(longest <= WINDOW)
+    );
+    Ok(())
+}
+
+/// Part 2: the longest request stall while the newest operational migration
+/// is rolled back and re-applied, against the same load without a migration.
+fn downtime(ctx: &Context) -> Result {
+    let db = ctx.seeded_database(DOWNTIME_DB)?;
+    let newest = migrations("operational")?
+        .pop()
+        .ok_or("migrations/operational holds no migration")?;
+    let events = psql::query(&db, "SELECT count(*) FROM usage_events")?;
+
+    let load = SteadyLoad::start(ctx, &db)?;
+    std::thread::sleep(SETTLE);
+    let started = Instant::now();
+    let rolled_back = ctx.timed(
+        &db,
+        &["migrate", "down", "--target", "operational", "--steps", "1"],
+    )?;
+    let applied = ctx.timed(&db, &["migrate", "up", "--target", "operational"])?;
+    let changing = started.elapsed();
+    std::thread::sleep(SETTLE);
+    let during = load.finish()?;
+
+    let load = SteadyLoad::start(ctx, &db)?;
+    std::thread::sleep(SETTLE + changing + SETTLE);
+    let baseline = load.finish()?;
+
+    println!(
+        "\n### Rollback downtime: {}_{} rolled back ({} ms) and re-applied ({} ms) under load, \
+         usage_events holding {} rows\n",
+        newest.version,
+        newest.slug,
+        millis(rolled_back),
+        millis(applied),
+        events.trim()
+    );
+    println!(
+        "| request | ok | failed | longest stall (ms) | baseline longest stall (ms) | median (ms) | first error |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for task in &during.tasks {
+        let base = baseline
+            .tasks
+            .iter()
+            .find(|b| b.name == task.name)
+            .map_or("-".to_owned(), |b| format!("{:.1}", b.stall_ms));
+        println!(
+            "| {} | {} | {} | {:.1} | {base} | {:.2} | {} |",
+            task.name, task.ok, task.failed, task.stall_ms, task.median_ms, task.first_error
+        );
+    }
+    let worst = during.worst();
+    let stall = Duration::from_secs_f64(worst.stall_ms / 1000.0);
+    println!(
+        "\nlongest stall: {:.1} ms ({}), baseline without a migration {:.1} ms ({})",
+        worst.stall_ms,
+        worst.name,
+        baseline.worst().stall_ms,
+        baseline.worst().name
+    );
+    println!(
+        "bar: under 60 s: {}; goal: under 1 s: {}",
+        verdict(stall < DOWNTIME_BAR),
+        verdict(stall < DOWNTIME_GOAL)
+    );
+    Ok(())
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis()
+}
+
+/// The `steady_load` example, running.
+struct SteadyLoad {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// One request kind's line of the `steady_load` report.
+struct TaskLine {
+    name: String,
+    ok: u64,
+    failed: u64,
+    stall_ms: f64,
+    median_ms: f64,
+    first_error: String,
+}
+
+/// The `steady_load` report.
+struct LoadReport {
+    tasks: Vec<TaskLine>,
+}
+
+impl LoadReport {
+    fn worst(&self) -> &TaskLine {
+        self.tasks
+            .iter()
+            .max_by(|a, b| a.stall_ms.total_cmp(&b.stall_ms))
+            .expect("steady_load reports at least one task")
+    }
+}
+
+impl SteadyLoad {
+    /// Starts the load against `db` and waits until it runs.
+    fn start(ctx: &Context, db: &Url) -> Result<SteadyLoad> {
+        let mut child = Command::new(&ctx.steady_load)
+            .env(pg::URL_ENV, db.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", ctx.steady_load.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("steady_load did not start (it said {line:?})").into());
+        }
+        Ok(SteadyLoad { child, stdout })
+    }
+
+    /// Stops the load (closing its stdin) and reads its report.
+    fn finish(mut self) -> Result<LoadReport> {
+        drop(self.child.stdin.take());
+        let mut tasks = Vec::new();
+        for line in self.stdout.lines() {
+            let line = line?;
+            let fields: Vec<&str> = line.split('\t').collect();
+            if let ["task", name, ok, failed, stall, median, error] = fields[..] {
+                tasks.push(TaskLine {
+                    name: name.to_owned(),
+                    ok: ok.parse()?,
+                    failed: failed.parse()?,
+                    stall_ms: stall.parse()?,
+                    median_ms: median.parse()?,
+                    first_error: error.to_owned(),
+                });
+            }
+        }
+        let status = self.child.wait()?;
+        if !status.success() || tasks.is_empty() {
+            return Err(format!("steady_load failed ({status})").into());
+        }
+        Ok(LoadReport { tasks })
+    }
+}
