@@ -163,3 +163,13 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The lint configuration file.
 pub const LINT_CONFIG: &str = "configs/lint.toml";
+
+/// Opens one connection, telling an unreachable server from refused
+/// credentials and never echoing the password; the connection lives as long
+/// as the client.
+pub async fn connect_url(
+    url: &str,
+    application_name: &str,
+) -> Result<tokio_postgres::Client, CliError> {
+    Ok(migrate_core::connect_url(url, application_name).await?)
+}

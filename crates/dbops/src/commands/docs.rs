@@ -7,7 +7,7 @@ use docgen::erd::SvgOutcome;
 use docgen::{Config, Finding, FindingKind, Source};
 
 use crate::CliError;
-use crate::context::Context;
+use crate::context::{Context, connect_url};
 use crate::exit_code;
 use crate::opt::{DocsArgs, DocsCommand, TargetChoice};
 
@@ -94,7 +94,10 @@ impl Databases {
         }
         let mut connections = Vec::new();
         for (url, schemas) in wanted {
-            connections.push((connect(&url).await?, IntrospectOptions { schemas }));
+            connections.push((
+                connect_url(&url, "dbops docs").await?,
+                IntrospectOptions { schemas },
+            ));
         }
         Ok(Databases { connections })
     }
@@ -105,28 +108,6 @@ impl Databases {
             .map(|(client, options)| Source { client, options })
             .collect()
     }
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, CliError> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| {
-        CliError::Config(format!(
-            "{} is not a valid PostgreSQL connection URL: {e}",
-            migrate_core::redact_url(url)
-        ))
-    })?;
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|source| migrate_core::Error::Unreachable {
-            url: migrate_core::redact_url(url),
-            source,
-        })?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "database connection ended with an error");
-        }
-    });
-    Ok(client)
 }
 
 fn report_written(generated: &docgen::Generated) {

@@ -7,8 +7,7 @@ use catalog::introspect::{IntrospectOptions, introspect};
 use migrate_core::status::DriftKind;
 
 use crate::CliError;
-use crate::commands::partitions::{connect, connection_config};
-use crate::context::{Context, error_chain};
+use crate::context::{Context, connect_url, error_chain};
 use crate::exit_code;
 use crate::opt::{LintArgs, LintFormat, TargetArgs, TargetChoice};
 
@@ -57,7 +56,7 @@ async fn lint_database(
     config: &schema_lint::Config,
 ) -> Result<Vec<schema_lint::Violation>, CliError> {
     let url = context.database_url(target)?;
-    let client = connect(&connection_config(&url)?, &url).await?;
+    let client = connect_url(&url, "dbops lint").await?;
     let schemas = match target {
         "analytics" => vec!["analytics".to_owned()],
         _ => vec![catalog::model::DEFAULT_SCHEMA.to_owned()],
