@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::flags::Args;
 use crate::pg::{self, Durability};
-use crate::workspace::cargo;
+use crate::workspace::{Profile, cargo};
 use crate::{Result, cmd, smoke};
 
 /// `cargo xtask ci`.
@@ -37,11 +37,13 @@ pub fn task(args: &mut Args) -> Result {
     })?;
     stage("actionlint", actionlint::run)?;
     let server = pg::ensure_with(Durability::Throwaway)?;
-    let checked = stage("tests", || tests(&server.url)).and_then(|()| {
-        stage("smoke", || {
-            smoke::run(&server.url, &smoke::Options::default())
-        })
-    });
+    // Smoke reuses the tests' build of dbops instead of building it again.
+    let smoke_options = smoke::Options {
+        build: Profile::Test,
+        ..smoke::Options::default()
+    };
+    let checked = stage("tests", || tests(&server.url))
+        .and_then(|()| stage("smoke", || smoke::run(&server.url, &smoke_options)));
     // Stop a cluster we started even when something failed: its data stays
     // in target/pg/ for a look, and `cargo xtask pg` starts it again.
     let stopped = server.stop_if_started();

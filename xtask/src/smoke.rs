@@ -121,6 +121,8 @@ pub struct Options {
     pub env: Option<String>,
     /// Keep the database after a successful run too.
     pub keep: bool,
+    /// How to build the `dbops` under test.
+    pub build: Profile,
 }
 
 /// `cargo xtask smoke [--env NAME] [--keep]`.
@@ -128,6 +130,7 @@ pub fn task(args: &mut Args) -> Result {
     let options = Options {
         env: args.value("--env")?,
         keep: args.flag("--keep"),
+        build: Profile::Dev,
     };
     std::mem::replace(args, Args::new(Vec::new())).finish()?;
     run(&pg::ensure()?, &options)
@@ -136,7 +139,7 @@ pub fn task(args: &mut Args) -> Result {
 /// Runs every step against a fresh database on `server`. The database is
 /// dropped after a successful run and kept for a look after a failure.
 pub fn run(server: &Url, options: &Options) -> Result {
-    let dbops = workspace::build_dbops(Profile::Dev)?;
+    let dbops = workspace::build_dbops(options.build)?;
     let db = psql::create_fresh_database(server, "xtask_smoke")?;
     let ctx = Context {
         dbops,

@@ -28,11 +28,17 @@ pub fn cargo() -> Command {
     cmd
 }
 
-/// The profile to build `dbops` with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to build `dbops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Profile {
-    /// The dev profile, shared with `cargo test`: for smoke runs and CI.
+    /// `cargo build -p dbops`: the least to build for a run on its own.
+    #[default]
     Dev,
+    /// The binary of `cargo test --workspace`'s build. That build unifies
+    /// features over the whole workspace and its dev-dependencies, so after
+    /// the tests have run this costs nothing, where `cargo build -p dbops`
+    /// would compile some thirty crates again with other features.
+    Test,
     /// The release profile: for benchmarks.
     Release,
 }
@@ -40,11 +46,19 @@ pub enum Profile {
 /// Builds the `dbops` binary and returns its path.
 pub fn build_dbops(profile: Profile) -> Result<PathBuf> {
     let mut build = cargo();
-    build.args(["build", "--package", "dbops", "--bin", "dbops"]);
     let dir = match profile {
-        Profile::Dev => "debug",
+        Profile::Dev => {
+            build.args(["build", "--package", "dbops", "--bin", "dbops"]);
+            "debug"
+        }
+        // Building the integration tests of `dbops` builds the binary too,
+        // and cargo links it as target/debug/dbops even when it is fresh.
+        Profile::Test => {
+            build.args(["test", "--workspace", "--no-run"]);
+            "debug"
+        }
         Profile::Release => {
-            build.arg("--release");
+            build.args(["build", "--package", "dbops", "--bin", "dbops", "--release"]);
             "release"
         }
     };
