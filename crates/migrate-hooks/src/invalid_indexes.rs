@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::relations;
-use crate::tables::Touched;
+use crate::tables::{Leftovers, Touched};
 
 const NAME: &str = "invalid-indexes";
 
@@ -60,6 +60,11 @@ async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
 
 impl InvalidIndexes {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
+        if !Leftovers::of_sql(ctx.sql).invalid_indexes {
+            // Nothing in the script can change this state: `after` reports
+            // what it finds as it was, without a query before.
+            return Ok(Prepared::default());
+        }
         let invalid = invalid_indexes(ctx).await?;
         Ok(Prepared {
             findings: Vec::new(),
@@ -77,11 +82,16 @@ impl InvalidIndexes {
         } else {
             serde_json::from_value(prepared.memo.clone()).map_err(Error::Memo)?
         };
+        let can_leave = Leftovers::of_sql(ctx.sql).invalid_indexes;
+        if !can_leave && Touched::of_sql(ctx.sql).no_existing() {
+            // Only new tables, and no statement that can leave this state.
+            return Ok(Vec::new());
+        }
         let after = invalid_indexes(ctx).await?;
         Ok(after
             .into_iter()
             .map(|invalid| {
-                let already = before.iter().any(|b| b.oid == invalid.oid);
+                let already = !can_leave || before.iter().any(|b| b.oid == invalid.oid);
                 let (severity, message) = if already {
                     (
                         Severity::Info,

@@ -53,7 +53,7 @@ pub use long_running::LongRunning;
 pub use not_valid_constraints::NotValidConstraints;
 pub use row_counts::RowCounts;
 pub use table_rewrites::TableRewrites;
-pub use tables::{TableName, Touched};
+pub use tables::{Leftovers, TableName, Touched};
 
 /// The standard hooks the configuration enables, in the order they run.
 pub fn standard_hooks(config: &HooksConfig) -> Vec<Arc<dyn Hook>> {

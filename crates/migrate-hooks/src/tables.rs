@@ -87,6 +87,51 @@ impl Touched {
     }
 }
 
+/// Which half-done states a script can leave behind, read from its statements.
+///
+/// Only a few statements leave an invalid index (`CREATE INDEX` or `REINDEX`
+/// with `CONCURRENTLY` when they fail, `CREATE INDEX ... ON ONLY` a
+/// partitioned table until every partition's index is attached, `ALTER INDEX
+/// ... ATTACH PARTITION`) or an unvalidated constraint (`NOT VALID`). The
+/// checks for those states skip every other script, which keeps them free for
+/// the common migration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// The script can leave an index invalid.
+    pub invalid_indexes: bool,
+    /// The script can leave a constraint `NOT VALID`.
+    pub not_valid_constraints: bool,
+}
+
+impl Leftovers {
+    /// Reads a script.
+    pub fn of_sql(sql: &str) -> Leftovers {
+        let parse = squawk_syntax::SourceFile::parse(sql);
+        let mut leftovers = Leftovers::default();
+        for node in parse.tree().syntax().descendants() {
+            match node.kind() {
+                SyntaxKind::CREATE_INDEX | SyntaxKind::REINDEX => {
+                    let concurrently = node
+                        .descendants_with_tokens()
+                        .any(|element| element.kind() == SyntaxKind::CONCURRENTLY_KW);
+                    let on_only = node
+                        .children()
+                        .filter(|child| child.kind() == SyntaxKind::TABLE_RELATION_NAME)
+                        .any(|name| {
+                            name.children_with_tokens()
+                                .any(|element| element.kind() == SyntaxKind::ONLY_KW)
+                        });
+                    leftovers.invalid_indexes |= concurrently || on_only;
+                }
+                SyntaxKind::ATTACH_INDEX_PARTITION => leftovers.invalid_indexes = true,
+                SyntaxKind::NOT_VALID => leftovers.not_valid_constraints = true,
+                _ => {}
+            }
+        }
+        leftovers
+    }
+}
+
 /// Whether a table reference sits in a clause that only reads the table.
 fn only_read(node: &SyntaxNode) -> bool {
     node.ancestors().any(|ancestor| {
@@ -136,6 +181,45 @@ fn ident(token: &SyntaxToken) -> String {
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(quoted) => quoted.replace("\"\"", "\""),
         None => text.to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::Leftovers;
+
+    fn check(sql: &str, invalid_indexes: bool, not_valid_constraints: bool) {
+        assert_eq!(
+            Leftovers::of_sql(sql),
+            Leftovers {
+                invalid_indexes,
+                not_valid_constraints
+            },
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn only_some_statements_leave_half_done_state() {
+        check(
+            "CREATE TABLE t (id bigint); CREATE INDEX t_id_idx ON t (id); INSERT INTO t VALUES (1);",
+            false,
+            false,
+        );
+        check("CREATE INDEX CONCURRENTLY t_id_idx ON t (id);", true, false);
+        check("REINDEX INDEX CONCURRENTLY t_id_idx;", true, false);
+        check("CREATE INDEX e_at_idx ON ONLY events (at);", true, false);
+        check(
+            "ALTER INDEX e_at_idx ATTACH PARTITION e_p1_at_idx;",
+            true,
+            false,
+        );
+        check(
+            "ALTER TABLE t ADD CONSTRAINT t_x_check CHECK (x > 0) NOT VALID;",
+            false,
+            true,
+        );
+        check("ALTER TABLE t VALIDATE CONSTRAINT t_x_check;", false, false);
     }
 }
 
