@@ -44,7 +44,7 @@ Tasks:
   analytics-verify [--events N] [--keep]
                             Seed events with late arrivals, run the rollups on both
                             targets, assertions, reconciliation, query timings.
-  measure-window [--events N] [--keep]
+  measure-window [--events N] [--rounds N] [--keep]
                             On seeded databases: each migration rolled back and applied
                             again against the 10-minute window, and the longest request
                             stall while the newest one is rolled back under load.

@@ -153,14 +153,19 @@ async fn count(client: &tokio_postgres::Client, table: &str) -> Result<i64, Erro
     Ok(row.get(0))
 }
 
-/// The statistics' row estimate for a table and its partitions.
+/// The statistics' row estimate for a table and its partitions, with the
+/// rows the current transaction inserted and deleted: the engine runs the
+/// after-checks of a transactional migration before it commits, when its
+/// writes are only in `pg_stat_xact_all_tables`.
 async fn estimate(client: &tokio_postgres::Client, oid: u32) -> Result<i64, Error> {
     let row = client
         .query_one(
             "SELECT coalesce(sum(CASE WHEN s.n_tup_ins + s.n_tup_del + s.n_live_tup > 0 THEN s.n_live_tup
-                                      ELSE greatest(c.reltuples, 0)::bigint END), 0)::bigint
+                                      ELSE greatest(c.reltuples, 0)::bigint END
+                                 + coalesce(x.n_tup_ins - x.n_tup_del, 0)), 0)::bigint
              FROM pg_class c
              LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+             LEFT JOIN pg_stat_xact_all_tables x ON x.relid = c.oid
              WHERE (c.oid = $1 AND c.relkind <> 'p')
                 OR c.oid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE isleaf)",
             &[&oid],

@@ -50,6 +50,36 @@ async fn run(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
     findings
 }
 
+/// Like [`run`], with the migration and the after-check in one transaction,
+/// committed afterwards: how the engine runs a transactional migration.
+async fn run_in_transaction(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
+    let ctx = HookContext {
+        target: "operational",
+        version: 202601010000,
+        slug: "test",
+        direction: Direction::Up,
+        sql,
+        client,
+    };
+    let prepared = hook.before(&ctx).await.expect("before-check runs");
+    let started = std::time::Instant::now();
+    client.batch_execute("BEGIN").await.unwrap();
+    client.batch_execute(sql).await.expect("the migration runs");
+    let outcome = Outcome {
+        succeeded: true,
+        duration: started.elapsed(),
+        error: None,
+    };
+    let mut findings = prepared.findings.clone();
+    findings.extend(
+        hook.after(&ctx, &prepared, &outcome)
+            .await
+            .expect("after-check runs"),
+    );
+    client.batch_execute("COMMIT").await.unwrap();
+    findings
+}
+
 fn blocking(
     action: OnBlocked,
     max_wait: Duration,
@@ -445,6 +475,38 @@ async fn row_counts_above_the_threshold_are_estimated_and_say_so() {
     // older servers may lag, and an estimate is allowed to.
     let after = findings[0].data["after"].as_i64().unwrap();
     assert!((2000..=2500).contains(&after), "{findings:#?}");
+}
+
+#[tokio::test]
+async fn estimates_count_the_writes_of_the_open_migration_transaction() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE events (id int); INSERT INTO events SELECT generate_series(1, 1000);",
+    )
+    .await;
+    // The setup's own statistics reach the shared ones before ANALYZE, so
+    // that they are not counted twice.
+    client
+        .batch_execute("SELECT pg_stat_force_next_flush()")
+        .await
+        .unwrap();
+    client.batch_execute("ANALYZE events").await.unwrap();
+    let hook = RowCounts::new(RowCountsConfig {
+        enabled: true,
+        exact_max_rows: 10,
+    });
+    let findings = run_in_transaction(
+        &client,
+        &hook,
+        "INSERT INTO events SELECT generate_series(1, 300); DELETE FROM events WHERE id <= 100;",
+    )
+    .await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        findings[0].data,
+        serde_json::json!({"table": "events", "before": 1000, "after": 1100, "difference": 100, "exact": false})
+    );
 }
 
 #[tokio::test]
