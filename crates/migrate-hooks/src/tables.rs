@@ -132,7 +132,10 @@ impl Leftovers {
     }
 }
 
-/// Whether a table reference sits in a clause that only reads the table.
+/// Whether a table reference sits in a clause that only reads the table, or
+/// in a statement that takes no lock on it (`GRANT`, `REVOKE`). A
+/// data-modifying `WITH` query writes its table, so `WITH` itself is not
+/// such a clause: the `SELECT`s inside it are.
 fn only_read(node: &SyntaxNode) -> bool {
     node.ancestors().any(|ancestor| {
         matches!(
@@ -143,9 +146,11 @@ fn only_read(node: &SyntaxNode) -> bool {
                 | SyntaxKind::PAREN_SELECT
                 | SyntaxKind::FROM_CLAUSE
                 | SyntaxKind::USING_CLAUSE
-                | SyntaxKind::WITH_CLAUSE
+                | SyntaxKind::USING_ON_CLAUSE
                 | SyntaxKind::LIKE_CLAUSE
                 | SyntaxKind::TABLE
+                | SyntaxKind::GRANT
+                | SyntaxKind::REVOKE
         )
     })
 }
@@ -274,6 +279,34 @@ mod tests {
             &["api_keys"],
             &[],
         );
+        check(
+            "WITH moved AS (DELETE FROM staging RETURNING *) INSERT INTO users SELECT * FROM moved;",
+            &["staging", "users"],
+            &[],
+        );
+        check(
+            "MERGE INTO users u USING staging s ON u.id = s.id WHEN MATCHED THEN UPDATE SET email = s.email;",
+            &["users"],
+            &[],
+        );
+        check("COPY users FROM STDIN;", &["users"], &[]);
+    }
+
+    #[test]
+    fn partition_triggers_and_maintenance_statements_touch_their_tables() {
+        check(
+            "ALTER TABLE usage_events ATTACH PARTITION usage_events_p1 FOR VALUES FROM ('2025-01-01') TO ('2025-01-02');",
+            &["usage_events", "usage_events_p1"],
+            &[],
+        );
+        check(
+            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION f();",
+            &["audit_log"],
+            &[],
+        );
+        check("REINDEX TABLE CONCURRENTLY users;", &["users"], &[]);
+        check("ALTER TABLE users RENAME TO members;", &["users"], &[]);
+        check("GRANT SELECT ON users TO reader;", &[], &[]);
     }
 
     #[test]
