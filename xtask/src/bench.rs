@@ -106,7 +106,7 @@ pub fn task(args: &mut Args) -> Result {
     let rounds = args.count("--rounds")?;
     let dbops = args.value("--dbops")?.map(PathBuf::from);
     let name = args.positional();
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     let Some(name) = name else {
         println!("benchmarks (cargo xtask bench NAME [--rounds N]):");
         for bench in BENCHES {

@@ -20,7 +20,7 @@ use crate::{Result, cmd, smoke};
 
 /// `cargo xtask ci`.
 pub fn task(args: &mut Args) -> Result {
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     let started = Instant::now();
     stage("fmt", || {
         cmd::run(cargo().args(["fmt", "--all", "--check"]))

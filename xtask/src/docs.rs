@@ -14,7 +14,7 @@ use crate::{Result, cmd};
 /// `cargo xtask docs [--check]`.
 pub fn task(args: &mut Args) -> Result {
     let check = args.flag("--check");
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     let server = pg::ensure()?;
     let dbops = workspace::build_dbops(Profile::Dev)?;
     let docs = workspace::root().join("docs");

@@ -63,7 +63,7 @@ impl Args {
     }
 
     /// Fails on anything the task did not take.
-    pub fn finish(self) -> Result {
+    pub fn finish(&mut self) -> Result {
         if self.rest.is_empty() {
             Ok(())
         } else {

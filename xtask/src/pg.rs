@@ -112,7 +112,7 @@ pub fn task(args: &mut Args) -> Result {
         Durability::Throwaway
     };
     let stop = args.flag("--stop");
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     if stop {
         return Cluster::locate(durability)?.stop();
     }

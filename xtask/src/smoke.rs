@@ -132,7 +132,7 @@ pub fn task(args: &mut Args) -> Result {
         keep: args.flag("--keep"),
         build: Profile::Dev,
     };
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     run(&pg::ensure()?, &options)
 }
 
