@@ -121,12 +121,6 @@ impl<'a> Context<'a> {
         actor: &str,
         guard: &GuardArgs,
     ) -> Result<Migrator, CliError> {
-        let hooks_config = match &self.config.hooks {
-            Some(table) => migrate_hooks::HooksConfig::from_table(table).map_err(|e| {
-                CliError::Config(format!("{}: [hooks]: {e}", self.global.config.display()))
-            })?,
-            None => migrate_hooks::HooksConfig::default(),
-        };
         let mut metadata = serde_json::Map::new();
         metadata.insert("environment".into(), guard.environment.clone().into());
         let audit = AuditSettings {
@@ -134,9 +128,28 @@ impl<'a> Context<'a> {
             metadata,
         };
         let migrator = self.migrator(target, args)?.with_audit(audit);
-        Ok(migrate_hooks::standard_hooks(&hooks_config)
-            .into_iter()
-            .fold(migrator, Migrator::with_hook))
+        Ok(with_hooks(migrator, &self.hooks_config()?))
+    }
+
+    /// A migrator for a dry run's preflight: the standard hooks report
+    /// blocking sessions at once instead of waiting for them to go.
+    pub fn preflight_migrator(
+        &self,
+        target: &str,
+        args: &TargetArgs,
+    ) -> Result<Migrator, CliError> {
+        let mut hooks = self.hooks_config()?;
+        hooks.blocking_sessions.action = migrate_hooks::OnBlocked::Warn;
+        Ok(with_hooks(self.migrator(target, args)?, &hooks))
+    }
+
+    fn hooks_config(&self) -> Result<migrate_hooks::HooksConfig, CliError> {
+        match &self.config.hooks {
+            Some(table) => migrate_hooks::HooksConfig::from_table(table).map_err(|e| {
+                CliError::Config(format!("{}: [hooks]: {e}", self.global.config.display()))
+            }),
+            None => Ok(migrate_hooks::HooksConfig::default()),
+        }
     }
 
     /// The lint configuration, `configs/lint.toml` (which names the data-classification map);
@@ -172,4 +185,10 @@ pub async fn connect_url(
     application_name: &str,
 ) -> Result<tokio_postgres::Client, CliError> {
     Ok(migrate_core::connect_url(url, application_name).await?)
+}
+
+fn with_hooks(migrator: Migrator, config: &migrate_hooks::HooksConfig) -> Migrator {
+    migrate_hooks::standard_hooks(config)
+        .into_iter()
+        .fold(migrator, Migrator::with_hook)
 }

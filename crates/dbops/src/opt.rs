@@ -388,7 +388,11 @@ pub struct RollupArgs {
     #[arg(long, default_value = "local")]
     pub target: String,
     /// The rollup configuration: engine settings and targets.
-    #[arg(long, env = "DBOPS_ROLLUP_CONFIG", default_value = "analytics/transforms/config.toml")]
+    #[arg(
+        long,
+        env = "DBOPS_ROLLUP_CONFIG",
+        default_value = "analytics/transforms/config.toml"
+    )]
     pub rollup_config: PathBuf,
     /// Print JSON.
     #[arg(long)]

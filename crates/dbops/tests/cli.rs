@@ -623,3 +623,59 @@ async fn json_logs_carry_the_span_fields() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("down 202501010000_widgets in "), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_dry_run_shows_the_preflight_of_the_hooks() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    write(
+        dir.path(),
+        "202501010100_widgets_name.up.sql",
+        "ALTER TABLE widgets ADD COLUMN name text;",
+    );
+    write(
+        dir.path(),
+        "202501010100_widgets_name.down.sql",
+        "ALTER TABLE widgets DROP COLUMN name;",
+    );
+    let dir_arg = dir.path().to_str().unwrap();
+    let (code, _, stderr) = run(
+        db.url(),
+        &["migrate", "up", "--to", "202501010000", "--dir", dir_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // A session that has held a lock on the table for a while blocks the ALTER.
+    let holder = db.connect().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE widgets IN ACCESS SHARE MODE; SELECT pg_sleep(1.5);")
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = run(db.url(), &["migrate", "up", "--dry-run", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ALTER TABLE widgets ADD COLUMN name text;"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-- preflight:"), "{stdout}");
+    assert!(
+        stdout.contains("[blocking-sessions]")
+            && stdout.contains("block the tables this migration touches"),
+        "{stdout}"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    let (code, stdout, _) = run(
+        db.url(),
+        &["migrate", "down", "--dry-run", "--dir", dir_arg],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(
+            "-- warning: rolling back 202501010000_widgets drops table widgets and its rows"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-- preflight: no findings"), "{stdout}");
+}

@@ -243,6 +243,30 @@ impl Migrator {
         Ok(self.plan(Direction::Down, &steps))
     }
 
+    /// The hooks' before-checks for every step of a plan, without running
+    /// anything or taking the lock: the preflight of a dry run. Steps are
+    /// checked against the schema as it is now, so a table that an earlier
+    /// pending migration creates is not there yet.
+    pub async fn preflight(&self, plan: &Plan) -> Result<Vec<(i64, Vec<Finding>)>, Error> {
+        if self.hooks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;
+        let mut report = Vec::with_capacity(plan.steps.len());
+        for planned in &plan.steps {
+            let Some(migration) = self.source.get(planned.version) else {
+                continue;
+            };
+            let step = Step {
+                migration,
+                direction: plan.direction,
+            };
+            let (findings, _) = self.before_hooks(&session, step).await?;
+            report.push((planned.version, findings));
+        }
+        Ok(report)
+    }
+
     /// Applies pending migrations, one at a time, under the target's lock.
     ///
     /// Refuses while a migration is partial, an applied migration drifted, or

@@ -35,6 +35,12 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 if dry_run {
                     print_plan(&plan);
                     print_lint(&lint);
+                    print_preflight(
+                        &context
+                            .preflight_migrator(name, &target)?
+                            .preflight(&plan)
+                            .await?,
+                    );
                     continue;
                 }
                 if plan.steps.is_empty() {
@@ -79,6 +85,12 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     for warning in &warnings {
                         println!("-- warning: {warning}");
                     }
+                    print_preflight(
+                        &context
+                            .preflight_migrator(name, &target)?
+                            .preflight(&plan)
+                            .await?,
+                    );
                     continue;
                 }
                 if plan.steps.is_empty() {
@@ -218,6 +230,24 @@ fn lint_plan(
         side.push((migration.down.path.clone(), migration.down.sql.clone()));
     }
     Ok(schema_lint::lint_pending(&applied, &planned, &config))
+}
+
+fn print_preflight(steps: &[(i64, Vec<migrate_core::hooks::Finding>)]) {
+    let findings: Vec<_> = steps
+        .iter()
+        .flat_map(|(version, findings)| findings.iter().map(move |f| (version, f)))
+        .collect();
+    if findings.is_empty() {
+        println!("-- preflight: no findings");
+        return;
+    }
+    println!("-- preflight:");
+    for (version, finding) in findings {
+        println!(
+            "-- {version} [{}] {:?}: {}",
+            finding.hook, finding.severity, finding.message
+        );
+    }
 }
 
 fn print_lint(violations: &[schema_lint::Violation]) {
