@@ -197,6 +197,69 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
 }
 
 #[tokio::test]
+async fn sessions_queued_behind_a_lock_are_named_with_the_holder() {
+    let db = TestDb::new().await;
+    let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
+    let holder = db.connect().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let waiter = db.connect().await;
+    let waiting = tokio::spawn(async move {
+        waiter
+            .batch_execute("BEGIN; SELECT count(*) FROM users; COMMIT;")
+            .await
+            .unwrap();
+    });
+    // Until the reader queues behind the lock.
+    for _ in 0..100 {
+        let queued: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'users'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if queued > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let findings = run(
+        &client,
+        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        "ALTER TABLE users ADD COLUMN nickname text;",
+    )
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    waiting.await.unwrap();
+    let mut reasons: Vec<(&str, &str)> = findings[0].data["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["reason"].as_str().unwrap(), s["mode"].as_str().unwrap()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("holds_lock", "AccessExclusiveLock"),
+            ("waits_for_lock", "AccessShareLock")
+        ],
+        "{findings:#?}"
+    );
+    assert!(
+        findings[0]
+            .message
+            .contains("waits for AccessShareLock on users"),
+        "{}",
+        findings[0].message
+    );
+}
+
+#[tokio::test]
 async fn waiting_ends_when_the_blocking_session_commits() {
     let db = TestDb::new().await;
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
