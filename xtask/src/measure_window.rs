@@ -102,7 +102,7 @@ pub fn task(args: &mut Args) -> Result {
     let events = args.count("--events")?.unwrap_or(DEFAULT_EVENTS);
     let rounds = args.count("--rounds")?.unwrap_or(DEFAULT_ROUNDS);
     let keep = args.flag("--keep");
-    std::mem::replace(args, Args::new(Vec::new())).finish()?;
+    args.finish()?;
     let dbops = workspace::build_dbops(Profile::Release)?;
     let steady_load = build_steady_load()?;
     let server = pg::ensure_with(Durability::Durable)?;
