@@ -31,12 +31,15 @@ pub fn run(ctx: &Context) -> Result {
     with_telemetry(&["migrate", "down", "--steps", "1"])?;
     with_telemetry(&["migrate", "up"])?;
 
-    let received = received.lock().map_err(|_| "the OTLP receiver panicked")?.clone();
+    let received = received
+        .lock()
+        .map_err(|_| "the OTLP receiver panicked")?
+        .clone();
     for (path, (requests, bytes)) in &received {
         eprintln!("smoke: OTLP {path}: {requests} request(s), {bytes} bytes");
     }
     for path in ["/v1/traces", "/v1/metrics"] {
-        if !received.get(path).is_some_and(|(_, bytes)| *bytes > 0) {
+        if received.get(path).is_none_or(|(_, bytes)| *bytes == 0) {
             return Err(format!("no telemetry arrived at {path}: {received:?}").into());
         }
     }
@@ -54,22 +57,32 @@ pub fn run(ctx: &Context) -> Result {
 /// Starts a minimal OTLP/HTTP receiver on a free loopback port: it answers
 /// every POST with 200 and counts what it got.
 fn receiver() -> Result<(String, Received)> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding the OTLP receiver: {e}"))?;
-    let endpoint = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding the OTLP receiver: {e}"))?;
+    let endpoint = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     let received: Received = Arc::default();
     let sink = Arc::clone(&received);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let sink = Arc::clone(&sink);
             std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else { return };
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
                 let mut reader = BufReader::new(stream);
                 loop {
                     let mut request_line = String::new();
                     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
                         return;
                     }
-                    let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let path = request_line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
                     let mut length = 0;
                     loop {
                         let mut header = String::new();
