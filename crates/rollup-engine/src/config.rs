@@ -47,7 +47,7 @@ impl Default for EngineSettings {
     fn default() -> EngineSettings {
         EngineSettings {
             safety_lag: Duration::from_secs(60),
-            max_batch_buckets: 500,
+            max_batch_buckets: 1000,
             slow_run_per_hour: Duration::from_secs(5 * 60),
         }
     }

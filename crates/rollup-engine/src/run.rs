@@ -449,28 +449,34 @@ async fn recompute_queued(
         let day_buckets: Vec<Bucket> = day_buckets.into_iter().collect();
         locks::lock_days(&tx, &day_buckets).await?;
 
-        for (hour, organizations) in group(buckets.iter().copied()) {
-            let hour_at = hour_start(hour);
-            tx.execute(
-                "DELETE FROM analytics.usage_hourly_rollups WHERE organization_id = ANY ($1) AND hour_at = $2",
-                &[&organizations, &hour_at],
-            )
-            .await
-            .map_err(Error::db("deleting the hourly rows to recompute"))?;
-            report.hourly_rows_written += copy_hourly(
-                source,
-                &tx,
-                &[(Bound::At(hour_at), Bound::At(hour_start(hour + 1)))],
-                &organizations,
-                &mut HashSet::new(),
-            )
-            .await?;
-            hours_seen.insert(hour);
-        }
-        for (day, organizations) in group(day_buckets.iter().copied()) {
-            report.daily_rows_written += rewrite_days(&tx, day, day + 1, &organizations).await?;
-            days_seen.insert(day);
-        }
+        // One statement deletes the batch's hourly rows; the source reads
+        // one hour at a time (its index serves an hour of some organizations)
+        // while one COPY writes everything.
+        let (hours, organizations): (Vec<OffsetDateTime>, Vec<i64>) = buckets
+            .iter()
+            .map(|&(hour, org)| (hour_start(hour), org))
+            .unzip();
+        tx.execute(
+            "DELETE FROM analytics.usage_hourly_rollups AS h \
+             USING unnest($1::timestamptz[], $2::int8[]) AS b(hour_at, organization_id) \
+             WHERE h.organization_id = b.organization_id AND h.hour_at = b.hour_at",
+            &[&hours, &organizations],
+        )
+        .await
+        .map_err(Error::db("deleting the hourly rows to recompute"))?;
+        let chunks: Vec<Chunk> = group(buckets.iter().copied())
+            .into_iter()
+            .map(|(hour, organizations)| Chunk {
+                from: Bound::At(hour_start(hour)),
+                to: Bound::At(hour_start(hour + 1)),
+                organizations,
+            })
+            .collect();
+        report.hourly_rows_written +=
+            copy_hourly(source, &tx, &chunks, &mut HashSet::new()).await?;
+        hours_seen.extend(buckets.iter().map(|&(hour, _)| hour));
+        report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets).await?;
+        days_seen.extend(day_buckets.iter().map(|&(day, _)| day));
         tx.commit()
             .await
             .map_err(Error::db("committing a batch of recomputed buckets"))?;
@@ -537,7 +543,7 @@ async fn rebuild(
     .map_err(Error::db("deleting the rollups for a full rebuild"))?;
     let mut buckets = HashSet::new();
     let chunks = partition_chunks(source).await?;
-    report.hourly_rows_written = copy_hourly(source, tx, &chunks, &[], &mut buckets).await?;
+    report.hourly_rows_written = copy_hourly(source, tx, &chunks, &mut buckets).await?;
     let hours: BTreeSet<i64> = buckets.iter().map(|&(hour, _)| hour).collect();
     let days: BTreeSet<i64> = hours.iter().map(|hour| hour.div_euclid(24)).collect();
     let days: Vec<i64> = days.into_iter().collect();
@@ -545,7 +551,7 @@ async fn rebuild(
         let mut start = first;
         while start < end {
             let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
-            report.daily_rows_written += rewrite_days(tx, start, stop, &[]).await?;
+            report.daily_rows_written += rewrite_days(tx, start, stop).await?;
             start = stop;
         }
     }
@@ -626,10 +632,18 @@ struct HourlyRow {
 /// can aggregate the next chunk while the previous one is written.
 const PIPELINE_ROWS: usize = 50_000;
 
-/// Streams the hourly rows of `organizations` (empty: all) over each time
-/// range of `chunks` from the source into the hourly table (whose rows for
-/// those buckets `tx` has deleted), folding latencies into histograms; adds
-/// the buckets seen to `buckets`. Returns the rows written.
+/// A part of the events the source aggregates in one statement.
+struct Chunk {
+    from: Bound<OffsetDateTime>,
+    to: Bound<OffsetDateTime>,
+    /// The organizations; empty for all of them.
+    organizations: Vec<i64>,
+}
+
+/// Streams the hourly rows of every chunk from the source into the hourly
+/// table (whose rows for those buckets `tx` has deleted), folding latencies
+/// into histograms; adds the buckets seen to `buckets`. Returns the rows
+/// written.
 ///
 /// Reading and writing overlap: the source aggregates chunk `i + 1` (one
 /// `COPY (...) TO STDOUT` each) while the rows of chunk `i` are written
@@ -637,8 +651,7 @@ const PIPELINE_ROWS: usize = 50_000;
 async fn copy_hourly(
     source: &Client,
     tx: &Transaction<'_>,
-    chunks: &[(Bound<OffsetDateTime>, Bound<OffsetDateTime>)],
-    organizations: &[i64],
+    chunks: &[Chunk],
     buckets: &mut HashSet<Bucket>,
 ) -> Result<u64, Error> {
     let sink = tx
@@ -649,8 +662,8 @@ async fn copy_hourly(
         .map_err(Error::db("writing hourly rows"))?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<HourlyRow>(PIPELINE_ROWS);
     let read = async move {
-        for &(from, to) in chunks {
-            read_hourly(source, from, to, organizations, &sender).await?;
+        for chunk in chunks {
+            read_hourly(source, chunk, &sender).await?;
         }
         Ok::<(), Error>(())
     };
@@ -715,18 +728,16 @@ async fn copy_hourly(
     written
 }
 
-/// Sends the hourly rows of `[from, to)` read from the source to `rows`.
+/// Sends the hourly rows of a chunk, read from the source, to `rows`.
 async fn read_hourly(
     source: &Client,
-    from: Bound<OffsetDateTime>,
-    to: Bound<OffsetDateTime>,
-    organizations: &[i64],
+    chunk: &Chunk,
     rows: &tokio::sync::mpsc::Sender<HourlyRow>,
 ) -> Result<(), Error> {
     let select = HOURLY_ROLLUP.render(&[
-        ("hour_from", Value::Timestamp(from)),
-        ("hour_to", Value::Timestamp(to)),
-        ("organization_ids", Value::Ids(organizations)),
+        ("hour_from", Value::Timestamp(chunk.from)),
+        ("hour_to", Value::Timestamp(chunk.to)),
+        ("organization_ids", Value::Ids(&chunk.organizations)),
     ]);
     let out = source
         .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
@@ -785,9 +796,7 @@ async fn read_hourly(
 /// hour-aligned bounds of `usage_events`'s partitions, so that each range
 /// reads one partition (plus the default partition at both ends). A table
 /// without partitions is one range.
-async fn partition_chunks(
-    source: &Client,
-) -> Result<Vec<(Bound<OffsetDateTime>, Bound<OffsetDateTime>)>, Error> {
+async fn partition_chunks(source: &Client) -> Result<Vec<Chunk>, Error> {
     let rows = source
         .query(
             "SELECT DISTINCT bound FROM ( \
@@ -808,46 +817,93 @@ async fn partition_chunks(
         .collect();
     let mut chunks = Vec::with_capacity(bounds.len() + 1);
     let mut from = Bound::Lowest;
+    let all = || Vec::new();
     for bound in bounds {
-        chunks.push((from, Bound::At(bound)));
+        chunks.push(Chunk {
+            from,
+            to: Bound::At(bound),
+            organizations: all(),
+        });
         from = Bound::At(bound);
     }
-    chunks.push((from, Bound::Highest));
+    chunks.push(Chunk {
+        from,
+        to: Bound::Highest,
+        organizations: all(),
+    });
     Ok(chunks)
 }
 
 const DAILY_COLUMNS: &str = "day, organization_id, api_key_id, model_id, request_count, error_count, \
      input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
 
-/// Deletes and rewrites the daily rows of `organizations` (empty: all) on
-/// the epoch days `[from, to)` from the hourly rows visible to `tx`.
-/// Returns the rows written.
-async fn rewrite_days(
-    tx: &Transaction<'_>,
-    from: i64,
-    to: i64,
-    organizations: &[i64],
-) -> Result<u64, Error> {
+/// Deletes and rewrites the daily rows of all organizations on the epoch
+/// days `[from, to)` from the hourly rows visible to `tx`. Returns the rows
+/// written.
+async fn rewrite_days(tx: &Transaction<'_>, from: i64, to: i64) -> Result<u64, Error> {
     let (from, to) = (day_date(from), day_date(to));
     tx.execute(
-        "DELETE FROM analytics.usage_daily_rollups WHERE day >= $1 AND day < $2 \
-         AND (cardinality($3::int8[]) = 0 OR organization_id = ANY ($3))",
-        &[&from, &to, &organizations],
+        "DELETE FROM analytics.usage_daily_rollups WHERE day >= $1 AND day < $2",
+        &[&from, &to],
     )
     .await
     .map_err(Error::db("deleting the daily rows to recompute"))?;
     let select = DAILY_ROLLUP.render(&[
         ("day_from", Value::Date(Bound::At(from))),
         ("day_to", Value::Date(Bound::At(to))),
-        ("organization_ids", Value::Ids(organizations)),
+        ("organization_ids", Value::Ids(&[])),
     ]);
-    // The rows are read in full before writing: one connection cannot read
-    // and COPY at the same time, and the reads must see this transaction's
-    // hourly rows. A statement covers at most a week of days.
     let rows = tx
         .query(&select, &[])
         .await
         .map_err(Error::db("summing hourly rows into days"))?;
+    write_daily_rows(tx, &rows).await
+}
+
+/// Deletes and rewrites the daily rows of the sorted `(epoch day,
+/// organization)` pairs from the hourly rows visible to `tx`. Returns the
+/// rows written.
+async fn rewrite_day_buckets(tx: &Transaction<'_>, day_buckets: &[Bucket]) -> Result<u64, Error> {
+    let (days, organizations): (Vec<Date>, Vec<i64>) = day_buckets
+        .iter()
+        .map(|&(day, org)| (day_date(day), org))
+        .unzip();
+    tx.execute(
+        "DELETE FROM analytics.usage_daily_rollups AS d \
+         USING unnest($1::date[], $2::int8[]) AS b(day, organization_id) \
+         WHERE d.organization_id = b.organization_id AND d.day = b.day",
+        &[&days, &organizations],
+    )
+    .await
+    .map_err(Error::db("deleting the daily rows to recompute"))?;
+    let selects: Vec<String> = group(day_buckets.iter().copied())
+        .into_iter()
+        .map(|(day, organizations)| {
+            DAILY_ROLLUP.render(&[
+                ("day_from", Value::Date(Bound::At(day_date(day)))),
+                ("day_to", Value::Date(Bound::At(day_date(day + 1)))),
+                ("organization_ids", Value::Ids(&organizations)),
+            ])
+        })
+        .collect();
+    // Issued together, the day statements are pipelined on the connection.
+    let results = futures_util::future::try_join_all(
+        selects.iter().map(|select| tx.query(select.as_str(), &[])),
+    )
+    .await
+    .map_err(Error::db("summing hourly rows into days"))?;
+    let rows: Vec<tokio_postgres::Row> = results.into_iter().flatten().collect();
+    write_daily_rows(tx, &rows).await
+}
+
+/// Writes rows of `daily_rollup.sql` into the daily table, merging each
+/// row's concatenated hourly histograms. The rows are read in full before:
+/// one connection cannot read and COPY at the same time, and the reads must
+/// see this transaction's hourly rows.
+async fn write_daily_rows(
+    tx: &Transaction<'_>,
+    rows: &[tokio_postgres::Row],
+) -> Result<u64, Error> {
     let sink = tx
         .copy_in(&format!(
             "COPY analytics.usage_daily_rollups ({DAILY_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -874,7 +930,7 @@ async fn rewrite_days(
         ],
     );
     pin_mut!(writer);
-    for row in &rows {
+    for row in rows {
         let day: Date = row.get(0);
         let (org, key, model): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
         let (requests, errors, input, output, cost, latency_sum): (i64, i64, i64, i64, i64, i64) = (
