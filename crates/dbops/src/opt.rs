@@ -202,6 +202,16 @@ pub enum MigrateCommand {
         #[command(flatten)]
         guard: GuardArgs,
     },
+    /// Roll back the newest applied migration and apply it again, in one
+    /// process: the shortest window for testing a down migration on a copy of production.
+    Redo {
+        /// Shared target options.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Environment, confirmation and lint guardrails.
+        #[command(flatten)]
+        guard: GuardArgs,
+    },
     /// Show version, pending, partial and drifted migrations.
     Status {
         /// Shared target options.

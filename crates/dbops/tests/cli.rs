@@ -679,3 +679,50 @@ async fn a_dry_run_shows_the_preflight_of_the_hooks() {
     );
     assert!(stdout.contains("-- preflight: no findings"), "{stdout}");
 }
+
+#[tokio::test]
+async fn redo_rolls_back_and_applies_the_newest_migration_again() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    clean_migration(dir.path(), 202501010100, "gadgets");
+    let dir_arg = dir.path().to_str().unwrap();
+    let (code, stdout, _) = run(db.url(), &["migrate", "redo", "--dir", dir_arg]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to redo"), "{stdout}");
+    let (code, _, stderr) = run(db.url(), &["migrate", "up", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let client = db.connect().await;
+    client
+        .batch_execute("INSERT INTO gadgets DEFAULT VALUES")
+        .await
+        .unwrap();
+
+    let (code, stdout, stderr) = run(
+        db.url(),
+        &["migrate", "redo", "--actor", "ann", "--dir", dir_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rolled back 202501010100 in "), "{stdout}");
+    assert!(
+        stderr.contains("rolling back 202501010100_gadgets drops table gadgets and its rows"),
+        "{stderr}"
+    );
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM gadgets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "the table was dropped and created again");
+    let actions: Vec<String> = client
+        .query(
+            "SELECT action FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(actions, ["migration.rollback", "migration.apply"]);
+}

@@ -111,6 +111,54 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             }
             Ok(exit_code::SUCCESS)
         }
+        MigrateCommand::Redo { target, guard } => {
+            let [name] = Context::targets(target.target) else {
+                return Err(CliError::Config(
+                    "redo acts on one target: pass --target operational or --target analytics"
+                        .into(),
+                ));
+            };
+            let policy = context.config.environment(&guard.environment)?.clone();
+            let actor = guardrails::actor(context.global.actor.as_deref());
+            let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
+            let down = migrator.plan_down(&DownTo::Steps(1).into()).await?;
+            let Some(newest) = down.steps.first() else {
+                println!("{name}: nothing to redo");
+                return Ok(exit_code::SUCCESS);
+            };
+            let version = newest.version;
+            // Everything that can refuse runs before the rollback: nothing
+            // stands between the rollback and the re-apply but the two runs.
+            let lint = lint_as_pending(context, &migrator, &[version].into())?;
+            enforce_lint(&migrator, &lint, &policy, &guard).await?;
+            guardrails::check(
+                &migrator,
+                &down,
+                &policy,
+                &guard,
+                &actor,
+                &data_loss_warnings(&down),
+            )
+            .await?;
+            let rolled_back = migrator
+                .down(&DownOptions {
+                    to: DownTo::Steps(1),
+                    expected_plan: Some(down.hash.clone()),
+                })
+                .await?;
+            let applied = migrator
+                .up(&UpOptions {
+                    to: Some(version),
+                    ..UpOptions::default()
+                })
+                .await?;
+            println!(
+                "{name}: rolled back {version} in {} ms and applied it again in {} ms",
+                rolled_back.duration.as_millis(),
+                applied.duration.as_millis()
+            );
+            Ok(exit_code::SUCCESS)
+        }
         MigrateCommand::Status { target, json } => {
             let statuses = statuses(context, &target).await?;
             if json {
@@ -205,9 +253,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
     }
 }
 
-/// Lints the pending scripts of an up plan (and their down scripts) in the
-/// context of the applied ones, so that, say, a foreign key added to an
-/// existing table is checked against that table's indexes.
+/// Lints the pending scripts of an up plan (and their down scripts).
 fn lint_plan(
     context: &Context<'_>,
     migrator: &Migrator,
@@ -216,20 +262,33 @@ fn lint_plan(
     if plan.steps.is_empty() {
         return Ok(Vec::new());
     }
+    lint_as_pending(
+        context,
+        migrator,
+        &plan.steps.iter().map(|step| step.version).collect(),
+    )
+}
+
+/// Lints the migrations `pending` (up and down scripts) in the context of
+/// all the others, so that, say, a foreign key added to an existing table is
+/// checked against that table's indexes; only findings in `pending` count.
+fn lint_as_pending(
+    context: &Context<'_>,
+    migrator: &Migrator,
+    pending: &std::collections::HashSet<i64>,
+) -> Result<Vec<schema_lint::Violation>, CliError> {
     let config = context.lint_config()?;
-    let pending: std::collections::HashSet<i64> =
-        plan.steps.iter().map(|step| step.version).collect();
-    let (mut applied, mut planned) = (Vec::new(), Vec::new());
+    let (mut others, mut these) = (Vec::new(), Vec::new());
     for migration in migrator.source().migrations() {
         let side = if pending.contains(&migration.version) {
-            &mut planned
+            &mut these
         } else {
-            &mut applied
+            &mut others
         };
         side.push((migration.up.path.clone(), migration.up.sql.clone()));
         side.push((migration.down.path.clone(), migration.down.sql.clone()));
     }
-    Ok(schema_lint::lint_pending(&applied, &planned, &config))
+    Ok(schema_lint::lint_pending(&others, &these, &config))
 }
 
 fn print_preflight(steps: &[(i64, Vec<migrate_core::hooks::Finding>)]) {
