@@ -10,6 +10,7 @@
 
 mod analytics;
 mod docs;
+mod lint;
 mod observability;
 mod quickstart;
 mod roundtrip;
@@ -43,6 +44,7 @@ impl Step {
 /// The steps, in the order they run.
 const STEPS: &[Step] = &[
     Step::new("migrate up, down to 0, up again", roundtrip::run),
+    Step::new("lint: migration files and the live schema", lint::run),
     Step::new("seed twice, ensure partitions twice", seed::run),
     Step::new("docs validate: current, and a drift caught", docs::run),
     Step::new(
