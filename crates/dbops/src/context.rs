@@ -101,8 +101,21 @@ impl<'a> Context<'a> {
     pub fn migrator(&self, target: &str, args: &TargetArgs) -> Result<Migrator, CliError> {
         let source = Source::load(&self.migrations_dir(target, args)?)?;
         let mut settings = self.config.settings.clone();
-        if let Some(wait) = args.lock_wait {
-            settings.lock_wait = wait;
+        // Flags (and their variables) over the configuration file.
+        let overrides = [
+            (args.lock_wait, &mut settings.lock_wait),
+            (args.lock_timeout, &mut settings.lock_timeout),
+            (args.statement_timeout, &mut settings.statement_timeout),
+        ];
+        for (flag, setting) in overrides {
+            if let Some(value) = flag {
+                *setting = value;
+            }
+        }
+        if settings.lock_timeout.is_zero() {
+            return Err(CliError::Config(
+                "--lock-timeout (DBOPS_LOCK_TIMEOUT) must be positive".into(),
+            ));
         }
         Ok(Migrator::new(
             target,

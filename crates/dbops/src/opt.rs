@@ -158,9 +158,15 @@ pub struct TargetArgs {
     /// A migrations folder to use in place of the configured one (one target only).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// How long to wait for another run's migration lock (e.g. 30s); overrides the config file.
-    #[arg(long, value_parser = humantime_duration)]
+    /// How long to wait for another run's migration lock (e.g. 30s); overrides `settings.lock_wait`.
+    #[arg(long, env = "DBOPS_LOCK_WAIT", value_parser = humantime_duration)]
     pub lock_wait: Option<std::time::Duration>,
+    /// `lock_timeout` of every migration statement; overrides `settings.lock_timeout`.
+    #[arg(long, env = "DBOPS_LOCK_TIMEOUT", value_parser = humantime_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// `statement_timeout` of every migration statement; overrides `settings.statement_timeout`.
+    #[arg(long, env = "DBOPS_STATEMENT_TIMEOUT", value_parser = humantime_duration)]
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// `dbops migrate ...`

@@ -726,3 +726,44 @@ async fn redo_rolls_back_and_applies_the_newest_migration_again() {
         .collect();
     assert_eq!(actions, ["migration.rollback", "migration.apply"]);
 }
+
+#[tokio::test]
+async fn a_held_migration_lock_times_out_after_the_configured_wait_and_names_the_holder() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    clean_migration(dir.path(), 202501010000, "widgets");
+    let dir_arg = dir.path().to_str().unwrap();
+    let (code, _, stderr) = run(db.url(), &["migrate", "up", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    // Another runner's session holds the target's lock.
+    let holder = db.connect().await;
+    holder
+        .batch_execute("SET application_name = 'deploy-42'")
+        .await
+        .unwrap();
+    let key: i64 = holder
+        .query_one(
+            "SELECT ('x' || left(encode(sha256('dbops migrate dbops.operational_schema_history'), 'hex'), 16))::bit(64)::bigint",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    holder
+        .query_one("SELECT pg_advisory_lock($1)", &[&key])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let output = dbops(db.url(), &["migrate", "down", "--dir", dir_arg])
+        .env("DBOPS_LOCK_WAIT", "300ms")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        stderr.contains("waiting for the migration lock of target \"operational\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("application \"deploy-42\""), "{stderr}");
+}

@@ -22,6 +22,8 @@ pub async fn run(context: &Context<'_>, target: TargetChoice, json: bool) -> Res
         target,
         dir: None,
         lock_wait: None,
+        lock_timeout: None,
+        statement_timeout: None,
     };
     let targets = statuses(context, &args).await?;
     let mut problems = Vec::new();

@@ -73,6 +73,8 @@ async fn lint_database(
         target: TargetChoice::All,
         dir: None,
         lock_wait: None,
+        lock_timeout: None,
+        statement_timeout: None,
     };
     let status = context.migrator(target, &target_args)?.status().await?;
     let history: Vec<schema_lint::AppliedMigration> = status
