@@ -13,9 +13,6 @@ use tokio_postgres::Client;
 
 use crate::error::Error;
 
-/// Serializes writers of one chain, so that two entries never share a predecessor.
-const AUDIT_LOCK: i64 = 0x6462_6f70_735f_6175; // "dbops_au"
-
 /// The platform's audit table.
 pub const PLATFORM_TABLE: &str = "public.audit_log";
 /// dbops's own audit table, used where the platform's does not exist.
@@ -94,45 +91,86 @@ pub async fn record(client: &Client, entry: &AuditEntry) -> Result<Recorded, Err
     }
 }
 
+/// The statement that prepares a transaction for an entry: it takes the
+/// chain's lock and tells where the chain lives. The migration engine appends
+/// it to a migration's own batch, so that writing the entry costs no extra
+/// round trip; [`ChainTarget::from_row`] reads its one row.
+///
+/// The lock (0x6462_6f70_735f_6175, "dbops_au") serializes the writers of
+/// the chain, so that two entries never share a predecessor. It is taken by
+/// its own statement: a statement's snapshot is taken
+/// when it starts, so a lock taken inside the INSERT would not let it see an
+/// entry committed while it waited.
+pub(crate) const PREPARE: &str = "SELECT pg_advisory_xact_lock(7233466480273088885)::text,
+        EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
+        to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL";
+
+/// Where the next entry goes, as [`PREPARE`] found out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainTarget {
+    /// The table.
+    pub table: &'static str,
+    /// Whether dbops's own audit tables exist (else [`ChainTarget::ensure`] creates them).
+    pub ready: bool,
+}
+
+impl ChainTarget {
+    /// Reads [`PREPARE`]'s row, as text columns of a simple query.
+    pub fn from_text(platform: &str, ready: &str) -> ChainTarget {
+        ChainTarget {
+            table: if platform == "t" {
+                PLATFORM_TABLE
+            } else {
+                FALLBACK_TABLE
+            },
+            ready: ready == "t",
+        }
+    }
+
+    /// Creates dbops's own audit tables when they are missing.
+    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        if !self.ready {
+            client.batch_execute(FALLBACK_DDL).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Records an entry inside the caller's open transaction, so that the entry
 /// commits (or not) together with the change it describes.
 pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Result<Recorded, Error> {
-    // The chain lock is taken by its own statement: a statement's snapshot
-    // is taken when it starts, so a lock taken inside the INSERT would not
-    // let it see an entry committed while it waited.
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT pg_advisory_xact_lock({AUDIT_LOCK})::text,
-                        EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
-                        to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL"
-            ),
-            &[],
-        )
+    let rows = client
+        .simple_query(PREPARE)
         .await
         .map_err(Error::db("locking the audit chain"))?;
-    let table = if row.get(1) {
-        PLATFORM_TABLE
-    } else {
-        FALLBACK_TABLE
-    };
-    if !row.get::<_, bool>(2) {
-        client
-            .batch_execute(FALLBACK_DDL)
-            .await
-            .map_err(Error::db("creating dbops's audit tables"))?;
-    }
-    let id = insert_sealed(client, table, entry)
+    let target = rows
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(ChainTarget::from_text(
+                row.get(1).unwrap_or("f"),
+                row.get(2).unwrap_or("f"),
+            )),
+            _ => None,
+        })
+        .expect("the prepare statement returns one row");
+    target
+        .ensure(client)
+        .await
+        .map_err(Error::db("creating dbops's audit tables"))?;
+    let id = insert_sealed(client, target.table, entry)
         .await
         .map_err(|e| Error::Database {
-            context: format!("writing an audit entry to {table}"),
+            context: format!("writing an audit entry to {}", target.table),
             source: e,
         })?;
-    Ok(Recorded { table, id })
+    Ok(Recorded {
+        table: target.table,
+        id,
+    })
 }
 
 /// Inserts a complete, hashed entry in one statement: the tables are append-only.
-async fn insert_sealed(
+pub(crate) async fn insert_sealed(
     client: &Client,
     table: &'static str,
     entry: &AuditEntry,

@@ -437,8 +437,11 @@ impl Migrator {
                 let result = session.apply_non_transactional(&step).await;
                 break (result, started.elapsed());
             }
-            let applied = match session.begin_transactional(&step, record).await {
-                Ok(applied) => applied,
+            let (applied, chain) = match session
+                .begin_transactional(&step, record, self.audit.is_some())
+                .await
+            {
+                Ok(begun) => begun,
                 Err(e) => break (Err(e), started.elapsed()),
             };
             let duration = started.elapsed();
@@ -449,28 +452,24 @@ impl Migrator {
             };
             // Inside the open transaction: the checks see the change, and the
             // audit entry commits with it.
-            let in_transaction = async {
-                let after = self.after_hooks(session, step, &prepared, &outcome).await?;
-                let rows = rows_affected(&findings, &after);
-                let details = self.step_details(
-                    step,
-                    &outcome,
-                    applied.attempts,
-                    rows,
-                    findings.iter().chain(&after),
-                );
-                self.audit_in_transaction(session, step, details).await?;
-                Ok::<_, Error>(after)
-            }
-            .await;
-            let after = match in_transaction {
+            let after = match self.after_hooks(session, step, &prepared, &outcome).await {
                 Ok(after) => after,
                 Err(e) => {
                     session.rollback().await;
                     return Err(e);
                 }
             };
-            match session.commit(&step).await? {
+            let rows = rows_affected(&findings, &after);
+            let details = self.step_details(
+                step,
+                &outcome,
+                applied.attempts,
+                rows,
+                findings.iter().chain(&after),
+            );
+            let entry = self.audit_entry(audit_action(step.direction), migration.version, details);
+            let audit = entry.as_ref().zip(chain);
+            match session.commit(&step, audit).await? {
                 Committed::Yes => {
                     findings.extend(after);
                     break (Ok(applied), duration);
@@ -636,24 +635,6 @@ impl Migrator {
             "error": outcome.error,
             "findings": findings.collect::<Vec<_>>(),
         })
-    }
-
-    /// The audit entry of a step, inside its open transaction.
-    async fn audit_in_transaction(
-        &self,
-        session: &Session<'_>,
-        step: Step<'_>,
-        details: serde_json::Value,
-    ) -> Result<(), Error> {
-        let Some(entry) = self.audit_entry(
-            audit_action(step.direction),
-            step.migration.version,
-            details,
-        ) else {
-            return Ok(());
-        };
-        crate::audit::record_in_transaction(session.client(), &entry).await?;
-        Ok(())
     }
 
     fn audit_entry(

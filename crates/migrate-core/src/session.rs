@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
 
+use crate::audit::{AuditEntry, ChainTarget};
 use crate::config::{Settings, pg_millis};
 use crate::database::{Conn, Database};
 use crate::error::Error;
@@ -465,13 +466,14 @@ impl<'a> Session<'a> {
         &mut self,
         step: &Step<'_>,
         record: &str,
-    ) -> Result<Applied, Error> {
+        audit: bool,
+    ) -> Result<(Applied, Option<ChainTarget>), Error> {
         let policy = self.settings.retry.clone();
         let mut attempt = 1;
         loop {
             let started_at = OffsetDateTime::now_utc();
-            let failure = match self.try_transaction(step, record, started_at).await {
-                Ok(()) => return Ok(Applied { attempts: attempt }),
+            let failure = match self.try_transaction(step, record, started_at, audit).await {
+                Ok(chain) => return Ok((Applied { attempts: attempt }, chain)),
                 Err(failure) => failure,
             };
             match failure {
@@ -500,13 +502,50 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Commits the transaction [`Session::begin_transactional`] opened.
+    /// Commits the transaction [`Session::begin_transactional`] opened,
+    /// writing `audit`'s entry in it first. The entry's INSERT and the
+    /// `COMMIT` are pipelined: one round trip. Should the INSERT fail, the
+    /// server turns the `COMMIT` of the aborted transaction into a rollback,
+    /// and the migration is not applied.
     ///
     /// When the connection drops during `COMMIT`, the engine reconnects, takes
     /// the lock again and reads the history: the commit may have gone
     /// through with only its acknowledgement lost.
-    pub async fn commit(&mut self, step: &Step<'_>) -> Result<Committed, Error> {
-        match self.client().batch_execute("COMMIT").await {
+    pub async fn commit(
+        &mut self,
+        step: &Step<'_>,
+        audit: Option<(&AuditEntry, ChainTarget)>,
+    ) -> Result<Committed, Error> {
+        let client = self.client();
+        let result = match audit {
+            None => client.batch_execute("COMMIT").await,
+            Some((entry, chain)) => {
+                if let Err(e) = chain.ensure(client).await {
+                    self.rollback().await;
+                    return Err(Error::Database {
+                        context: "creating dbops's audit tables".into(),
+                        source: e,
+                    });
+                }
+                let (inserted, committed) = tokio::join!(
+                    crate::audit::insert_sealed(client, chain.table, entry),
+                    client.batch_execute("COMMIT")
+                );
+                match inserted {
+                    Err(e) if e.as_db_error().is_some() => {
+                        return Err(Error::Database {
+                            context: format!(
+                                "writing the audit entry of migration {} to {}; the migration was rolled back",
+                                step.migration.version, chain.table
+                            ),
+                            source: e,
+                        });
+                    }
+                    _ => committed,
+                }
+            }
+        };
+        match result {
             Ok(()) => Ok(Committed::Yes),
             Err(e) if e.is_closed() || e.as_db_error().is_none() => {
                 tracing::warn!(version = step.migration.version, error = %e, "connection lost during commit; reconnecting");
@@ -518,7 +557,7 @@ impl<'a> Session<'a> {
                 }
             }
             Err(e) => {
-                let _ = self.client().batch_execute("ROLLBACK").await;
+                self.rollback().await;
                 Err(sql_error(step, e, Vec::new()))
             }
         }
@@ -529,15 +568,17 @@ impl<'a> Session<'a> {
         let _ = self.client().batch_execute("ROLLBACK").await;
     }
 
-    /// The script, history change and run-log row after `BEGIN`, in one round trip.
-    /// The script is followed by a newline and `;`, so a trailing line comment
-    /// or a missing semicolon cannot swallow what follows.
+    /// The script, history change and run-log row after `BEGIN`, in one round
+    /// trip; with `audit`, also the audit chain's lock and where the chain
+    /// lives. The script is followed by a newline and `;`, so a trailing line
+    /// comment or a missing semicolon cannot swallow what follows.
     async fn try_transaction(
         &self,
         step: &Step<'_>,
         record: &str,
         started_at: OffsetDateTime,
-    ) -> Result<(), Failure> {
+        audit: bool,
+    ) -> Result<Option<ChainTarget>, Failure> {
         let client = self.client();
         let prefix = format!(
             "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}';\n",
@@ -545,12 +586,30 @@ impl<'a> Session<'a> {
             pg_millis(self.settings.statement_timeout)
         );
         let script = &step.script().sql;
-        let batch = format!(
-            "{prefix}{script}\n;\n{record};\n{};",
-            self.run_log_insert(step, true, started_at, "succeeded")
-        );
-        match client.batch_execute(&batch).await {
-            Ok(()) => Ok(()),
+        let run_log = self.run_log_insert(step, true, started_at, "succeeded");
+        let batch = if audit {
+            format!(
+                "{prefix}{script}\n;\n{record};\n{run_log};\n{};",
+                crate::audit::PREPARE
+            )
+        } else {
+            format!("{prefix}{script}\n;\n{record};\n{run_log};")
+        };
+        match client.simple_query(&batch).await {
+            // The last row of the batch is the audit preparation's.
+            Ok(messages) => Ok(audit
+                .then(|| {
+                    messages.iter().rev().find_map(|message| match message {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => {
+                            Some(ChainTarget::from_text(
+                                row.get(1).unwrap_or("f"),
+                                row.get(2).unwrap_or("f"),
+                            ))
+                        }
+                        _ => None,
+                    })
+                })
+                .flatten()),
             Err(e) => {
                 if !e.is_closed() {
                     let _ = client.batch_execute("ROLLBACK").await;
