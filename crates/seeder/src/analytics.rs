@@ -146,7 +146,10 @@ pub async fn seed_analytics(
     // runs loading the same chunks side by side would collide on their ids.
     // The lock goes with this connection.
     client
-        .execute("SELECT pg_advisory_lock(hashtextextended('dbops.seed:analytics', 0))", &[])
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('dbops.seed:analytics', 0))",
+            &[],
+        )
         .await
         .map_err(Error::db("waiting for another analytics seeder to finish"))?;
     let mut report = AnalyticsReport::default();
