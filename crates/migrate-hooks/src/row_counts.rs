@@ -160,12 +160,14 @@ async fn count(client: &tokio_postgres::Client, table: &str) -> Result<i64, Erro
 async fn estimate(client: &tokio_postgres::Client, oid: u32) -> Result<i64, Error> {
     let row = client
         .query_one(
-            "SELECT coalesce(sum(CASE WHEN s.n_tup_ins + s.n_tup_del + s.n_live_tup > 0 THEN s.n_live_tup
+            // The statistics functions behind pg_stat_all_tables and
+            // pg_stat_xact_all_tables, for these relations only (the views
+            // compute every table of the database first).
+            "SELECT coalesce(sum(CASE WHEN pg_stat_get_tuples_inserted(c.oid) + pg_stat_get_tuples_deleted(c.oid)
+                                           + pg_stat_get_live_tuples(c.oid) > 0 THEN pg_stat_get_live_tuples(c.oid)
                                       ELSE greatest(c.reltuples, 0)::bigint END
-                                 + coalesce(x.n_tup_ins - x.n_tup_del, 0)), 0)::bigint
+                                 + pg_stat_get_xact_tuples_inserted(c.oid) - pg_stat_get_xact_tuples_deleted(c.oid)), 0)::bigint
              FROM pg_class c
-             LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
-             LEFT JOIN pg_stat_xact_all_tables x ON x.relid = c.oid
              WHERE (c.oid = $1 AND c.relkind <> 'p')
                 OR c.oid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE isleaf)",
             &[&oid],
