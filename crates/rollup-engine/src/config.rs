@@ -41,6 +41,15 @@ pub struct EngineSettings {
     /// flagged as slow by `status`.
     #[serde(with = "humantime_serde")]
     pub slow_run_per_hour: Duration,
+    /// Memory, in MiB, a full rebuild may use to sum daily rows while the
+    /// hourly rows pass through the engine; beyond it, the days are derived
+    /// from the written hourly rows with `daily_rollup.sql` (slower, same rows).
+    #[serde(default = "default_rebuild_memory_mib")]
+    pub rebuild_memory_mib: u32,
+}
+
+fn default_rebuild_memory_mib() -> u32 {
+    256
 }
 
 impl Default for EngineSettings {
@@ -49,6 +58,7 @@ impl Default for EngineSettings {
             safety_lag: Duration::from_secs(60),
             max_batch_buckets: 1000,
             slow_run_per_hour: Duration::from_secs(5 * 60),
+            rebuild_memory_mib: default_rebuild_memory_mib(),
         }
     }
 }

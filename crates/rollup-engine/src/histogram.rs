@@ -102,6 +102,24 @@ impl Histogram {
         &self.counts
     }
 
+    /// Adds `other`'s counts to this histogram, bin by bin.
+    pub fn merge(&mut self, other: &Histogram) {
+        let mut merged = Histogram::default();
+        let (mut i, mut j) = (0, 0);
+        while i < self.bins.len() || j < other.bins.len() {
+            let take_self =
+                j == other.bins.len() || (i < self.bins.len() && self.bins[i] <= other.bins[j]);
+            if take_self {
+                merged.push_sorted(self.bins[i], self.counts[i]);
+                i += 1;
+            } else {
+                merged.push_sorted(other.bins[j], other.counts[j]);
+                j += 1;
+            }
+        }
+        *self = merged;
+    }
+
     /// How many latencies the histogram counts.
     pub fn total(&self) -> i64 {
         self.counts.iter().sum()
@@ -152,6 +170,11 @@ mod tests {
         let merged = Histogram::from_unsorted(&concatenated_bins, &concatenated_counts);
         let day: Vec<i32> = morning.iter().chain(&evening).copied().collect();
         assert_eq!(merged, Histogram::from_latencies(&day));
+        let mut incremental = a.clone();
+        incremental.merge(&b);
+        assert_eq!(incremental, merged);
+        incremental.merge(&Histogram::default());
+        assert_eq!(incremental, merged);
         assert_eq!(merged.total(), 8);
     }
 

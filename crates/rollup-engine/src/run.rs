@@ -35,7 +35,7 @@
 //! The first run (no watermark yet) and a [`RunMode::Full`] run rebuild
 //! everything in one transaction, holding the global lock exclusively.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::{TryStreamExt, pin_mut};
@@ -320,7 +320,7 @@ async fn execute(
 
     let Some(from) = watermark.filter(|_| options.mode != RunMode::Full) else {
         report.full_rebuild = true;
-        rebuild(source, &tx, &mut report).await?;
+        rebuild(source, &tx, settings, &mut report).await?;
         tx.execute("DELETE FROM analytics.rollup_dirty_buckets", &[])
             .await
             .map_err(Error::db("emptying the queue after a full rebuild"))?;
@@ -473,7 +473,7 @@ async fn recompute_queued(
             })
             .collect();
         report.hourly_rows_written +=
-            copy_hourly(source, &tx, &chunks, &mut HashSet::new()).await?;
+            copy_hourly(source, &tx, &chunks, &mut HashSet::new(), None).await?;
         hours_seen.extend(buckets.iter().map(|&(hour, _)| hour));
         report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets).await?;
         days_seen.extend(day_buckets.iter().map(|&(day, _)| day));
@@ -533,6 +533,7 @@ async fn buckets_between(
 async fn rebuild(
     source: &Client,
     tx: &Transaction<'_>,
+    settings: &EngineSettings,
     report: &mut RunReport,
 ) -> Result<(), Error> {
     locks::lock_everything(tx).await?;
@@ -543,16 +544,25 @@ async fn rebuild(
     .map_err(Error::db("deleting the rollups for a full rebuild"))?;
     let mut buckets = HashSet::new();
     let chunks = partition_chunks(source).await?;
-    report.hourly_rows_written = copy_hourly(source, tx, &chunks, &mut buckets).await?;
+    let budget = usize::try_from(settings.rebuild_memory_mib).unwrap_or(usize::MAX) << 20;
+    let mut days_in_memory = DailySums::with_budget(budget);
+    report.hourly_rows_written =
+        copy_hourly(source, tx, &chunks, &mut buckets, Some(&mut days_in_memory)).await?;
     let hours: BTreeSet<i64> = buckets.iter().map(|&(hour, _)| hour).collect();
     let days: BTreeSet<i64> = hours.iter().map(|hour| hour.div_euclid(24)).collect();
     let days: Vec<i64> = days.into_iter().collect();
-    for (first, end) in contiguous(&days) {
-        let mut start = first;
-        while start < end {
-            let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
-            report.daily_rows_written += rewrite_days(tx, start, stop).await?;
-            start = stop;
+    if let Some(sums) = days_in_memory.into_rows() {
+        // The daily rows were summed from the hourly rows as they passed.
+        report.daily_rows_written = write_daily_sums(tx, sums).await?;
+    } else {
+        // Too many to hold: derive them from the written hourly rows.
+        for (first, end) in contiguous(&days) {
+            let mut start = first;
+            while start < end {
+                let stop = end.min(start + DAYS_PER_DAILY_STATEMENT);
+                report.daily_rows_written += rewrite_days(tx, start, stop).await?;
+                start = stop;
+            }
         }
     }
     report.buckets_covered = buckets.len() as u64;
@@ -627,6 +637,77 @@ struct HourlyRow {
     histogram: Histogram,
 }
 
+/// Daily rows summed from hourly rows in memory: the same sums, maximum and
+/// bin-wise histogram addition as `daily_rollup.sql`.
+struct DailySums {
+    /// Keyed by (organization, epoch day, key, model): the primary key's order.
+    rows: HashMap<(i64, i64, i64, i64), DailySum>,
+    bytes: usize,
+    budget: usize,
+    over_budget: bool,
+}
+
+struct DailySum {
+    measures: [i64; 6],
+    latency_ms_max: i32,
+    histogram: Histogram,
+}
+
+impl DailySums {
+    fn with_budget(budget: usize) -> DailySums {
+        DailySums {
+            rows: HashMap::new(),
+            bytes: 0,
+            budget,
+            over_budget: false,
+        }
+    }
+
+    fn add(&mut self, hourly: &HourlyRow) {
+        if self.over_budget {
+            return;
+        }
+        let day = epoch_hour(hourly.hour_at).div_euclid(24);
+        let key = (
+            hourly.organization_id,
+            day,
+            hourly.api_key_id,
+            hourly.model_id,
+        );
+        let before = self
+            .rows
+            .get(&key)
+            .map_or(0, |sum| sum.histogram.bins().len());
+        let sum = self.rows.entry(key).or_insert_with(|| DailySum {
+            measures: [0; 6],
+            latency_ms_max: 0,
+            histogram: Histogram::default(),
+        });
+        for (total, value) in sum.measures.iter_mut().zip(hourly.measures) {
+            *total += value;
+        }
+        sum.latency_ms_max = sum.latency_ms_max.max(hourly.latency_ms_max);
+        sum.histogram.merge(&hourly.histogram);
+        // A rough account: the entry, and ten bytes per histogram bin.
+        let grown = sum.histogram.bins().len() - before;
+        self.bytes += grown * 10 + if before == 0 { 128 } else { 0 };
+        if self.bytes > self.budget {
+            self.over_budget = true;
+            self.rows = HashMap::new();
+        }
+    }
+
+    /// The rows in primary-key order, or `None` when they outgrew the budget.
+    fn into_rows(self) -> Option<Vec<((i64, i64, i64, i64), DailySum)>> {
+        if self.over_budget {
+            return None;
+        }
+        let mut rows: Vec<_> = self.rows.into_iter().collect();
+        rows.sort_unstable_by_key(|&(key, _)| key);
+        Some(rows)
+    }
+}
+
 /// How many hourly rows may wait between the source and the rollups
 /// database: about a day of a 1,000-organization platform, so the source
 /// can aggregate the next chunk while the previous one is written.
@@ -653,6 +734,7 @@ async fn copy_hourly(
     tx: &Transaction<'_>,
     chunks: &[Chunk],
     buckets: &mut HashSet<Bucket>,
+    mut daily: Option<&mut DailySums>,
 ) -> Result<u64, Error> {
     let sink = tx
         .copy_in(&format!(
@@ -694,6 +776,9 @@ async fn copy_hourly(
             if last_bucket != Some(bucket) {
                 buckets.insert(bucket);
                 last_bucket = Some(bucket);
+            }
+            if let Some(daily) = daily.as_deref_mut() {
+                daily.add(&row);
             }
             let [requests, errors, input, output, cost, latency_sum] = row.measures;
             writer
@@ -896,6 +981,68 @@ async fn rewrite_day_buckets(tx: &Transaction<'_>, day_buckets: &[Bucket]) -> Re
     write_daily_rows(tx, &rows).await
 }
 
+/// Writes daily rows summed in memory during a full rebuild.
+async fn write_daily_sums(
+    tx: &Transaction<'_>,
+    rows: Vec<((i64, i64, i64, i64), DailySum)>,
+) -> Result<u64, Error> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY analytics.usage_daily_rollups ({DAILY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .map_err(Error::db("writing daily rows"))?;
+    let writer = BinaryCopyInWriter::new(sink, &daily_types());
+    pin_mut!(writer);
+    for ((org, day, key, model), sum) in rows {
+        let day = day_date(day);
+        let [requests, errors, input, output, cost, latency_sum] = sum.measures;
+        writer
+            .as_mut()
+            .write(&[
+                &day,
+                &org,
+                &key,
+                &model,
+                &requests,
+                &errors,
+                &input,
+                &output,
+                &cost,
+                &latency_sum,
+                &sum.latency_ms_max,
+                &sum.histogram.bins(),
+                &sum.histogram.counts(),
+            ])
+            .await
+            .map_err(Error::db("writing daily rows"))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(Error::db("writing daily rows"))
+}
+
+/// The column types of a binary `COPY` into the daily table.
+fn daily_types() -> [Type; 13] {
+    let int8 = Type::INT8;
+    [
+        Type::DATE,
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8.clone(),
+        int8,
+        Type::INT4,
+        Type::INT2_ARRAY,
+        Type::INT8_ARRAY,
+    ]
+}
+
 /// Writes rows of `daily_rollup.sql` into the daily table, merging each
 /// row's concatenated hourly histograms. The rows are read in full before:
 /// one connection cannot read and COPY at the same time, and the reads must
@@ -910,25 +1057,7 @@ async fn write_daily_rows(
         ))
         .await
         .map_err(Error::db("writing daily rows"))?;
-    let int8 = Type::INT8;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::DATE,
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            Type::INT4,
-            Type::INT2_ARRAY,
-            Type::INT8_ARRAY,
-        ],
-    );
+    let writer = BinaryCopyInWriter::new(sink, &daily_types());
     pin_mut!(writer);
     for row in rows {
         let day: Date = row.get(0);

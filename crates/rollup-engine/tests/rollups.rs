@@ -126,6 +126,10 @@ async fn warehouse_first_run_rebuilds_then_late_events_touch_only_their_hours() 
 async fn days_derive_from_hours_with_an_exact_p95(mut db: Databases) {
     db.insert(&events(3_000, 72, hour_ago(0), 2)).await;
     db.run().await;
+    check_days_against_events(&db).await;
+}
+
+async fn check_days_against_events(db: &Databases) {
     let days = db
         .rollups
         .query(
@@ -176,6 +180,28 @@ async fn days_derive_from_hours_with_an_exact_p95(mut db: Databases) {
 #[tokio::test]
 async fn local_days_derive_from_hours_with_an_exact_p95() {
     days_derive_from_hours_with_an_exact_p95(Databases::local().await).await;
+}
+
+#[tokio::test]
+async fn a_rebuild_whose_days_do_not_fit_in_memory_derives_them_from_the_written_hours() {
+    let mut db = Databases::local().await;
+    db.insert(&events(3_000, 72, hour_ago(0), 2)).await;
+    let no_memory = rollup_engine::config::EngineSettings {
+        rebuild_memory_mib: 0,
+        ..settings()
+    };
+    let options = rollup_engine::run::RunOptions {
+        target: "local".into(),
+        mode: RunMode::Full,
+    };
+    let report = rollup_engine::run::run(&db.source, &mut db.rollups, &no_memory, &options)
+        .await
+        .unwrap();
+    assert!(
+        report.full_rebuild && report.daily_rows_written > 20,
+        "{report:?}"
+    );
+    check_days_against_events(&db).await;
 }
 
 #[tokio::test]
