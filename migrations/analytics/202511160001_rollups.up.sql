@@ -29,7 +29,6 @@ COMMENT ON SCHEMA analytics IS 'Usage rollups (hourly, daily) and the bookkeepin
 
 -- Hourly rollups ------------------------------------------------------------
 
--- dbops-lint: ignore naming-primary-key a rollup row is identified by its bucket (organization, hour, key, model), the key it is replaced by; a surrogate id would add an index to every rewrite and means nothing to ClickHouse or Citus
 CREATE TABLE analytics.usage_hourly_rollups (
     hour_at timestamptz NOT NULL,
     organization_id bigint NOT NULL,
@@ -84,7 +83,6 @@ COMMENT ON COLUMN analytics.usage_hourly_rollups.computed_at IS 'When the engine
 
 -- Daily rollups -------------------------------------------------------------
 
--- dbops-lint: ignore naming-primary-key a daily row is identified by its bucket (organization, day, key, model), as the hourly rows are
 CREATE TABLE analytics.usage_daily_rollups (
     day date NOT NULL,
     organization_id bigint NOT NULL,

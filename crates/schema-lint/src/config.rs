@@ -32,6 +32,11 @@ pub struct Config {
     pub ignored_schemas: Vec<String>,
     /// Table names allowed to be singular: names ending with one of these suffixes (`_log`).
     pub singular_table_suffixes: Vec<String>,
+    /// Tables keyed by their natural key instead of a surrogate `id`, by
+    /// display name (`analytics.usage_hourly_rollups`): `naming-primary-key`
+    /// checks only their primary key's name. The same exemption on files and
+    /// on the live schema, where an ignore comment cannot reach.
+    pub natural_key_tables: Vec<String>,
     /// Words that mark a column as holding a plaintext secret when its type is textual.
     pub secret_words: Vec<String>,
     /// How far ahead daily partitions must exist (`--db`).
@@ -49,6 +54,7 @@ impl Default for Config {
             levels: BTreeMap::new(),
             ignored_schemas: vec!["dbops".to_owned()],
             singular_table_suffixes: vec!["_log".to_owned()],
+            natural_key_tables: Vec::new(),
             secret_words: ["password", "secret", "token", "api_key"]
                 .map(str::to_owned)
                 .to_vec(),
@@ -80,6 +86,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawNaming {
     singular_table_suffixes: Option<Vec<String>>,
+    natural_key_tables: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +151,10 @@ impl Config {
                 .naming
                 .singular_table_suffixes
                 .unwrap_or(defaults.singular_table_suffixes),
+            natural_key_tables: raw
+                .naming
+                .natural_key_tables
+                .unwrap_or(defaults.natural_key_tables),
             secret_words: raw.sensitive.secret_words.unwrap_or(defaults.secret_words),
             partition_horizon: raw.partitions.horizon.unwrap_or(defaults.partition_horizon),
             future_version_tolerance: raw

@@ -61,6 +61,18 @@ async fn lint_database(
         "analytics" => vec!["analytics".to_owned()],
         _ => vec![catalog::model::DEFAULT_SCHEMA.to_owned()],
     };
+    // The map covers every target; this database holds only this target's
+    // schemas, so the map's other tables are not "missing" here.
+    let mut config = config.clone();
+    if let Some(map) = config.classification.as_mut() {
+        map.tables.retain(|table, _| {
+            let schema = table
+                .split_once('.')
+                .map_or(catalog::model::DEFAULT_SCHEMA, |(schema, _)| schema);
+            schemas.iter().any(|s| s == schema)
+        });
+    }
+    let config = &config;
     let schema = introspect(&client, &IntrospectOptions { schemas })
         .await
         .map_err(|e| {

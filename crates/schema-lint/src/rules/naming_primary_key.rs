@@ -51,6 +51,13 @@ impl Rule for NamingPrimaryKey {
                     "write `CONSTRAINT {expected_name} PRIMARY KEY (...)`"
                 ));
             }
+            if view
+                .config
+                .natural_key_tables
+                .contains(&table.display_name())
+            {
+                continue;
+            }
             let expected = expected_columns(table);
             if pk.columns != expected {
                 out.report(
