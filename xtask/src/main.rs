@@ -11,6 +11,7 @@ mod docs;
 mod fingerprint;
 mod flags;
 mod measure_window;
+mod otlp;
 mod pg;
 mod smoke;
 mod workspace;
