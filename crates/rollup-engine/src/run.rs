@@ -637,11 +637,14 @@ struct HourlyRow {
     histogram: Histogram,
 }
 
+/// A daily row's key: (organization, epoch day, key, model), the primary
+/// key's order.
+type DailyKey = (i64, i64, i64, i64);
+
 /// Daily rows summed from hourly rows in memory: the same sums, maximum and
 /// bin-wise histogram addition as `daily_rollup.sql`.
 struct DailySums {
-    /// Keyed by (organization, epoch day, key, model): the primary key's order.
-    rows: HashMap<(i64, i64, i64, i64), DailySum>,
+    rows: HashMap<DailyKey, DailySum>,
     bytes: usize,
     budget: usize,
     over_budget: bool,
@@ -698,7 +701,7 @@ impl DailySums {
     }
 
     /// The rows in primary-key order, or `None` when they outgrew the budget.
-    fn into_rows(self) -> Option<Vec<((i64, i64, i64, i64), DailySum)>> {
+    fn into_rows(self) -> Option<Vec<(DailyKey, DailySum)>> {
         if self.over_budget {
             return None;
         }
@@ -984,7 +987,7 @@ async fn rewrite_day_buckets(tx: &Transaction<'_>, day_buckets: &[Bucket]) -> Re
 /// Writes daily rows summed in memory during a full rebuild.
 async fn write_daily_sums(
     tx: &Transaction<'_>,
-    rows: Vec<((i64, i64, i64, i64), DailySum)>,
+    rows: Vec<(DailyKey, DailySum)>,
 ) -> Result<u64, Error> {
     let sink = tx
         .copy_in(&format!(
