@@ -65,7 +65,7 @@ impl Cluster {
         }
         let cluster = Cluster {
             data: preferred,
-            bin: bin.clone(),
+            bin,
             owner: Some(OWNER),
             durability,
         };
@@ -115,23 +115,26 @@ impl Cluster {
 
     /// Creates the cluster if needed and starts it on a free port.
     pub fn start(&self) -> Result<u16> {
-        if !self.initialized_by(&self.bin)? {
+        if !self.initialized()? {
             self.init()?;
         }
         let port = free_port()?;
         let log = self.data.join("server.log");
-        let started = cmd::output(self.as_owner("pg_ctl").args([
-            "start".as_ref(),
-            "--wait".as_ref(),
-            "--timeout=60".as_ref(),
-            "--silent".as_ref(),
-            "-D".as_ref(),
-            self.data.as_os_str(),
-            "-l".as_ref(),
-            log.as_os_str(),
-            "-o".as_ref(),
-            format!("-p {port}").as_ref(),
-        ]));
+        let mut pg_ctl = self.as_owner("pg_ctl");
+        pg_ctl
+            .args([
+                "start",
+                "--wait",
+                "--timeout=60",
+                "--silent",
+                "-o",
+                &format!("-p {port}"),
+            ])
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log);
+        let started = cmd::output(&mut pg_ctl);
         if let Err(e) = started {
             // Another `cargo xtask` may have started it meanwhile.
             if let Some(port) = self.running_port() {
@@ -153,29 +156,26 @@ impl Cluster {
 
     /// Stops the cluster if it runs.
     pub fn stop(&self) -> Result {
-        if !self.data.join("postmaster.pid").exists() {
+        if self.running_port().is_none() {
             eprintln!("pg: no cluster running in {}", self.data.display());
             return Ok(());
         }
-        cmd::output(self.as_owner("pg_ctl").args([
-            "stop".as_ref(),
-            "--wait".as_ref(),
-            "--silent".as_ref(),
-            "--mode=fast".as_ref(),
-            "-D".as_ref(),
-            self.data.as_os_str(),
-        ]))?;
+        let mut pg_ctl = self.as_owner("pg_ctl");
+        pg_ctl
+            .args(["stop", "--wait", "--silent", "--mode=fast", "-D"])
+            .arg(&self.data);
+        cmd::output(&mut pg_ctl)?;
         eprintln!("pg: stopped the cluster in {}", self.data.display());
         Ok(())
     }
 
-    /// Whether the folder holds a cluster of the same major version as the
-    /// programs in `bin`.
-    fn initialized_by(&self, bin: &Path) -> Result<bool> {
+    /// Whether the folder holds a cluster of the same major version as our
+    /// server programs.
+    fn initialized(&self) -> Result<bool> {
         let Ok(initialized) = std::fs::read_to_string(self.data.join("PG_VERSION")) else {
             return Ok(false);
         };
-        let version = cmd::read(Command::new(bin.join("postgres")).arg("--version"))?;
+        let version = cmd::read(Command::new(self.bin.join("postgres")).arg("--version"))?;
         // "postgres (PostgreSQL) 15.19 (Debian 15.19-0+deb12u1)": the major is 15.
         let major = version
             .split_whitespace()
@@ -192,17 +192,19 @@ impl Cluster {
                 .map_err(|e| format!("removing {}: {e}", self.data.display()))?;
         }
         self.create_dir()?;
-        cmd::output(self.as_owner("initdb").args([
-            "--pgdata".as_ref(),
-            self.data.as_os_str(),
-            "--username=postgres".as_ref(),
-            "--auth=trust".as_ref(),
-            "--encoding=UTF8".as_ref(),
-            "--no-locale".as_ref(),
-            "--no-sync".as_ref(),
-        ]))?;
+        let mut initdb = self.as_owner("initdb");
+        initdb
+            .args([
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ])
+            .args(["--no-sync", "--pgdata"])
+            .arg(&self.data);
+        cmd::output(&mut initdb)?;
         let mut settings = String::from(
-            "\n# Added by `cargo xtask pg`: a throwaway cluster for dbops's tests.\n\
+            "\n# Added by `cargo xtask pg`: a local cluster for dbops's tests and benchmarks.\n\
              listen_addresses = '127.0.0.1'\n\
              unix_socket_directories = ''\n\
              max_connections = 200\n",
