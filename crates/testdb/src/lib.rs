@@ -41,7 +41,11 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
         let url = with_database(&admin_url, &name);
-        TestDb { name, url, admin_url }
+        TestDb {
+            name,
+            url,
+            admin_url,
+        }
     }
 
     /// The database's name.
@@ -89,7 +93,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("testdb: kept database {} for inspection: {}", self.name, self.url);
+            eprintln!(
+                "testdb: kept database {} for inspection: {}",
+                self.name, self.url
+            );
             return;
         }
         let admin_url = self.admin_url.clone();
@@ -139,7 +146,10 @@ async fn connect(url: &str) -> Client {
 
 fn unique_name() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!(
         "dbops_test_{}_{}_{:08x}",
         std::process::id(),
@@ -171,7 +181,10 @@ mod tests {
 
     #[test]
     fn replaces_the_database_and_keeps_the_query() {
-        assert_eq!(with_database("postgres://u:p@h:5/postgres", "x"), "postgres://u:p@h:5/x");
+        assert_eq!(
+            with_database("postgres://u:p@h:5/postgres", "x"),
+            "postgres://u:p@h:5/x"
+        );
         assert_eq!(with_database("postgres://h:5", "x"), "postgres://h:5/x");
         assert_eq!(
             with_database("postgres://h/db?sslmode=disable", "x"),
