@@ -49,6 +49,10 @@ CREATE INDEX usage_events_user_id_occurred_at_idx
 CREATE INDEX usage_events_api_key_id_occurred_at_idx
     ON usage_events (api_key_id, occurred_at) INCLUDE (cost_micros, input_tokens, output_tokens)
     WHERE api_key_id IS NOT NULL;
+-- The rollup engine's incremental runs: the events ingested since its watermark,
+-- late ones included (a btree: ingestion order is not occurred_at order).
+CREATE INDEX usage_events_ingested_at_idx
+    ON usage_events (ingested_at);
 
 -- Catches events for days that have no partition yet, so none is ever lost;
 -- `dbops partitions ensure` moves them into their day's partition once it exists.
