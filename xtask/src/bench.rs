@@ -108,7 +108,7 @@ pub fn task(args: &mut Args) -> Result {
     let name = args.positional();
     args.finish()?;
     let Some(name) = name else {
-        println!("benchmarks (cargo xtask bench NAME [--rounds N]):");
+        println!("benchmarks (cargo xtask bench NAME [--rounds N] [--dbops PATH]):");
         for bench in BENCHES {
             println!("  {:<10} {}", bench.name, bench.about);
         }
