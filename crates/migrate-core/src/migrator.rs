@@ -328,8 +328,11 @@ impl Migrator {
         direction: Direction,
         started: Instant,
     ) -> Result<RunReport, Error> {
+        // Closing flushes what this run committed, even when a later step
+        // failed: the report's "applied before" must hold after a crash.
+        let closed = session.close().await;
         let completed = result?;
-        session.close().await?;
+        closed?;
         Ok(RunReport {
             target: self.target.name.clone(),
             direction,

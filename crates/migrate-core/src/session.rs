@@ -132,6 +132,9 @@ pub(crate) struct Session<'a> {
     settings: &'a Settings,
     conn: Option<Conn>,
     locked: bool,
+    /// Whether a migration committed without waiting for its WAL flush, so
+    /// that [`Session::close`] must make it durable.
+    unflushed: bool,
 }
 
 impl<'a> Session<'a> {
@@ -150,6 +153,7 @@ impl<'a> Session<'a> {
             settings,
             conn: Some(conn),
             locked: false,
+            unflushed: false,
         };
         session.bootstrap().await?;
         session.lock().await?;
@@ -169,6 +173,7 @@ impl<'a> Session<'a> {
             settings,
             conn: Some(conn),
             locked: false,
+            unflushed: false,
         })
     }
 
@@ -272,6 +277,16 @@ impl<'a> Session<'a> {
 
     /// Releases the lock and the connection.
     pub async fn close(mut self) -> Result<(), Error> {
+        if self.unflushed {
+            // A transaction with an xid commits with synchronous_commit on:
+            // its commit waits for the WAL up to it to be flushed, which
+            // includes every migration this run committed before.
+            self.client()
+                .batch_execute("BEGIN; SELECT txid_current(); COMMIT;")
+                .await
+                .map_err(Error::db("flushing the migrations' commits to disk"))?;
+            self.unflushed = false;
+        }
         if self.locked {
             let key = self.target.lock_key;
             self.client()
@@ -546,7 +561,10 @@ impl<'a> Session<'a> {
             }
         };
         match result {
-            Ok(()) => Ok(Committed::Yes),
+            Ok(()) => {
+                self.unflushed = true;
+                Ok(Committed::Yes)
+            }
             Err(e) if e.is_closed() || e.as_db_error().is_none() => {
                 tracing::warn!(version = step.migration.version, error = %e, "connection lost during commit; reconnecting");
                 self.reconnect().await?;
@@ -580,8 +598,12 @@ impl<'a> Session<'a> {
         audit: bool,
     ) -> Result<Option<ChainTarget>, Failure> {
         let client = self.client();
+        // Each migration commits without waiting for its WAL flush; the run
+        // flushes once before it reports success (Session::close). A server
+        // crash in between loses whole migrations, history and audit rows
+        // with them, never half of one: the next run applies them again.
         let prefix = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}';\n",
+            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'; SET LOCAL synchronous_commit = off;\n",
             pg_millis(self.settings.lock_timeout),
             pg_millis(self.settings.statement_timeout)
         );
