@@ -51,6 +51,10 @@ impl Touched {
     /// The parser recovers from syntax it does not know, so this never fails:
     /// a statement it cannot make sense of contributes what it could read.
     pub fn of_sql(sql: &str) -> Touched {
+        cached(sql).0
+    }
+
+    fn parse(sql: &str) -> Touched {
         let parse = squawk_syntax::SourceFile::parse(sql);
         let mut touched = Touched::default();
         for node in parse.tree().syntax().descendants() {
@@ -106,6 +110,10 @@ pub struct Leftovers {
 impl Leftovers {
     /// Reads a script.
     pub fn of_sql(sql: &str) -> Leftovers {
+        cached(sql).1
+    }
+
+    fn parse(sql: &str) -> Leftovers {
         let parse = squawk_syntax::SourceFile::parse(sql);
         let mut leftovers = Leftovers::default();
         for node in parse.tree().syntax().descendants() {
@@ -130,6 +138,25 @@ impl Leftovers {
         }
         leftovers
     }
+}
+
+/// The last script read and what was read from it. Every hook asks about the
+/// same script, before and after it runs: the script is parsed once, not
+/// once per hook and phase.
+static LAST: std::sync::Mutex<Option<(String, Touched, Leftovers)>> = std::sync::Mutex::new(None);
+
+fn cached(sql: &str) -> (Touched, Leftovers) {
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((text, touched, leftovers)) = last.as_ref()
+        && text == sql
+    {
+        return (touched.clone(), *leftovers);
+    }
+    let read = (Touched::parse(sql), Leftovers::parse(sql));
+    *last = Some((sql.to_string(), read.0.clone(), read.1));
+    read
 }
 
 /// Whether a table reference sits in a clause that only reads the table, or
