@@ -30,8 +30,15 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             let actor = guardrails::actor(context.global.actor.as_deref());
             for name in Context::targets(target.target) {
                 let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
+                // Lint (CPU) and planning (the database) overlap: every file is
+                // linted, then only the findings in pending files are kept.
+                let linting = lint_everything(context, &migrator)?;
                 let plan = migrator.plan_up(&options).await?;
-                let lint = lint_plan(context, &migrator, &plan)?;
+                let lint = pending_findings(
+                    linting.await.expect("linting does not panic"),
+                    &migrator,
+                    &plan,
+                );
                 if dry_run {
                     print_plan(&plan);
                     print_lint(&lint);
@@ -253,20 +260,47 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
     }
 }
 
-/// Lints the pending scripts of an up plan (and their down scripts).
-fn lint_plan(
+/// Starts linting every migration of the source (up and down scripts) on a
+/// blocking thread, so that the database work of planning goes on meanwhile.
+fn lint_everything(
     context: &Context<'_>,
     migrator: &Migrator,
+) -> Result<tokio::task::JoinHandle<Vec<schema_lint::Violation>>, CliError> {
+    let config = context.lint_config()?;
+    let sources: Vec<_> = migrator
+        .source()
+        .migrations()
+        .iter()
+        .flat_map(|m| {
+            [
+                (m.up.path.clone(), m.up.sql.clone()),
+                (m.down.path.clone(), m.down.sql.clone()),
+            ]
+        })
+        .collect();
+    Ok(tokio::task::spawn_blocking(move || {
+        schema_lint::lint_pending(&[], &sources, &config)
+    }))
+}
+
+/// The findings located in the files of a plan's migrations: what
+/// `schema_lint::lint_pending` would report for them, as the same files are
+/// replayed in the same order.
+fn pending_findings(
+    violations: Vec<schema_lint::Violation>,
+    migrator: &Migrator,
     plan: &Plan,
-) -> Result<Vec<schema_lint::Violation>, CliError> {
-    if plan.steps.is_empty() {
-        return Ok(Vec::new());
-    }
-    lint_as_pending(
-        context,
-        migrator,
-        &plan.steps.iter().map(|step| step.version).collect(),
-    )
+) -> Vec<schema_lint::Violation> {
+    let files: std::collections::HashSet<&std::path::Path> = plan
+        .steps
+        .iter()
+        .filter_map(|step| migrator.source().get(step.version))
+        .flat_map(|m| [m.up.path.as_path(), m.down.path.as_path()])
+        .collect();
+    violations
+        .into_iter()
+        .filter(|v| v.location.path().is_some_and(|path| files.contains(path)))
+        .collect()
 }
 
 /// Lints the migrations `pending` (up and down scripts) in the context of
