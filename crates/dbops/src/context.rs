@@ -205,3 +205,14 @@ fn with_hooks(migrator: Migrator, config: &migrate_hooks::HooksConfig) -> Migrat
         .into_iter()
         .fold(migrator, Migrator::with_hook)
 }
+
+/// Parses a database URL for a library that opens its own connections,
+/// never echoing the URL's password.
+pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, CliError> {
+    url.parse().map_err(|e| {
+        CliError::Config(format!(
+            "{} is not a valid PostgreSQL connection URL: {e}",
+            migrate_core::redact_url(url)
+        ))
+    })
+}

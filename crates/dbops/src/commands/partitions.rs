@@ -6,7 +6,7 @@ use catalog::classification::{ClassificationMap, Retention};
 use migrate_core::partitions::{self, EnsureConfig, Retire};
 
 use crate::CliError;
-use crate::context::Context;
+use crate::context::{Context, connect_url, error_chain};
 use crate::exit_code;
 use crate::opt::PartitionsCommand;
 
@@ -35,7 +35,7 @@ pub async fn run(context: &Context<'_>, command: PartitionsCommand) -> Result<i3
                 }
             };
             let url = context.database_url("operational")?;
-            let mut client = connect(&connection_config(&url)?, &url).await?;
+            let mut client = connect_url(&url, "dbops partitions").await?;
             let config = EnsureConfig {
                 table,
                 ahead_days,
@@ -61,45 +61,4 @@ pub async fn run(context: &Context<'_>, command: PartitionsCommand) -> Result<i3
             Ok(exit_code::SUCCESS)
         }
     }
-}
-
-/// Parses a database URL without ever echoing it (it may hold a password).
-pub(super) fn connection_config(url: &str) -> Result<tokio_postgres::Config, CliError> {
-    url.parse().map_err(|e| {
-        CliError::Config(format!(
-            "{} is not a valid PostgreSQL connection URL: {e}",
-            migrate_core::redact_url(url)
-        ))
-    })
-}
-
-/// Opens one connection; the connection task ends when the client is dropped.
-pub(super) async fn connect(
-    config: &tokio_postgres::Config,
-    url: &str,
-) -> Result<tokio_postgres::Client, CliError> {
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|source| migrate_core::Error::Unreachable {
-            url: migrate_core::redact_url(url),
-            source,
-        })?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "database connection ended with an error");
-        }
-    });
-    Ok(client)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::CliError;
-use crate::context::Context;
+use crate::context::{Context, connect_url};
 use crate::exit_code;
 use crate::opt::{RollupArgs, RollupCommand};
 
@@ -298,16 +298,8 @@ async fn connect(
         RollupsDatabase::Operational => source_url.clone(),
         RollupsDatabase::Analytics => context.database_url("analytics")?,
     };
-    let source = super::partitions::connect(
-        &super::partitions::connection_config(&source_url)?,
-        &source_url,
-    )
-    .await?;
-    let rollups = super::partitions::connect(
-        &super::partitions::connection_config(&rollups_url)?,
-        &rollups_url,
-    )
-    .await?;
+    let source = connect_url(&source_url, "dbops rollup").await?;
+    let rollups = connect_url(&rollups_url, "dbops rollup").await?;
     Ok((source, rollups))
 }
 

@@ -5,7 +5,7 @@ use seeder::api_key::Pepper;
 use seeder::operational::{OperationalConfig, seed_operational};
 
 use crate::CliError;
-use crate::context::Context;
+use crate::context::{Context, connect_url, connection_config};
 use crate::exit_code;
 use crate::opt::SeedCommand;
 
@@ -14,10 +14,10 @@ pub async fn run(context: &Context<'_>, command: SeedCommand) -> Result<i32, Cli
     // Without the pepper no key can be stored: fail before touching the database.
     let pepper = Pepper::from_env()?;
     let url = context.database_url("operational")?;
-    let config = super::partitions::connection_config(&url)?;
+    let config = connection_config(&url)?;
     match command {
         SeedCommand::Operational { seed, orgs } => {
-            let mut client = super::partitions::connect(&config, &url).await?;
+            let mut client = connect_url(&url, "dbops seed").await?;
             let settings = OperationalConfig {
                 seed,
                 organizations: orgs,
