@@ -141,7 +141,9 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         | MigrateError::MissingPair { .. }
         | MigrateError::DuplicateVersion { .. } => SOURCE,
         MigrateError::Config { .. } | MigrateError::UnknownVersion { .. } => CONFIG,
-        MigrateError::Unreachable { .. } | MigrateError::Pool { .. } => UNREACHABLE,
+        MigrateError::Unreachable { .. }
+        | MigrateError::Pool { .. }
+        | MigrateError::CommitLost { .. } => UNREACHABLE,
         MigrateError::Authentication { .. } => AUTHENTICATION,
         MigrateError::LockTimeout { .. } => LOCK_TIMEOUT,
         MigrateError::Drift { .. } | MigrateError::OutOfOrder { .. } => DRIFT,

@@ -195,6 +195,16 @@ pub enum Error {
         /// Why.
         finding: String,
     },
+    /// The connection dropped during every `COMMIT` of a migration; it is not applied.
+    #[error(
+        "migration {version} was not applied: the connection dropped during its commit {attempts} time(s)"
+    )]
+    CommitLost {
+        /// The migration.
+        version: i64,
+        /// Commits attempted.
+        attempts: u32,
+    },
     /// refinery reported an error of its own.
     #[error("refinery: {0}")]
     Refinery(String),

@@ -486,10 +486,10 @@ impl Migrator {
                     commit_attempt += 1;
                 }
                 Committed::Lost => {
-                    let error = Error::Refinery(format!(
-                        "migration {} lost its connection at every commit attempt",
-                        migration.version
-                    ));
+                    let error = Error::CommitLost {
+                        version: migration.version,
+                        attempts: commit_attempt,
+                    };
                     break (Err(error), duration);
                 }
             }
@@ -948,8 +948,7 @@ impl Migrator {
                 message: "a repair needs a reason".to_string(),
             });
         }
-        let session = Session::open(&self.db, &self.target, &self.settings).await?;
-        let mut session = session;
+        let mut session = Session::open(&self.db, &self.target, &self.settings).await?;
         let partial = session.partial().await?;
         let Some(entry) = partial.iter().find(|p| p.version == version) else {
             return Err(Error::NothingToRepair { version });
