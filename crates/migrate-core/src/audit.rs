@@ -170,14 +170,12 @@ pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Resul
 }
 
 /// Inserts a complete, hashed entry in one statement: the tables are append-only.
-pub(crate) async fn insert_sealed(
-    client: &Client,
-    table: &'static str,
-    entry: &AuditEntry,
-) -> Result<i64, tokio_postgres::Error> {
-    // The id is drawn first so that the hash, which covers it, can be computed
-    // in the same INSERT; OVERRIDING SYSTEM VALUE stores that very id.
-    let sql = format!(
+/// The INSERT of a complete, hashed entry into `table`, in one statement:
+/// the tables are append-only. The id is drawn first so that the hash, which
+/// covers it, can be computed in the same INSERT; OVERRIDING SYSTEM VALUE
+/// stores that very id. Parameters: see [`insert_with`].
+pub(crate) fn insert_sql(table: &'static str) -> String {
+    format!(
         "WITH prev AS (SELECT (SELECT entry_hash FROM {table} WHERE entry_hash IS NOT NULL ORDER BY id DESC LIMIT 1) AS hash),
               new AS (SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id, now() AS occurred_at,
                              $1::text AS actor, $2::text AS action, $3::text AS target_type, $4::text AS target_id,
@@ -191,10 +189,31 @@ pub(crate) async fn insert_sealed(
          INSERT INTO dbops.audit_head (chain, last_id, last_hash) SELECT $6, id, entry_hash FROM inserted
          ON CONFLICT (chain) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash
          RETURNING last_id"
-    );
+    )
+}
+
+/// Inserts a complete, hashed entry in one statement: the tables are append-only.
+pub(crate) async fn insert_sealed(
+    client: &Client,
+    table: &'static str,
+    entry: &AuditEntry,
+) -> Result<i64, tokio_postgres::Error> {
+    insert_with(client, insert_sql(table).as_str(), table, entry).await
+}
+
+/// Runs [`insert_sql`] for `table`, as text or as a statement prepared from it.
+pub(crate) async fn insert_with<T>(
+    client: &Client,
+    statement: &T,
+    table: &'static str,
+    entry: &AuditEntry,
+) -> Result<i64, tokio_postgres::Error>
+where
+    T: ?Sized + tokio_postgres::ToStatement + Sync,
+{
     let row = client
         .query_one(
-            &sql,
+            statement,
             &[
                 &entry.actor,
                 &entry.action,

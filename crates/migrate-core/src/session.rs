@@ -135,6 +135,8 @@ pub(crate) struct Session<'a> {
     /// Whether a migration committed without waiting for its WAL flush, so
     /// that [`Session::close`] must make it durable.
     unflushed: bool,
+    /// The audit INSERT, prepared on this connection for one chain table.
+    audit_insert: Option<(&'static str, tokio_postgres::Statement)>,
 }
 
 impl<'a> Session<'a> {
@@ -154,6 +156,7 @@ impl<'a> Session<'a> {
             conn: Some(conn),
             locked: false,
             unflushed: false,
+            audit_insert: None,
         };
         session.bootstrap().await?;
         session.lock().await?;
@@ -174,6 +177,7 @@ impl<'a> Session<'a> {
             conn: Some(conn),
             locked: false,
             unflushed: false,
+            audit_insert: None,
         })
     }
 
@@ -267,6 +271,7 @@ impl<'a> Session<'a> {
             conn.discard();
         }
         self.locked = false;
+        self.audit_insert = None;
         self.conn = Some(
             self.db
                 .connect(&format!("dbops migrate {}", self.target.name))
@@ -542,8 +547,27 @@ impl<'a> Session<'a> {
                         source: e,
                     });
                 }
+                // Prepared once per connection and chain table: after that the
+                // INSERT and the COMMIT go out together, one round trip.
+                let prepared = match &self.audit_insert {
+                    Some((table, statement)) if *table == chain.table => statement.clone(),
+                    _ => match client.prepare(&crate::audit::insert_sql(chain.table)).await {
+                        Ok(statement) => {
+                            self.audit_insert = Some((chain.table, statement.clone()));
+                            statement
+                        }
+                        Err(e) => {
+                            self.rollback().await;
+                            return Err(Error::Database {
+                                context: format!("preparing the audit INSERT into {}", chain.table),
+                                source: e,
+                            });
+                        }
+                    },
+                };
+                let client = self.client();
                 let (inserted, committed) = tokio::join!(
-                    crate::audit::insert_sealed(client, chain.table, entry),
+                    crate::audit::insert_with(client, &prepared, chain.table, entry),
                     client.batch_execute("COMMIT")
                 );
                 match inserted {
