@@ -12,6 +12,7 @@ use migrate_core::hooks::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::leftover_check::{self, Leftover};
 use crate::relations;
 use crate::tables::{Leftovers, Touched};
 
@@ -27,6 +28,12 @@ struct Invalid {
     oid: u32,
     index: String,
     table: String,
+}
+
+impl Leftover for Invalid {
+    fn oid(&self) -> u32 {
+        self.oid
+    }
 }
 
 async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
@@ -60,16 +67,11 @@ async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
 
 impl InvalidIndexes {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        if !Leftovers::of_sql(ctx.sql).invalid_indexes {
-            // Nothing in the script can change this state: `after` reports
-            // what it finds as it was, without a query before.
-            return Ok(Prepared::default());
-        }
-        let invalid = invalid_indexes(ctx).await?;
-        Ok(Prepared {
-            findings: Vec::new(),
-            memo: serde_json::to_value(invalid).map_err(Error::Memo)?,
-        })
+        leftover_check::before(
+            Leftovers::of_sql(ctx.sql).invalid_indexes,
+            invalid_indexes(ctx),
+        )
+        .await
     }
 
     async fn after(
@@ -77,21 +79,11 @@ impl InvalidIndexes {
         ctx: &HookContext<'_>,
         prepared: &Prepared,
     ) -> Result<Vec<Finding>, Error> {
-        let before: Vec<Invalid> = if prepared.memo.is_null() {
-            Vec::new()
-        } else {
-            serde_json::from_value(prepared.memo.clone()).map_err(Error::Memo)?
-        };
         let can_leave = Leftovers::of_sql(ctx.sql).invalid_indexes;
-        if !can_leave && Touched::of_sql(ctx.sql).no_existing() {
-            // Only new tables, and no statement that can leave this state.
-            return Ok(Vec::new());
-        }
-        let after = invalid_indexes(ctx).await?;
-        Ok(after
+        let found = leftover_check::after(ctx, prepared, can_leave, invalid_indexes(ctx)).await?;
+        Ok(found
             .into_iter()
-            .map(|invalid| {
-                let already = !can_leave || before.iter().any(|b| b.oid == invalid.oid);
+            .map(|(invalid, already)| {
                 let (severity, message) = if already {
                     (
                         Severity::Info,

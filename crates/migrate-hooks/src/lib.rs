@@ -31,6 +31,7 @@ mod config;
 pub mod data_loss;
 mod error;
 mod invalid_indexes;
+mod leftover_check;
 mod long_running;
 mod not_valid_constraints;
 mod relations;

@@ -12,6 +12,7 @@ use migrate_core::hooks::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::leftover_check::{self, Leftover};
 use crate::relations;
 use crate::tables::{Leftovers, Touched};
 
@@ -28,6 +29,12 @@ struct NotValid {
     constraint: String,
     table: String,
     kind: String,
+}
+
+impl Leftover for NotValid {
+    fn oid(&self) -> u32 {
+        self.oid
+    }
 }
 
 async fn not_valid(ctx: &HookContext<'_>) -> Result<Vec<NotValid>, Error> {
@@ -64,16 +71,11 @@ async fn not_valid(ctx: &HookContext<'_>) -> Result<Vec<NotValid>, Error> {
 
 impl NotValidConstraints {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        if !Leftovers::of_sql(ctx.sql).not_valid_constraints {
-            // Nothing in the script can change this state: `after` reports
-            // what it finds as it was, without a query before.
-            return Ok(Prepared::default());
-        }
-        let found = not_valid(ctx).await?;
-        Ok(Prepared {
-            findings: Vec::new(),
-            memo: serde_json::to_value(found).map_err(Error::Memo)?,
-        })
+        leftover_check::before(
+            Leftovers::of_sql(ctx.sql).not_valid_constraints,
+            not_valid(ctx),
+        )
+        .await
     }
 
     async fn after(
@@ -81,21 +83,11 @@ impl NotValidConstraints {
         ctx: &HookContext<'_>,
         prepared: &Prepared,
     ) -> Result<Vec<Finding>, Error> {
-        let before: Vec<NotValid> = if prepared.memo.is_null() {
-            Vec::new()
-        } else {
-            serde_json::from_value(prepared.memo.clone()).map_err(Error::Memo)?
-        };
         let can_leave = Leftovers::of_sql(ctx.sql).not_valid_constraints;
-        if !can_leave && Touched::of_sql(ctx.sql).no_existing() {
-            // Only new tables, and no statement that can leave this state.
-            return Ok(Vec::new());
-        }
-        let after = not_valid(ctx).await?;
-        Ok(after
+        let found = leftover_check::after(ctx, prepared, can_leave, not_valid(ctx)).await?;
+        Ok(found
             .into_iter()
-            .map(|c| {
-                let already = !can_leave || before.iter().any(|b| b.oid == c.oid);
+            .map(|(c, already)| {
                 let validate = format!(
                     "ALTER TABLE {} VALIDATE CONSTRAINT {}",
                     c.table,
