@@ -92,6 +92,14 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
     /// The hook's name, used in findings and spans.
     fn name(&self) -> &str;
 
+    /// Called once before a run with the scripts it will execute, in order.
+    /// A hook that reads scripts can start on them here, while the database
+    /// works, rather than between one migration and the next. The default
+    /// does nothing.
+    fn look_ahead(&self, scripts: &[&str]) {
+        let _ = scripts;
+    }
+
     /// Runs before the migration. A [`Severity::Refuse`] finding stops the run.
     fn before<'a>(
         &'a self,

@@ -354,6 +354,19 @@ impl Migrator {
         steps: &[&Migration],
         through_refinery: impl Fn(&Migration) -> bool,
     ) -> Result<Vec<CompletedStep>, Error> {
+        let scripts: Vec<&str> = steps
+            .iter()
+            .map(|&migration| {
+                let step = Step {
+                    migration,
+                    direction,
+                };
+                step.script().sql.as_str()
+            })
+            .collect();
+        for hook in &self.hooks {
+            hook.look_ahead(&scripts);
+        }
         let mut completed: Vec<CompletedStep> = Vec::with_capacity(steps.len());
         let mut next = 0;
         while next < steps.len() {

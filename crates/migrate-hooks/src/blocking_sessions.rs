@@ -9,6 +9,7 @@
 //! transactions holding locks count whatever their age. Query texts are not
 //! reported: they may carry secrets.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use migrate_core::hooks::{
@@ -18,8 +19,8 @@ use serde::Serialize;
 
 use crate::config::{BlockingSessionsConfig, OnBlocked, StillBlocked};
 use crate::error::Error;
+use crate::reading::Readings;
 use crate::relations;
-use crate::tables::Touched;
 
 const NAME: &str = "blocking-sessions";
 
@@ -27,16 +28,21 @@ const NAME: &str = "blocking-sessions";
 #[derive(Debug, Clone)]
 pub struct BlockingSessions {
     config: BlockingSessionsConfig,
+    pub(crate) readings: Arc<Readings>,
 }
 
 impl BlockingSessions {
     /// The check with its settings.
     pub fn new(config: BlockingSessionsConfig) -> BlockingSessions {
-        BlockingSessions { config }
+        BlockingSessions {
+            config,
+            readings: Arc::default(),
+        }
     }
 
     async fn check(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        let touched = Touched::of_sql(ctx.sql);
+        let reading = self.readings.get(ctx.sql);
+        let touched = &reading.touched;
         if touched.no_existing() {
             return Ok(Prepared::default());
         }
@@ -111,6 +117,10 @@ impl BlockingSessions {
 impl Hook for BlockingSessions {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn look_ahead(&self, scripts: &[&str]) {
+        self.readings.look_ahead(scripts);
     }
 
     fn before<'a>(

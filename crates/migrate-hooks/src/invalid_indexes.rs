@@ -6,6 +6,8 @@
 //! (created ones and partitions included), and tells those this migration
 //! left (a warning) from those that were invalid already (information).
 
+use std::sync::Arc;
+
 use migrate_core::hooks::{
     Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
 };
@@ -13,14 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::leftover_check::{self, Leftover};
+use crate::reading::Readings;
 use crate::relations;
-use crate::tables::{Leftovers, Touched};
+use crate::tables::Touched;
 
 const NAME: &str = "invalid-indexes";
 
 /// The invalid-index check: see the module documentation.
 #[derive(Debug, Clone, Default)]
-pub struct InvalidIndexes;
+pub struct InvalidIndexes {
+    pub(crate) readings: Arc<Readings>,
+}
 
 /// One invalid index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +41,7 @@ impl Leftover for Invalid {
     }
 }
 
-async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
-    let touched = Touched::of_sql(ctx.sql);
+async fn invalid_indexes(ctx: &HookContext<'_>, touched: &Touched) -> Result<Vec<Invalid>, Error> {
     let members = relations::members(ctx.client, &touched.tables).await?;
     if members.is_empty() {
         return Ok(Vec::new());
@@ -67,9 +71,10 @@ async fn invalid_indexes(ctx: &HookContext<'_>) -> Result<Vec<Invalid>, Error> {
 
 impl InvalidIndexes {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
+        let reading = self.readings.get(ctx.sql);
         leftover_check::before(
-            Leftovers::of_sql(ctx.sql).invalid_indexes,
-            invalid_indexes(ctx),
+            reading.leftovers.invalid_indexes,
+            invalid_indexes(ctx, &reading.touched),
         )
         .await
     }
@@ -79,8 +84,10 @@ impl InvalidIndexes {
         ctx: &HookContext<'_>,
         prepared: &Prepared,
     ) -> Result<Vec<Finding>, Error> {
-        let can_leave = Leftovers::of_sql(ctx.sql).invalid_indexes;
-        let found = leftover_check::after(ctx, prepared, can_leave, invalid_indexes(ctx)).await?;
+        let reading = self.readings.get(ctx.sql);
+        let find = invalid_indexes(ctx, &reading.touched);
+        let can_leave = reading.leftovers.invalid_indexes;
+        let found = leftover_check::after(&reading.touched, prepared, can_leave, find).await?;
         Ok(found
             .into_iter()
             .map(|(invalid, already)| {
@@ -120,6 +127,10 @@ impl InvalidIndexes {
 impl Hook for InvalidIndexes {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn look_ahead(&self, scripts: &[&str]) {
+        self.readings.look_ahead(scripts);
     }
 
     fn before<'a>(

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use migrate_core::hooks::{HookContext, Prepared};
+use migrate_core::hooks::Prepared;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,7 +39,7 @@ where
 /// The after-phase: each object found now, with whether it was there before
 /// the migration (always true when the script cannot leave such objects).
 pub(crate) async fn after<T, F>(
-    ctx: &HookContext<'_>,
+    touched: &Touched,
     prepared: &Prepared,
     can_leave: bool,
     find: F,
@@ -48,7 +48,7 @@ where
     T: Leftover,
     F: Future<Output = Result<Vec<T>, Error>>,
 {
-    if !can_leave && Touched::of_sql(ctx.sql).no_existing() {
+    if !can_leave && touched.no_existing() {
         // Only new tables, and no statement that can leave this state.
         return Ok(Vec::new());
     }

@@ -34,6 +34,7 @@ mod invalid_indexes;
 mod leftover_check;
 mod long_running;
 mod not_valid_constraints;
+mod reading;
 mod relations;
 mod row_counts;
 mod table_rewrites;
@@ -57,27 +58,37 @@ pub use table_rewrites::TableRewrites;
 pub use tables::{Leftovers, TableName, Touched};
 
 /// The standard hooks the configuration enables, in the order they run.
+///
+/// They share what they read from each script: every script is parsed once
+/// per run, ahead of it (see [`Hook::look_ahead`]), not once per hook.
 pub fn standard_hooks(config: &HooksConfig) -> Vec<Arc<dyn Hook>> {
     let mut hooks: Vec<Arc<dyn Hook>> = Vec::new();
     if !config.enabled {
         return hooks;
     }
+    let readings = Arc::new(reading::Readings::default());
     if config.blocking_sessions.enabled {
-        hooks.push(Arc::new(BlockingSessions::new(
-            config.blocking_sessions.clone(),
-        )));
+        let mut hook = BlockingSessions::new(config.blocking_sessions.clone());
+        hook.readings = Arc::clone(&readings);
+        hooks.push(Arc::new(hook));
     }
     if config.row_counts.enabled {
-        hooks.push(Arc::new(RowCounts::new(config.row_counts.clone())));
+        let mut hook = RowCounts::new(config.row_counts.clone());
+        hook.readings = Arc::clone(&readings);
+        hooks.push(Arc::new(hook));
     }
     if config.table_rewrites {
-        hooks.push(Arc::new(TableRewrites));
+        hooks.push(Arc::new(TableRewrites {
+            readings: Arc::clone(&readings),
+        }));
     }
     if config.invalid_indexes {
-        hooks.push(Arc::new(InvalidIndexes));
+        hooks.push(Arc::new(InvalidIndexes {
+            readings: Arc::clone(&readings),
+        }));
     }
     if config.not_valid_constraints {
-        hooks.push(Arc::new(NotValidConstraints));
+        hooks.push(Arc::new(NotValidConstraints { readings }));
     }
     if config.long_running.enabled {
         hooks.push(Arc::new(LongRunning::new(config.long_running.threshold)));

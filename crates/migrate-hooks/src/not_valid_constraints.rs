@@ -6,6 +6,8 @@
 //! unvalidated are warnings; those that were already unvalidated are
 //! information.
 
+use std::sync::Arc;
+
 use migrate_core::hooks::{
     Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
 };
@@ -13,14 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::leftover_check::{self, Leftover};
+use crate::reading::Readings;
 use crate::relations;
-use crate::tables::{Leftovers, Touched};
+use crate::tables::Touched;
 
 const NAME: &str = "not-valid-constraints";
 
 /// The NOT VALID constraint check: see the module documentation.
 #[derive(Debug, Clone, Default)]
-pub struct NotValidConstraints;
+pub struct NotValidConstraints {
+    pub(crate) readings: Arc<Readings>,
+}
 
 /// One constraint not validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,8 +42,7 @@ impl Leftover for NotValid {
     }
 }
 
-async fn not_valid(ctx: &HookContext<'_>) -> Result<Vec<NotValid>, Error> {
-    let touched = Touched::of_sql(ctx.sql);
+async fn not_valid(ctx: &HookContext<'_>, touched: &Touched) -> Result<Vec<NotValid>, Error> {
     let members = relations::members(ctx.client, &touched.tables).await?;
     if members.is_empty() {
         return Ok(Vec::new());
@@ -71,9 +75,10 @@ async fn not_valid(ctx: &HookContext<'_>) -> Result<Vec<NotValid>, Error> {
 
 impl NotValidConstraints {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
+        let reading = self.readings.get(ctx.sql);
         leftover_check::before(
-            Leftovers::of_sql(ctx.sql).not_valid_constraints,
-            not_valid(ctx),
+            reading.leftovers.not_valid_constraints,
+            not_valid(ctx, &reading.touched),
         )
         .await
     }
@@ -83,8 +88,10 @@ impl NotValidConstraints {
         ctx: &HookContext<'_>,
         prepared: &Prepared,
     ) -> Result<Vec<Finding>, Error> {
-        let can_leave = Leftovers::of_sql(ctx.sql).not_valid_constraints;
-        let found = leftover_check::after(ctx, prepared, can_leave, not_valid(ctx)).await?;
+        let reading = self.readings.get(ctx.sql);
+        let find = not_valid(ctx, &reading.touched);
+        let can_leave = reading.leftovers.not_valid_constraints;
+        let found = leftover_check::after(&reading.touched, prepared, can_leave, find).await?;
         Ok(found
             .into_iter()
             .map(|(c, already)| {
@@ -147,6 +154,10 @@ fn quote_ident(name: &str) -> String {
 impl Hook for NotValidConstraints {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn look_ahead(&self, scripts: &[&str]) {
+        self.readings.look_ahead(scripts);
     }
 
     fn before<'a>(

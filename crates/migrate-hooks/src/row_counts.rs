@@ -8,6 +8,7 @@
 //! as well: the figure is what changed, not only what the migration did.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use migrate_core::hooks::{
     Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
@@ -16,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RowCountsConfig;
 use crate::error::Error;
+use crate::reading::Readings;
 use crate::relations::{self, Member};
-use crate::tables::Touched;
 
 const NAME: &str = "row-counts";
 
@@ -25,6 +26,7 @@ const NAME: &str = "row-counts";
 #[derive(Debug, Clone)]
 pub struct RowCounts {
     config: RowCountsConfig,
+    pub(crate) readings: Arc<Readings>,
 }
 
 /// One table's count before the migration.
@@ -39,11 +41,15 @@ struct Counted {
 impl RowCounts {
     /// The check with its settings.
     pub fn new(config: RowCountsConfig) -> RowCounts {
-        RowCounts { config }
+        RowCounts {
+            config,
+            readings: Arc::default(),
+        }
     }
 
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        let touched = Touched::of_sql(ctx.sql);
+        let reading = self.readings.get(ctx.sql);
+        let touched = &reading.touched;
         if touched.no_existing() {
             return Ok(Prepared::default());
         }
@@ -107,6 +113,10 @@ impl RowCounts {
 impl Hook for RowCounts {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn look_ahead(&self, scripts: &[&str]) {
+        self.readings.look_ahead(scripts);
     }
 
     fn before<'a>(

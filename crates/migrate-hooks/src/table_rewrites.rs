@@ -7,23 +7,28 @@
 //! compares each touched table's (and partition's) `relfilenode` before and
 //! after.
 
+use std::sync::Arc;
+
 use migrate_core::hooks::{
     Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
 };
 
 use crate::error::Error;
+use crate::reading::Readings;
 use crate::relations::{self, Member};
-use crate::tables::Touched;
 
 const NAME: &str = "table-rewrites";
 
 /// The table-rewrite check: see the module documentation.
 #[derive(Debug, Clone, Default)]
-pub struct TableRewrites;
+pub struct TableRewrites {
+    pub(crate) readings: Arc<Readings>,
+}
 
 impl TableRewrites {
     async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        let touched = Touched::of_sql(ctx.sql);
+        let reading = self.readings.get(ctx.sql);
+        let touched = &reading.touched;
         if touched.no_existing() {
             return Ok(Prepared::default());
         }
@@ -94,6 +99,10 @@ impl TableRewrites {
 impl Hook for TableRewrites {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn look_ahead(&self, scripts: &[&str]) {
+        self.readings.look_ahead(scripts);
     }
 
     fn before<'a>(

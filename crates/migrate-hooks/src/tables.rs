@@ -51,13 +51,13 @@ impl Touched {
     /// The parser recovers from syntax it does not know, so this never fails:
     /// a statement it cannot make sense of contributes what it could read.
     pub fn of_sql(sql: &str) -> Touched {
-        cached(sql).0
+        Touched::of_tree(&squawk_syntax::SourceFile::parse(sql).tree())
     }
 
-    fn parse(sql: &str) -> Touched {
-        let parse = squawk_syntax::SourceFile::parse(sql);
+    /// Reads the touched tables from a parsed script.
+    pub(crate) fn of_tree(tree: &squawk_syntax::SourceFile) -> Touched {
         let mut touched = Touched::default();
-        for node in parse.tree().syntax().descendants() {
+        for node in tree.syntax().descendants() {
             match node.kind() {
                 SyntaxKind::CREATE_TABLE | SyntaxKind::CREATE_TABLE_AS => {
                     if let Some(name) = node
@@ -110,13 +110,13 @@ pub struct Leftovers {
 impl Leftovers {
     /// Reads a script.
     pub fn of_sql(sql: &str) -> Leftovers {
-        cached(sql).1
+        Leftovers::of_tree(&squawk_syntax::SourceFile::parse(sql).tree())
     }
 
-    fn parse(sql: &str) -> Leftovers {
-        let parse = squawk_syntax::SourceFile::parse(sql);
+    /// Reads a parsed script.
+    pub(crate) fn of_tree(tree: &squawk_syntax::SourceFile) -> Leftovers {
         let mut leftovers = Leftovers::default();
-        for node in parse.tree().syntax().descendants() {
+        for node in tree.syntax().descendants() {
             match node.kind() {
                 SyntaxKind::CREATE_INDEX | SyntaxKind::REINDEX => {
                     let concurrently = node
@@ -138,25 +138,6 @@ impl Leftovers {
         }
         leftovers
     }
-}
-
-/// The last script read and what was read from it. Every hook asks about the
-/// same script, before and after it runs: the script is parsed once, not
-/// once per hook and phase.
-static LAST: std::sync::Mutex<Option<(String, Touched, Leftovers)>> = std::sync::Mutex::new(None);
-
-fn cached(sql: &str) -> (Touched, Leftovers) {
-    let mut last = LAST
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((text, touched, leftovers)) = last.as_ref()
-        && text == sql
-    {
-        return (touched.clone(), *leftovers);
-    }
-    let read = (Touched::parse(sql), Leftovers::parse(sql));
-    *last = Some((sql.to_string(), read.0.clone(), read.1));
-    read
 }
 
 /// Whether a table reference sits in a clause that only reads the table, or

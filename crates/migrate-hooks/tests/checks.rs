@@ -344,7 +344,7 @@ async fn an_alter_column_type_rewrite_is_reported_and_an_added_column_is_not() {
     .await;
     let findings = run(
         &client,
-        &TableRewrites,
+        &TableRewrites::default(),
         "ALTER TABLE users ADD COLUMN nickname text;",
     )
     .await;
@@ -352,7 +352,7 @@ async fn an_alter_column_type_rewrite_is_reported_and_an_added_column_is_not() {
 
     let findings = run(
         &client,
-        &TableRewrites,
+        &TableRewrites::default(),
         "ALTER TABLE users ALTER COLUMN id TYPE bigint;",
     )
     .await;
@@ -382,7 +382,7 @@ async fn a_rewrite_of_a_partitioned_table_names_its_partitions() {
     .await;
     let findings = run(
         &client,
-        &TableRewrites,
+        &TableRewrites::default(),
         "ALTER TABLE events ALTER COLUMN id TYPE bigint;",
     )
     .await;
@@ -409,7 +409,7 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_that_is_repo
     .await;
     let findings = run(
         &client,
-        &InvalidIndexes,
+        &InvalidIndexes::default(),
         "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);",
     )
     .await;
@@ -428,7 +428,7 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_that_is_repo
     // Still there at the next migration on the table: information, not news.
     let findings = run(
         &client,
-        &InvalidIndexes,
+        &InvalidIndexes::default(),
         "ALTER TABLE users ADD COLUMN nickname text;",
     )
     .await;
@@ -443,7 +443,7 @@ async fn constraints_left_not_valid_are_reported() {
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
     let findings = run(
         &client,
-        &NotValidConstraints,
+        &NotValidConstraints::default(),
         "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email LIKE '%@%') NOT VALID;",
     )
     .await;
@@ -461,7 +461,7 @@ async fn constraints_left_not_valid_are_reported() {
 
     let findings = run(
         &client,
-        &NotValidConstraints,
+        &NotValidConstraints::default(),
         "ALTER TABLE users VALIDATE CONSTRAINT users_email_check;",
     )
     .await;
