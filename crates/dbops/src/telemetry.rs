@@ -11,6 +11,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -18,6 +19,18 @@ use crate::opt::{Global, LogFormat};
 
 /// The target of events that carry metrics rather than log lines.
 pub const METRICS_TARGET: &str = "dbops_metrics";
+
+/// The name of the span around each hook's check (migrate-core's).
+const HOOK_SPAN: &str = "migrate.hook";
+
+/// Whether the log shows spans and events of this callsite: everything the
+/// level filter lets through but the hooks' spans. Those go to the trace
+/// exporter; in the log, each migration's line and its findings already
+/// say what the hooks found, and formatting a dozen more spans per migration
+/// was a good part of the client's work between two migrations.
+fn logged(metadata: &tracing::Metadata<'_>) -> bool {
+    !(metadata.is_span() && metadata.name() == HOOK_SPAN)
+}
 
 /// The exporters of a run; dropping it flushes and stops them.
 #[derive(Debug, Default)]
@@ -110,14 +123,14 @@ pub fn init(global: &Global, config: &TelemetryConfig) -> Result<Telemetry, Stri
                     && std::env::var_os("NO_COLOR").is_none(),
             )
             .with_target(false)
-            .with_filter(filter())
+            .with_filter(filter().and(filter_fn(logged)))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
             .with_writer(std::io::stderr)
-            .with_filter(filter())
+            .with_filter(filter().and(filter_fn(logged)))
             .boxed(),
     };
     let mut telemetry = Telemetry::default();
