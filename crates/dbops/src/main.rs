@@ -59,19 +59,20 @@ fn main() -> ExitCode {
         .after_long_help(exit_code::help_text())
         .get_matches();
     let opt = opt::Opt::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime");
+    let runtime = runtime_for(&opt.command);
     // The gRPC exporter needs the runtime when it is built.
     let _entered = runtime.enter();
     let result = context::Context::load(&opt.global).and_then(|context| {
         let telemetry =
             telemetry::init(&opt.global, &context.config.telemetry).map_err(CliError::Config)?;
-        let result = runtime.block_on(commands::run(&context, opt.command));
-        // Flush the exporters while the runtime still runs.
-        drop(telemetry);
-        result
+        runtime.block_on(async {
+            let result = commands::run(&context, opt.command).await;
+            // Flush the exporters while the runtime runs: on this one-thread
+            // runtime the gRPC exporter's connection only moves inside
+            // `block_on`, and the flush blocks.
+            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
+            result
+        })
     });
     let code = match result {
         Ok(code) => code,
@@ -81,6 +82,20 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The runtime a command runs on. Seeding generates rows on several loader
+/// tasks at once and wants every core. Everything else is a conversation
+/// with the database, where one thread answers fastest: the engine and its
+/// connection's task wake each other on every round trip, and across threads
+/// each wake-up is a context switch. Blocking work (linting) still goes to
+/// the blocking pool.
+fn runtime_for(command: &opt::Command) -> tokio::runtime::Runtime {
+    let mut builder = match command {
+        opt::Command::Seed(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    builder.enable_all().build().expect("a Tokio runtime")
 }
 
 fn print_error_chain(error: &CliError) {
