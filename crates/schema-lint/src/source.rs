@@ -50,12 +50,25 @@ impl MigrationName {
     }
 }
 
+/// A syntax error in a file, as squawk's parser reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct ParseError {
+    /// Byte offsets of the erroneous text.
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+    pub(crate) message: String,
+}
+
 /// One SQL file, parsed.
 pub(crate) struct Source {
     pub(crate) path: PathBuf,
     pub(crate) text: String,
     pub(crate) name: Option<MigrationName>,
     pub(crate) parse: Parse<SqlFile>,
+    /// The parser's and squawk's validation errors. Validating walks the
+    /// whole tree, so it is done here, where files are read in parallel,
+    /// rather than by the `syntax-error` rule, which runs once per folder.
+    pub(crate) syntax_errors: Vec<ParseError>,
     lines: LineIndex,
     statements: std::sync::OnceLock<Vec<(u32, u32)>>,
 }
@@ -75,12 +88,22 @@ impl Source {
             .and_then(|n| n.to_str())
             .and_then(MigrationName::parse);
         let parse = SqlFile::parse(&text);
+        let syntax_errors = parse
+            .errors()
+            .into_iter()
+            .map(|error| ParseError {
+                start: error.range().start().into(),
+                end: error.range().end().into(),
+                message: error.message().to_owned(),
+            })
+            .collect();
         let lines = LineIndex::new(&text);
         Source {
             path,
             text,
             name,
             parse,
+            syntax_errors,
             lines,
             statements: std::sync::OnceLock::new(),
         }

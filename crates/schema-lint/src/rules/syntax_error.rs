@@ -20,14 +20,13 @@ impl Rule for SyntaxError {
 
     fn check_migrations(&self, set: &MigrationSet<'_>, out: &mut Findings) {
         for (file, source) in set.sources.iter().enumerate() {
-            for error in source.parse.errors() {
-                let range = error.range();
+            for error in &source.syntax_errors {
                 let span = FileSpan {
                     file,
-                    start: range.start().into(),
-                    end: range.end().into(),
+                    start: error.start,
+                    end: error.end,
                 };
-                out.report(&INFO, At::Span(span), error.message().to_owned());
+                out.report(&INFO, At::Span(span), error.message.clone());
             }
         }
     }
