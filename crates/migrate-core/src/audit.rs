@@ -18,7 +18,12 @@ pub const PLATFORM_TABLE: &str = "public.audit_log";
 /// dbops's own audit table, used where the platform's does not exist.
 pub const FALLBACK_TABLE: &str = "dbops.audit_log";
 
-const FALLBACK_DDL: &str = "
+/// The lock that serializes the writers of the chains, and the creation of
+/// dbops's own audit tables: see [`PREPARE`].
+pub(crate) const CHAIN_LOCK: i64 = 0x6462_6f70_735f_6175;
+
+/// dbops's own audit tables, created when missing.
+pub(crate) const FALLBACK_DDL: &str = "
 CREATE SCHEMA IF NOT EXISTS dbops;
 CREATE TABLE IF NOT EXISTS dbops.audit_log (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -169,7 +174,6 @@ pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Resul
     })
 }
 
-/// Inserts a complete, hashed entry in one statement: the tables are append-only.
 /// The INSERT of a complete, hashed entry into `table`, in one statement:
 /// the tables are append-only. The id is drawn first so that the hash, which
 /// covers it, can be computed in the same INSERT; OVERRIDING SYSTEM VALUE
@@ -321,4 +325,15 @@ pub async fn verify(client: &Client) -> Result<Verification, Error> {
         }
     }
     Ok(verification)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preparing_an_entry_takes_the_chain_lock() {
+        let lock = format!("pg_advisory_xact_lock({CHAIN_LOCK})");
+        assert!(PREPARE.contains(&lock), "{PREPARE}");
+    }
 }

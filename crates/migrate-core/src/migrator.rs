@@ -225,6 +225,15 @@ impl Migrator {
         &self.db
     }
 
+    /// Creates dbops's bookkeeping tables in the target database when they are
+    /// missing: history, run log and, with auditing on, the audit tables.
+    /// [`Migrator::up`] and [`Migrator::down`] create them too; calling this
+    /// first lets a caller overlap that one-time DDL with other work, such as
+    /// linting the migrations. Takes no migration lock.
+    pub async fn prepare_database(&self) -> Result<(), Error> {
+        Session::prepare(&self.db, &self.target, &self.settings, self.audit.is_some()).await
+    }
+
     /// What `up` would run, without changing anything. Refuses exactly as `up` would.
     pub async fn plan_up(&self, options: &UpOptions) -> Result<Plan, Error> {
         let session = Session::open_read_only(&self.db, &self.target, &self.settings).await?;

@@ -181,6 +181,20 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// Connects, creates the bookkeeping tables if needed (and, with `audit`,
+    /// dbops's own audit tables), and disconnects: no lock is left behind.
+    pub async fn prepare(
+        db: &'a Database,
+        target: &'a TargetNames,
+        settings: &'a Settings,
+        audit: bool,
+    ) -> Result<(), Error> {
+        let mut session = Session::open_read_only(db, target, settings).await?;
+        session.bootstrap_with(audit).await?;
+        session.conn = None;
+        Ok(())
+    }
+
     pub fn client(&self) -> &tokio_postgres::Client {
         self.conn
             .as_ref()
@@ -188,12 +202,27 @@ impl<'a> Session<'a> {
     }
 
     async fn bootstrap(&self) -> Result<(), Error> {
+        self.bootstrap_with(false).await
+    }
+
+    /// Creates the bookkeeping tables and, with `audit`, the audit tables.
+    async fn bootstrap_with(&self, audit: bool) -> Result<(), Error> {
         // Concurrent `CREATE ... IF NOT EXISTS` can still collide on the
         // catalog's unique indexes, so bootstrap runs under a lock of its own
-        // that every target shares.
+        // that every target shares; the audit tables are created under the
+        // audit chain's lock, as the audit writers create them.
         let history = refinery_history_ddl(&self.target.history_table);
+        let audit = if audit {
+            format!(
+                "SELECT pg_advisory_xact_lock({}); {}",
+                crate::audit::CHAIN_LOCK,
+                crate::audit::FALLBACK_DDL
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK}); {BOOKKEEPING_DDL} {history}; COMMIT;"
+            "BEGIN; SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK}); {BOOKKEEPING_DDL} {history}; {audit} COMMIT;"
         );
         if let Err(e) = self.client().batch_execute(&sql).await {
             let _ = self.client().batch_execute("ROLLBACK").await;

@@ -31,9 +31,17 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             for name in Context::targets(target.target) {
                 let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
                 // Lint (CPU) and planning (the database) overlap: every file is
-                // linted, then only the findings in pending files are kept.
+                // linted, then only the findings in pending files are kept. A
+                // real run creates dbops's tables meanwhile, if it is the first.
                 let linting = lint_everything(context, &migrator)?;
-                let plan = migrator.plan_up(&options).await?;
+                let plan = if dry_run {
+                    migrator.plan_up(&options).await?
+                } else {
+                    let (plan, prepared) =
+                        tokio::join!(migrator.plan_up(&options), migrator.prepare_database());
+                    prepared?;
+                    plan?
+                };
                 let lint = pending_findings(
                     linting.await.expect("linting does not panic"),
                     &migrator,
