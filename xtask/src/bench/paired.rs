@@ -3,9 +3,9 @@
 //!
 //! Each round runs both cases, alternating which goes first, after one
 //! untimed warm-up round. A case prepares its command untimed (a fresh
-//! database, say) and only the command itself is timed. Pairing by round
-//! cancels most of the machine's drift: both commands of a round see the
-//! same background load.
+//! database, say) and only the command itself is timed. Both commands write
+//! their output to a file. Pairing by round cancels most of the machine's
+//! drift: both commands of a round see the same background load.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -35,18 +35,32 @@ impl<'a> Case<'a> {
     fn time(&mut self) -> Result<Duration> {
         let mut command =
             (self.prepare)().map_err(|e| format!("preparing `{}`: {e}", self.label))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        // The command writes to a file, not to a pipe: a reader process
+        // woken by every line would compete for the cores with the command
+        // and the server (hyperfine discards output for the same reason).
+        // The file is read back only when the command fails.
+        let log = std::env::temp_dir().join(format!("xtask-bench-{}.log", std::process::id()));
+        let out =
+            std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("opening {} twice: {e}", log.display()))?;
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
         let started = Instant::now();
-        let output = command
-            .output()
+        let status = command
+            .status()
             .map_err(|e| format!("cannot start `{}`: {e}", cmd::display(&command)))?;
         let elapsed = started.elapsed();
-        if output.status.success() {
+        let said = std::fs::read(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if status.success() {
             Ok(elapsed)
         } else {
+            let output = std::process::Output {
+                status,
+                stdout: Vec::new(),
+                stderr: said,
+            };
             Err(cmd::failure(&command, &output).into())
         }
     }
