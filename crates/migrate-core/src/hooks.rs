@@ -100,6 +100,16 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
         let _ = scripts;
     }
 
+    /// Whether [`Hook::before`] may query the database for this script.
+    /// When no hook's does, the engine runs a migration's before-checks while
+    /// the previous migration's transaction is still open, and sends that
+    /// transaction's `COMMIT` with this migration's batch: a round trip less
+    /// per migration. The default, `true`, is always safe.
+    fn before_reads_database(&self, sql: &str) -> bool {
+        let _ = sql;
+        true
+    }
+
     /// Runs before the migration. A [`Severity::Refuse`] finding stops the run.
     fn before<'a>(
         &'a self,

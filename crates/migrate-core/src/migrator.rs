@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::hooks::{Finding, Hook, HookContext, Outcome, Prepared, Severity};
 use crate::refinery_adapter::RefineryAdapter;
 use crate::session::{
-    AppliedRow, Committed, Session, Step, TargetNames, millis, millis_since, with_applied_before,
+    Applied, AppliedRow, Committed, Session, Step, TargetNames, millis, millis_since,
+    with_applied_before,
 };
 use crate::source::{Direction, Migration, Source};
 use crate::status::{DriftKind, DriftedMigration, PartialMigration, PendingMigration, Status};
@@ -159,6 +160,42 @@ pub struct CompletedStep {
     pub attempts: u32,
     /// What the hooks observed.
     pub findings: Vec<Finding>,
+}
+
+/// A transactional step whose transaction is still open: it ran, its
+/// after-checks ran and its audit entry is ready, and its COMMIT goes out
+/// with the next step's batch ([`Session::hand_off`]).
+pub(crate) struct Pending<'s> {
+    step: Step<'s>,
+    /// The history change, to apply the step again should its commit be lost.
+    record: String,
+    span: tracing::Span,
+    entry: Option<crate::audit::AuditEntry>,
+    chain: Option<crate::audit::ChainTarget>,
+    findings: Vec<Finding>,
+    applied: Applied,
+    duration: Duration,
+}
+
+impl Pending<'_> {
+    /// The step's completion, once its commit went through.
+    fn finish(self, migrator: &Migrator) -> CompletedStep {
+        migrator.finished(
+            &self.span,
+            self.step,
+            self.applied,
+            self.duration,
+            self.findings,
+        )
+    }
+}
+
+/// How [`Migrator::apply_chained`] left a step.
+pub(crate) enum Stepped<'s> {
+    /// Committed (or, outside a transaction, run) and completed.
+    Done(CompletedStep),
+    /// Its transaction is open, for the next step to commit.
+    Pending(Pending<'s>),
 }
 
 /// What [`Migrator::repair`] did.
@@ -418,6 +455,31 @@ impl Migrator {
         step: Step<'_>,
         record: &str,
     ) -> Result<CompletedStep, Error> {
+        let mut completed = Vec::new();
+        match self
+            .apply_chained(session, step, record, None, false, &mut completed)
+            .await?
+        {
+            Stepped::Done(done) => Ok(done),
+            Stepped::Pending(pending) => self.settle(session, pending).await,
+        }
+    }
+
+    /// Applies `step` as [`Migrator::apply_step`] does, after `prev`, a
+    /// step of the same stretch whose transaction is still open: `prev`'s
+    /// COMMIT goes out with `step`'s batch when no before-check of `step`
+    /// needs the database, and before those checks otherwise. `prev`'s
+    /// completion is pushed to `completed`. With `defer`, `step`'s own COMMIT
+    /// is left to the step after it: the result is then [`Stepped::Pending`].
+    pub(crate) async fn apply_chained<'s>(
+        &self,
+        session: &mut Session<'_>,
+        step: Step<'s>,
+        record: &str,
+        prev: Option<Pending<'s>>,
+        defer: bool,
+        completed: &mut Vec<CompletedStep>,
+    ) -> Result<Stepped<'s>, Error> {
         let migration = step.migration;
         let span = tracing::info_span!(
             "migrate.migration",
@@ -432,21 +494,44 @@ impl Migrator {
             rows_affected = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        self.apply_step_in_span(session, step, record)
+        self.apply_step_in_span(session, step, record, prev, defer, completed)
             .instrument(span)
             .await
     }
 
-    async fn apply_step_in_span(
+    async fn apply_step_in_span<'s>(
         &self,
         session: &mut Session<'_>,
-        step: Step<'_>,
+        step: Step<'s>,
         record: &str,
-    ) -> Result<CompletedStep, Error> {
+        mut prev: Option<Pending<'s>>,
+        defer: bool,
+        completed: &mut Vec<CompletedStep>,
+    ) -> Result<Stepped<'s>, Error> {
         let span = tracing::Span::current();
         let migration = step.migration;
-        let (mut findings, prepared) = self.before_hooks(session, step).await?;
+        let sql = step.script().sql.as_str();
+        let chainable = !step.script().no_transaction
+            && !self
+                .hooks
+                .iter()
+                .any(|hook| hook.before_reads_database(sql));
+        if !chainable && let Some(pending) = prev.take() {
+            completed.push(self.settle(session, pending).await?);
+        }
+        let (mut findings, prepared) = match self.before_hooks(session, step).await {
+            Ok(before) => before,
+            Err(e) => {
+                if let Some(pending) = prev.take() {
+                    completed.push(self.settle(session, pending).await?);
+                }
+                return Err(e);
+            }
+        };
         if let Some(refusal) = findings.iter().find(|f| f.severity == Severity::Refuse) {
+            if let Some(pending) = prev.take() {
+                completed.push(self.settle(session, pending).await?);
+            }
             span.record("outcome", "refused");
             return Err(Error::Refused {
                 version: migration.version,
@@ -455,6 +540,7 @@ impl Migrator {
             });
         }
         let policy = &self.settings.retry;
+        let audit = self.audit.is_some();
         let mut commit_attempt = 1;
         let (result, duration) = loop {
             let started = Instant::now();
@@ -462,10 +548,38 @@ impl Migrator {
                 let result = session.apply_non_transactional(&step).await;
                 break (result, started.elapsed());
             }
-            let (applied, chain) = match session
-                .begin_transactional(&step, record, self.audit.is_some())
-                .await
-            {
+            let begun = match prev.take() {
+                Some(pending) => {
+                    let handoff = session
+                        .hand_off(
+                            &pending.step,
+                            pending.entry.as_ref().zip(pending.chain),
+                            &step,
+                            record,
+                            audit,
+                        )
+                        .await;
+                    match handoff.prev? {
+                        Committed::Yes => completed.push(pending.finish(self)),
+                        Committed::Lost => {
+                            tracing::warn!(
+                                version = pending.step.migration.version,
+                                "the commit did not go through; applying the migration again"
+                            );
+                            completed.push(
+                                Box::pin(self.apply_step(session, pending.step, &pending.record))
+                                    .await?,
+                            );
+                        }
+                    }
+                    match handoff.next {
+                        Some(begun) => begun,
+                        None => session.begin_transactional(&step, record, audit).await,
+                    }
+                }
+                None => session.begin_transactional(&step, record, audit).await,
+            };
+            let (applied, chain) = match begun {
                 Ok(begun) => begun,
                 Err(e) => break (Err(e), started.elapsed()),
             };
@@ -493,8 +607,20 @@ impl Migrator {
                 findings.iter().chain(&after),
             );
             let entry = self.audit_entry(audit_action(step.direction), migration.version, details);
-            let audit = entry.as_ref().zip(chain);
-            match session.commit(&step, audit).await? {
+            if defer {
+                findings.extend(after);
+                return Ok(Stepped::Pending(Pending {
+                    step,
+                    record: record.to_string(),
+                    span,
+                    entry,
+                    chain,
+                    findings,
+                    applied,
+                    duration,
+                }));
+            }
+            match session.commit(&step, entry.as_ref().zip(chain)).await? {
                 Committed::Yes => {
                     findings.extend(after);
                     break (Ok(applied), duration);
@@ -547,41 +673,75 @@ impl Migrator {
             )
             .await?;
         }
-        for finding in &findings {
-            match finding.severity {
-                Severity::Info => {
-                    tracing::info!(hook = %finding.hook, version = migration.version, "{}", finding.message)
-                }
-                _ => {
-                    tracing::warn!(hook = %finding.hook, version = migration.version, "{}", finding.message)
-                }
+        match result {
+            Ok(applied) => Ok(Stepped::Done(
+                self.finished(&span, step, applied, duration, findings),
+            )),
+            Err(e) => {
+                log_findings(&span, step, &findings);
+                span.record("rows_affected", rows_affected(&findings, &[]));
+                span.record("duration_ms", millis(duration));
+                record_metrics(&self.target.name, step.direction, duration, false);
+                span.record("outcome", "failed");
+                Err(e)
             }
         }
+    }
+
+    /// Commits a step left pending (see [`Migrator::apply_chained`]) on its
+    /// own, and completes it.
+    pub(crate) async fn settle(
+        &self,
+        session: &mut Session<'_>,
+        pending: Pending<'_>,
+    ) -> Result<CompletedStep, Error> {
+        match session
+            .commit(&pending.step, pending.entry.as_ref().zip(pending.chain))
+            .await?
+        {
+            Committed::Yes => Ok(pending.finish(self)),
+            Committed::Lost => {
+                tracing::warn!(
+                    version = pending.step.migration.version,
+                    "the commit did not go through; applying the migration again"
+                );
+                Box::pin(self.apply_step(session, pending.step, &pending.record)).await
+            }
+        }
+    }
+
+    /// Completes a step that committed: its findings in the log, its span's
+    /// last fields, its metrics, its log line.
+    fn finished(
+        &self,
+        span: &tracing::Span,
+        step: Step<'_>,
+        applied: Applied,
+        duration: Duration,
+        findings: Vec<Finding>,
+    ) -> CompletedStep {
+        let migration = step.migration;
+        log_findings(span, step, &findings);
         span.record("rows_affected", rows_affected(&findings, &[]));
         span.record("duration_ms", millis(duration));
-        record_metrics(&self.target.name, step.direction, duration, result.is_ok());
-        let applied = match result {
-            Ok(applied) => applied,
-            Err(e) => {
-                span.record("outcome", "failed");
-                return Err(e);
-            }
-        };
+        record_metrics(&self.target.name, step.direction, duration, true);
         span.record("attempts", applied.attempts);
         span.record("outcome", "succeeded");
-        tracing::info!(
-            "{} {} in {} ms",
-            step.direction.as_str(),
-            migration.label(),
-            millis(duration)
-        );
-        Ok(CompletedStep {
+        span.in_scope(|| {
+            tracing::info!(
+                "{} {} in {} ms",
+                step.direction.as_str(),
+                migration.label(),
+                millis(duration)
+            )
+        });
+        CompletedStep {
             version: migration.version,
             slug: migration.slug.clone(),
             duration,
             attempts: applied.attempts,
             findings,
-        })
+        }
     }
 
     async fn before_hooks(
@@ -1033,6 +1193,21 @@ impl Migrator {
 /// Metric events, for the binary's metrics layer (`tracing-opentelemetry`'s
 /// `histogram.` / `monotonic_counter.` field convention). The log layer skips
 /// their target.
+/// Logs a step's findings, in its span.
+fn log_findings(span: &tracing::Span, step: Step<'_>, findings: &[Finding]) {
+    let version = step.migration.version;
+    span.in_scope(|| {
+        for finding in findings {
+            match finding.severity {
+                Severity::Info => {
+                    tracing::info!(hook = %finding.hook, version, "{}", finding.message)
+                }
+                _ => tracing::warn!(hook = %finding.hook, version, "{}", finding.message),
+            }
+        }
+    });
+}
+
 fn record_metrics(target: &str, direction: Direction, duration: Duration, succeeded: bool) {
     let outcome = if succeeded { "succeeded" } else { "failed" };
     tracing::info!(

@@ -8,7 +8,7 @@ use refinery_core::traits::r#async::{AsyncMigrate, AsyncQuery, AsyncTransaction}
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::migrator::{CompletedStep, Migrator};
+use crate::migrator::{CompletedStep, Migrator, Pending, Stepped};
 use crate::session::{Session, Step};
 use crate::source::{Direction, Migration};
 
@@ -25,6 +25,8 @@ pub(crate) struct RefineryAdapter<'r, 's, 'a> {
     completed: &'r mut Vec<CompletedStep>,
     next: usize,
     failure: Option<Error>,
+    /// The step applied last, whose COMMIT goes out with the next one's batch.
+    pending: Option<Pending<'s>>,
 }
 
 impl<'r, 's, 'a> RefineryAdapter<'r, 's, 'a> {
@@ -41,6 +43,7 @@ impl<'r, 's, 'a> RefineryAdapter<'r, 's, 'a> {
             completed,
             next: 0,
             failure: None,
+            pending: None,
         }
     }
 
@@ -58,6 +61,10 @@ impl<'r, 's, 'a> RefineryAdapter<'r, 's, 'a> {
         let result = runner.run_async(&mut self).await;
         if let Some(failure) = self.failure.take() {
             return Err(failure);
+        }
+        if let Some(pending) = self.pending.take() {
+            let done = self.migrator.settle(self.session, pending).await?;
+            self.completed.push(done);
         }
         let report = result.map_err(|e| Error::Refinery(e.to_string()))?;
         if report.applied_migrations().len() != self.migrations.len() {
@@ -87,9 +94,19 @@ impl AsyncTransaction for RefineryAdapter<'_, '_, '_> {
                     migration,
                     direction: Direction::Up,
                 };
-                match self.migrator.apply_step(self.session, step, record).await {
-                    Ok(done) => {
-                        self.completed.push(done);
+                // Each step but the last leaves its COMMIT to the next one.
+                let defer = self.next + 1 < self.migrations.len();
+                let prev = self.pending.take();
+                let stepped = self
+                    .migrator
+                    .apply_chained(self.session, step, record, prev, defer, self.completed)
+                    .await;
+                match stepped {
+                    Ok(stepped) => {
+                        match stepped {
+                            Stepped::Done(done) => self.completed.push(done),
+                            Stepped::Pending(pending) => self.pending = Some(pending),
+                        }
                         self.next += 1;
                         Ok(2)
                     }

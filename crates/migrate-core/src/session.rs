@@ -113,6 +113,18 @@ pub(crate) enum Committed {
     Lost,
 }
 
+/// What [`Session::hand_off`] did: the previous step's commit, and the next
+/// step's transaction.
+pub(crate) struct Handoff {
+    /// Whether the previous step committed; an error when its audit entry or
+    /// its `COMMIT` failed, and it was rolled back.
+    pub prev: Result<Committed, Error>,
+    /// The next step's open transaction once the previous step committed, or
+    /// its error; `None` when it was not attempted (the previous step failed,
+    /// or the connection dropped and it must be run again the usual way).
+    pub next: Option<Result<(Applied, Option<ChainTarget>), Error>>,
+}
+
 /// The outcome of applying one script.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Applied {
@@ -517,13 +529,31 @@ impl<'a> Session<'a> {
         record: &str,
         audit: bool,
     ) -> Result<(Applied, Option<ChainTarget>), Error> {
+        self.begin_transactional_after(step, record, audit, None)
+            .await
+    }
+
+    /// [`Session::begin_transactional`], whose first attempt already ran
+    /// (and failed) when `first` is given.
+    async fn begin_transactional_after(
+        &mut self,
+        step: &Step<'_>,
+        record: &str,
+        audit: bool,
+        mut first: Option<(Failure, OffsetDateTime)>,
+    ) -> Result<(Applied, Option<ChainTarget>), Error> {
         let policy = self.settings.retry.clone();
         let mut attempt = 1;
         loop {
-            let started_at = OffsetDateTime::now_utc();
-            let failure = match self.try_transaction(step, record, started_at, audit).await {
-                Ok(chain) => return Ok((Applied { attempts: attempt }, chain)),
-                Err(failure) => failure,
+            let (failure, started_at) = match first.take() {
+                Some(first) => first,
+                None => {
+                    let started_at = OffsetDateTime::now_utc();
+                    match self.try_transaction(step, record, started_at, audit).await {
+                        Ok(chain) => return Ok((Applied { attempts: attempt }, chain)),
+                        Err(failure) => (failure, started_at),
+                    }
+                }
             };
             match failure {
                 Failure::Fatal(error) => {
@@ -569,45 +599,23 @@ impl<'a> Session<'a> {
         let result = match audit {
             None => client.batch_execute("COMMIT").await,
             Some((entry, chain)) => {
-                if let Err(e) = chain.ensure(client).await {
-                    self.rollback().await;
-                    return Err(Error::Database {
-                        context: "creating dbops's audit tables".into(),
-                        source: e,
-                    });
-                }
-                // Prepared once per connection and chain table: after that the
-                // INSERT and the COMMIT go out together, one round trip.
-                let prepared = match &self.audit_insert {
-                    Some((table, statement)) if *table == chain.table => statement.clone(),
-                    _ => match client.prepare(&crate::audit::insert_sql(chain.table)).await {
-                        Ok(statement) => {
-                            self.audit_insert = Some((chain.table, statement.clone()));
-                            statement
-                        }
-                        Err(e) => {
-                            self.rollback().await;
-                            return Err(Error::Database {
-                                context: format!("preparing the audit INSERT into {}", chain.table),
-                                source: e,
-                            });
-                        }
-                    },
+                let prepared = match self.audit_statement(chain).await {
+                    Ok(prepared) => prepared,
+                    Err(e) => {
+                        self.rollback().await;
+                        return Err(e);
+                    }
                 };
                 let client = self.client();
+                // Biased: the INSERT is sent first, then the COMMIT.
                 let (inserted, committed) = tokio::join!(
+                    biased;
                     crate::audit::insert_with(client, &prepared, chain.table, entry),
                     client.batch_execute("COMMIT")
                 );
                 match inserted {
                     Err(e) if e.as_db_error().is_some() => {
-                        return Err(Error::Database {
-                            context: format!(
-                                "writing the audit entry of migration {} to {}; the migration was rolled back",
-                                step.migration.version, chain.table
-                            ),
-                            source: e,
-                        });
+                        return Err(audit_write_error(step, chain, e));
                     }
                     _ => committed,
                 }
@@ -634,6 +642,156 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The audit INSERT into `chain`'s table, prepared once per connection
+    /// and table (creating dbops's audit tables first when they are missing):
+    /// after that the INSERT and the COMMIT go out together, one round trip.
+    async fn audit_statement(
+        &mut self,
+        chain: ChainTarget,
+    ) -> Result<tokio_postgres::Statement, Error> {
+        if let Some((table, statement)) = &self.audit_insert
+            && *table == chain.table
+        {
+            return Ok(statement.clone());
+        }
+        let client = self.client();
+        chain
+            .ensure(client)
+            .await
+            .map_err(Error::db("creating dbops's audit tables"))?;
+        let statement = client
+            .prepare(&crate::audit::insert_sql(chain.table))
+            .await
+            .map_err(|e| Error::Database {
+                context: format!("preparing the audit INSERT into {}", chain.table),
+                source: e,
+            })?;
+        self.audit_insert = Some((chain.table, statement.clone()));
+        Ok(statement)
+    }
+
+    /// Commits `prev`'s open transaction (with `prev_audit`'s entry) and
+    /// opens `step`'s, in one round trip: the entry's INSERT, then one query
+    /// of `SELECT 1; COMMIT;` and `step`'s batch. The engine calls it when
+    /// `step`'s before-checks did not need the database, so nothing had to
+    /// wait for `prev`'s commit.
+    ///
+    /// A failed query stops at its first error, so `step` never runs unless
+    /// `prev` committed: when the INSERT fails, `prev`'s transaction is
+    /// aborted and the `SELECT 1` fails; when the `COMMIT` fails, it is the
+    /// error. A failure in `step`'s part is retried or reported as
+    /// [`Session::begin_transactional`] would. A query that does not parse (a
+    /// syntax error in `step`'s script) runs nothing but aborts `prev`'s
+    /// transaction: `prev` is then [`Committed::Lost`], to be applied again.
+    /// When the connection drops, the history says whether `prev` committed,
+    /// and `step` is left to be run again.
+    pub async fn hand_off(
+        &mut self,
+        prev: &Step<'_>,
+        prev_audit: Option<(&AuditEntry, ChainTarget)>,
+        step: &Step<'_>,
+        record: &str,
+        audit: bool,
+    ) -> Handoff {
+        let prepared = match prev_audit {
+            Some((_, chain)) => match self.audit_statement(chain).await {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    self.rollback().await;
+                    return Handoff {
+                        prev: Err(e),
+                        next: None,
+                    };
+                }
+            },
+            None => None,
+        };
+        const LEAD: &str = "SELECT 1; COMMIT;\n";
+        let started_at = OffsetDateTime::now_utc();
+        let (batch, skip) = self.transaction_batch(step, record, started_at, audit, LEAD);
+        let client = self.client();
+        let insert = async {
+            match (prev_audit, &prepared) {
+                (Some((entry, chain)), Some(prepared)) => Some(
+                    crate::audit::insert_with(client, prepared, chain.table, entry)
+                        .await
+                        .map_err(|e| (e, chain)),
+                ),
+                _ => None,
+            }
+        };
+        // Biased: the INSERT is sent first, then the query.
+        let (inserted, ran) = tokio::join!(biased; insert, run_batch(client, &batch));
+        let (e, completed) = match ran {
+            Ok(messages) => {
+                self.unflushed = true;
+                return Handoff {
+                    prev: Ok(Committed::Yes),
+                    next: Some(Ok((
+                        Applied { attempts: 1 },
+                        chain_target(&messages, audit),
+                    ))),
+                };
+            }
+            Err(failed) => failed,
+        };
+        if e.is_closed() || e.as_db_error().is_none() {
+            tracing::warn!(version = prev.migration.version, error = %e, "connection lost during commit; reconnecting");
+            if let Err(e) = self.reconnect().await {
+                return Handoff {
+                    prev: Err(e),
+                    next: None,
+                };
+            }
+            let prev = match self.is_done(prev).await {
+                Ok(true) => Ok(Committed::Yes),
+                Ok(false) => Ok(Committed::Lost),
+                Err(e) => Err(e),
+            };
+            return Handoff { prev, next: None };
+        }
+        match completed {
+            // Nothing ran, and `prev`'s transaction is aborted.
+            0 => {
+                self.rollback().await;
+                match inserted {
+                    // The INSERT failed, and so did the `SELECT 1` after it.
+                    Some(Err((insert_error, chain))) if insert_error.as_db_error().is_some() => {
+                        Handoff {
+                            prev: Err(audit_write_error(prev, chain, insert_error)),
+                            next: None,
+                        }
+                    }
+                    // The query did not parse: a syntax error in `step`'s
+                    // script, found before any statement ran. `prev` is
+                    // applied again, then `step` fails on its own.
+                    _ => Handoff {
+                        prev: Ok(Committed::Lost),
+                        next: None,
+                    },
+                }
+            }
+            // The COMMIT failed, which ends the transaction.
+            1 => Handoff {
+                prev: Err(sql_error(prev, e, Vec::new())),
+                next: None,
+            },
+            // `prev` committed; `step`'s part failed.
+            _ => {
+                self.unflushed = true;
+                let _ = self.client().batch_execute("ROLLBACK").await;
+                let failure = self.classify_in(step, e, &batch, skip);
+                let next = self
+                    .begin_transactional_after(step, record, audit, Some((failure, started_at)))
+                    .await;
+                Handoff {
+                    prev: Ok(Committed::Yes),
+                    next: Some(next),
+                }
+            }
+        }
+    }
+
     /// Rolls back an open transaction, best effort (the error that led here matters more).
     pub async fn rollback(&self) {
         let _ = self.client().batch_execute("ROLLBACK").await;
@@ -651,12 +809,36 @@ impl<'a> Session<'a> {
         audit: bool,
     ) -> Result<Option<ChainTarget>, Failure> {
         let client = self.client();
+        let (batch, skip) = self.transaction_batch(step, record, started_at, audit, "");
+        match client.simple_query(&batch).await {
+            Ok(messages) => Ok(chain_target(&messages, audit)),
+            Err(e) => {
+                if !e.is_closed() {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                Err(self.classify_in(step, e, &batch, skip))
+            }
+        }
+    }
+
+    /// The query that opens `step`'s transaction after `lead`: `BEGIN`, the
+    /// timeouts, the script, `record` (the history change), the run-log row
+    /// and, with `audit`, the audit chain's lock. Returns it with the offset
+    /// of the script in it.
+    fn transaction_batch(
+        &self,
+        step: &Step<'_>,
+        record: &str,
+        started_at: OffsetDateTime,
+        audit: bool,
+        lead: &str,
+    ) -> (String, usize) {
         // Each migration commits without waiting for its WAL flush; the run
         // flushes once before it reports success (Session::close). A server
         // crash in between loses whole migrations, history and audit rows
         // with them, never half of one: the next run applies them again.
         let prefix = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'; SET LOCAL synchronous_commit = off;\n",
+            "{lead}BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'; SET LOCAL synchronous_commit = off;\n",
             pg_millis(self.settings.lock_timeout),
             pg_millis(self.settings.statement_timeout)
         );
@@ -670,28 +852,7 @@ impl<'a> Session<'a> {
         } else {
             format!("{prefix}{script}\n;\n{record};\n{run_log};")
         };
-        match client.simple_query(&batch).await {
-            // The last row of the batch is the audit preparation's.
-            Ok(messages) => Ok(audit
-                .then(|| {
-                    messages.iter().rev().find_map(|message| match message {
-                        tokio_postgres::SimpleQueryMessage::Row(row) => {
-                            Some(ChainTarget::from_text(
-                                row.get(1).unwrap_or("f"),
-                                row.get(2).unwrap_or("f"),
-                            ))
-                        }
-                        _ => None,
-                    })
-                })
-                .flatten()),
-            Err(e) => {
-                if !e.is_closed() {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                }
-                Err(self.classify_in(step, e, &batch, prefix.len()))
-            }
-        }
+        (batch, prefix.len())
     }
 
     /// Classifies an error of `batch`, in which the script starts at byte `skip`.
@@ -993,4 +1154,61 @@ pub(crate) fn millis_since(start: Instant) -> u64 {
 /// A duration in milliseconds, for span fields.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Where the audit entry goes, from the last row of a transaction batch (the
+/// audit chain's lock, see [`crate::audit::PREPARE`]); `None` without `audit`.
+fn chain_target(
+    messages: &[tokio_postgres::SimpleQueryMessage],
+    audit: bool,
+) -> Option<ChainTarget> {
+    if !audit {
+        return None;
+    }
+    messages.iter().rev().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(ChainTarget::from_text(
+            row.get(1).unwrap_or("f"),
+            row.get(2).unwrap_or("f"),
+        )),
+        _ => None,
+    })
+}
+
+/// Runs a multi-statement query; on failure, also tells how many of its
+/// statements completed before the one that failed.
+async fn run_batch(
+    client: &tokio_postgres::Client,
+    batch: &str,
+) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, (tokio_postgres::Error, usize)> {
+    use futures_util::TryStreamExt;
+    let stream = client.simple_query_raw(batch).await.map_err(|e| (e, 0))?;
+    futures_util::pin_mut!(stream);
+    let mut messages = Vec::new();
+    let mut completed = 0;
+    loop {
+        match stream.try_next().await {
+            Ok(Some(message)) => {
+                if matches!(
+                    message,
+                    tokio_postgres::SimpleQueryMessage::CommandComplete(_)
+                ) {
+                    completed += 1;
+                }
+                messages.push(message);
+            }
+            Ok(None) => return Ok(messages),
+            Err(e) => return Err((e, completed)),
+        }
+    }
+}
+
+/// The error of a migration whose audit entry could not be written.
+fn audit_write_error(step: &Step<'_>, chain: ChainTarget, e: tokio_postgres::Error) -> Error {
+    Error::Database {
+        context: format!(
+            "writing the audit entry of migration {} to {}; the migration was rolled back",
+            step.migration.version, chain.table
+        ),
+        source: e,
+    }
 }

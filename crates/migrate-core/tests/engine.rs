@@ -46,6 +46,62 @@ fn migrator(db: &TestDb, dir: &Path) -> Migrator {
     .unwrap()
 }
 
+/// Writes 202501010000, which creates table `t`, and 202501010900, which
+/// alters it; applies 202501010000, then the rest (with whatever the caller
+/// wrote in between) while another session holds a lock on `t` for 600 ms,
+/// with statements that give up on a lock after 100 ms and retry quickly and
+/// often.
+async fn apply_the_rest_while_t_is_locked(db: &TestDb, dir: &Path) -> migrate_core::RunReport {
+    write(
+        dir,
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir,
+        202501010900,
+        "t_c",
+        "ALTER TABLE t ADD COLUMN c text;",
+        "ALTER TABLE t DROP COLUMN c;",
+    );
+    let settings = Settings {
+        lock_timeout: std::time::Duration::from_millis(100),
+        retry: migrate_core::RetryPolicy {
+            max_attempts: 20,
+            initial_backoff: std::time::Duration::from_millis(50),
+            max_backoff: std::time::Duration::from_millis(200),
+            multiplier: 2.0,
+        },
+        ..Settings::default()
+    };
+    let migrator = Migrator::new(
+        "operational",
+        Source::load(dir).unwrap(),
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap();
+    let first = UpOptions {
+        to: Some(202501010000),
+        ..UpOptions::default()
+    };
+    migrator.up(&first).await.unwrap();
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        blocker.batch_execute("COMMIT").await.unwrap();
+    });
+    let report = migrator.up(&UpOptions::default()).await.unwrap();
+    release.await.unwrap();
+    report
+}
+
 async fn tables(db: &TestDb) -> Vec<String> {
     let client = db.connect().await;
     client
@@ -523,58 +579,8 @@ async fn lock_timeout_reports_the_holder() {
 async fn lock_timeouts_on_statements_are_retried() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        202501010000,
-        "t",
-        "CREATE TABLE t (id bigint);",
-        "DROP TABLE t;",
-    );
-    write(
-        dir.path(),
-        202501010100,
-        "t_c",
-        "ALTER TABLE t ADD COLUMN c text;",
-        "ALTER TABLE t DROP COLUMN c;",
-    );
-    let source = Source::load(dir.path()).unwrap();
-    let settings = Settings {
-        lock_timeout: std::time::Duration::from_millis(100),
-        retry: migrate_core::RetryPolicy {
-            max_attempts: 20,
-            initial_backoff: std::time::Duration::from_millis(50),
-            max_backoff: std::time::Duration::from_millis(200),
-            multiplier: 2.0,
-        },
-        ..Settings::default()
-    };
-    let migrator = Migrator::new(
-        "operational",
-        source,
-        Database::from_url(db.url()).unwrap(),
-        settings,
-    )
-    .unwrap();
-    migrator
-        .up(&UpOptions {
-            to: Some(202501010000),
-            ..UpOptions::default()
-        })
-        .await
-        .unwrap();
-
     // A long transaction holds a lock on t; the ALTER must wait, time out, and retry until it is gone.
-    let blocker = db.connect().await;
-    blocker
-        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
-        .await
-        .unwrap();
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        blocker.batch_execute("COMMIT").await.unwrap();
-    });
-    let report = migrator.up(&UpOptions::default()).await.unwrap();
-    release.await.unwrap();
+    let report = apply_the_rest_while_t_is_locked(&db, dir.path()).await;
     assert_eq!(report.completed.len(), 1);
     assert!(
         report.completed[0].attempts > 1,
@@ -605,4 +611,104 @@ async fn plan_hash_covers_versions_and_checksums() {
         .await
         .unwrap();
     assert_ne!(plan.hash, changed.hash);
+}
+
+// Within a run, each migration's COMMIT goes out with the next migration's
+// batch (Session::hand_off). The tests below fail that shared round trip in
+// each of its parts.
+
+#[tokio::test]
+async fn a_migration_whose_commit_fails_is_rolled_back_and_the_next_one_never_runs() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The deferred foreign key is checked at COMMIT, which fails.
+    write(
+        dir.path(),
+        202501010000,
+        "deferred",
+        "CREATE TABLE p (id bigint PRIMARY KEY);\nCREATE TABLE c (p_id bigint REFERENCES p DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO c VALUES (1);",
+        "DROP TABLE c; DROP TABLE p;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "next",
+        "CREATE TABLE next (id bigint);",
+        "DROP TABLE next;",
+    );
+    let error = migrator(&db, dir.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    match &error {
+        Error::MigrationFailed {
+            version,
+            code,
+            applied_before,
+            ..
+        } => {
+            assert_eq!(*version, 202501010000, "{error}");
+            assert_eq!(code.as_deref(), Some("23503"), "{error}");
+            assert!(applied_before.is_empty(), "{error}");
+        }
+        other => panic!("expected the first migration to fail, got {other:?}"),
+    }
+    assert!(tables(&db).await.is_empty(), "nothing was applied");
+    assert!(history(&db).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_migration_whose_audit_entry_fails_is_rolled_back_and_the_next_one_never_runs() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    let migrator = migrator(&db, dir.path()).with_audit(migrate_core::AuditSettings {
+        actor: "test".into(),
+        metadata: serde_json::Map::new(),
+    });
+    migrator.prepare_database().await.unwrap();
+    db.connect()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no entry for %', NEW.target_id; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON dbops.audit_log FOR EACH ROW
+                 WHEN (NEW.target_id = '202501010100') EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    let message = format!("{error}");
+    assert!(
+        message.contains("writing the audit entry of migration 202501010100"),
+        "{message}"
+    );
+    assert_eq!(history(&db).await, [202501010000], "only the first applied");
+    assert_eq!(tables(&db).await, ["orgs"]);
+}
+
+#[tokio::test]
+async fn lock_timeouts_of_a_migration_after_another_are_retried() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010100,
+        "u",
+        "CREATE TABLE u (id bigint);",
+        "DROP TABLE u;",
+    );
+    // `u` commits with the ALTER's first batch, which times out on the lock.
+    let report = apply_the_rest_while_t_is_locked(&db, dir.path()).await;
+    let versions: Vec<i64> = report.completed.iter().map(|c| c.version).collect();
+    assert_eq!(versions, [202501010100, 202501010900]);
+    assert_eq!(report.completed[0].attempts, 1);
+    assert!(
+        report.completed[1].attempts > 1,
+        "{:?}",
+        report.completed[1]
+    );
+    assert_eq!(
+        history(&db).await,
+        [202501010000, 202501010100, 202501010900]
+    );
 }

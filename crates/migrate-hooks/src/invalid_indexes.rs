@@ -133,6 +133,10 @@ impl Hook for InvalidIndexes {
         self.readings.look_ahead(scripts);
     }
 
+    fn before_reads_database(&self, sql: &str) -> bool {
+        self.readings.get(sql).leftovers.invalid_indexes
+    }
+
     fn before<'a>(
         &'a self,
         ctx: &'a HookContext<'a>,

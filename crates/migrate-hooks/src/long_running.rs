@@ -62,6 +62,10 @@ impl Hook for LongRunning {
         NAME
     }
 
+    fn before_reads_database(&self, _sql: &str) -> bool {
+        false
+    }
+
     fn before<'a>(
         &'a self,
         _ctx: &'a HookContext<'a>,

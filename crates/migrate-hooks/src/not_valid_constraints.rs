@@ -160,6 +160,10 @@ impl Hook for NotValidConstraints {
         self.readings.look_ahead(scripts);
     }
 
+    fn before_reads_database(&self, sql: &str) -> bool {
+        self.readings.get(sql).leftovers.not_valid_constraints
+    }
+
     fn before<'a>(
         &'a self,
         ctx: &'a HookContext<'a>,

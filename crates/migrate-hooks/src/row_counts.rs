@@ -119,6 +119,10 @@ impl Hook for RowCounts {
         self.readings.look_ahead(scripts);
     }
 
+    fn before_reads_database(&self, sql: &str) -> bool {
+        !self.readings.get(sql).touched.no_existing()
+    }
+
     fn before<'a>(
         &'a self,
         ctx: &'a HookContext<'a>,
