@@ -177,7 +177,8 @@ pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Resul
 /// The INSERT of a complete, hashed entry into `table`, in one statement:
 /// the tables are append-only. The id is drawn first so that the hash, which
 /// covers it, can be computed in the same INSERT; OVERRIDING SYSTEM VALUE
-/// stores that very id. Parameters: see [`insert_with`].
+/// stores that very id. Parameters: actor, action, target type, target id,
+/// metadata, and the chain's name (`table`).
 pub(crate) fn insert_sql(table: &'static str) -> String {
     format!(
         "WITH prev AS (SELECT (SELECT entry_hash FROM {table} WHERE entry_hash IS NOT NULL ORDER BY id DESC LIMIT 1) AS hash),
@@ -196,25 +197,68 @@ pub(crate) fn insert_sql(table: &'static str) -> String {
     )
 }
 
+/// The name under which a session prepares [`insert_sql`] for `table`.
+fn statement_name(table: &'static str) -> &'static str {
+    if table == PLATFORM_TABLE {
+        "dbops_audit_insert_platform"
+    } else {
+        "dbops_audit_insert_fallback"
+    }
+}
+
+/// `PREPARE`s [`insert_sql`] for `table` in the session: the migration engine
+/// then writes entries with [`execute_sql`], in the same query as other
+/// statements, and the INSERT is planned once per connection.
+pub(crate) fn prepare_sql(table: &'static str) -> String {
+    format!(
+        "PREPARE {} (text, text, text, text, jsonb, text) AS {}",
+        statement_name(table),
+        insert_sql(table)
+    )
+}
+
+/// The statement that writes `entry` through the statement [`prepare_sql`]
+/// prepared. Its text values travel hex-encoded, so no value can change the
+/// statement, whatever the server's string-literal settings.
+pub(crate) fn execute_sql(table: &'static str, entry: &AuditEntry) -> String {
+    fn text(value: &str) -> String {
+        format!(
+            "convert_from(decode('{}', 'hex'), 'UTF8')",
+            hex::encode(value)
+        )
+    }
+    let target_id = entry
+        .target_id
+        .as_deref()
+        .map_or_else(|| "NULL".to_string(), text);
+    format!(
+        "EXECUTE {}({}, {}, {}, {}, {}::jsonb, {})",
+        statement_name(table),
+        text(&entry.actor),
+        text(&entry.action),
+        text(&entry.target_type),
+        target_id,
+        text(&entry.metadata.to_string()),
+        text(table),
+    )
+}
+
 /// Inserts a complete, hashed entry in one statement: the tables are append-only.
 pub(crate) async fn insert_sealed(
     client: &Client,
     table: &'static str,
     entry: &AuditEntry,
 ) -> Result<i64, tokio_postgres::Error> {
-    insert_with(client, insert_sql(table).as_str(), table, entry).await
+    insert_with(client, &insert_sql(table), table, entry).await
 }
 
-/// Runs [`insert_sql`] for `table`, as text or as a statement prepared from it.
-pub(crate) async fn insert_with<T>(
+/// Runs [`insert_sql`] for `table`.
+async fn insert_with(
     client: &Client,
-    statement: &T,
+    statement: &str,
     table: &'static str,
     entry: &AuditEntry,
-) -> Result<i64, tokio_postgres::Error>
-where
-    T: ?Sized + tokio_postgres::ToStatement + Sync,
-{
+) -> Result<i64, tokio_postgres::Error> {
     let row = client
         .query_one(
             statement,
@@ -330,6 +374,30 @@ pub async fn verify(client: &Client) -> Result<Verification, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_written_with_hex_encoded_values() {
+        let entry = AuditEntry {
+            actor: "o'brien".into(),
+            action: "migration.apply".into(),
+            target_type: "migration".into(),
+            target_id: None,
+            metadata: serde_json::json!({"note": "it's \\ fine"}),
+        };
+        let sql = execute_sql(FALLBACK_TABLE, &entry);
+        assert!(
+            sql.starts_with("EXECUTE dbops_audit_insert_fallback("),
+            "{sql}"
+        );
+        // Five values (the target id is NULL), each `convert_from(decode('…', 'hex'), 'UTF8')`.
+        assert_eq!(
+            sql.matches('\'').count(),
+            5 * 6,
+            "only hex and names are quoted: {sql}"
+        );
+        assert!(sql.contains(&hex::encode("o'brien")), "{sql}");
+        assert!(sql.contains(", NULL, "), "{sql}");
+    }
 
     #[test]
     fn preparing_an_entry_takes_the_chain_lock() {

@@ -148,7 +148,8 @@ pub(crate) struct Session<'a> {
     /// that [`Session::close`] must make it durable.
     unflushed: bool,
     /// The audit INSERT, prepared on this connection for one chain table.
-    audit_insert: Option<(&'static str, tokio_postgres::Statement)>,
+    /// The audit tables whose INSERT is prepared on this connection.
+    audit_prepared: Vec<&'static str>,
 }
 
 impl<'a> Session<'a> {
@@ -168,7 +169,7 @@ impl<'a> Session<'a> {
             conn: Some(conn),
             locked: false,
             unflushed: false,
-            audit_insert: None,
+            audit_prepared: Vec::new(),
         };
         session.bootstrap().await?;
         session.lock().await?;
@@ -189,7 +190,7 @@ impl<'a> Session<'a> {
             conn: Some(conn),
             locked: false,
             unflushed: false,
-            audit_insert: None,
+            audit_prepared: Vec::new(),
         })
     }
 
@@ -312,7 +313,7 @@ impl<'a> Session<'a> {
             conn.discard();
         }
         self.locked = false;
-        self.audit_insert = None;
+        self.audit_prepared.clear();
         self.conn = Some(
             self.db
                 .connect(&format!("dbops migrate {}", self.target.name))
@@ -582,10 +583,9 @@ impl<'a> Session<'a> {
     }
 
     /// Commits the transaction [`Session::begin_transactional`] opened,
-    /// writing `audit`'s entry in it first. The entry's INSERT and the
-    /// `COMMIT` are pipelined: one round trip. Should the INSERT fail, the
-    /// server turns the `COMMIT` of the aborted transaction into a rollback,
-    /// and the migration is not applied.
+    /// writing `audit`'s entry in it first: one query, one round trip. Should
+    /// the INSERT fail, the query stops there, the transaction is rolled
+    /// back, and the migration is not applied.
     ///
     /// When the connection drops during `COMMIT`, the engine reconnects, takes
     /// the lock again and reads the history: the commit may have gone
@@ -595,31 +595,26 @@ impl<'a> Session<'a> {
         step: &Step<'_>,
         audit: Option<(&AuditEntry, ChainTarget)>,
     ) -> Result<Committed, Error> {
-        let client = self.client();
-        let result = match audit {
-            None => client.batch_execute("COMMIT").await,
+        let query = match audit {
+            None => "COMMIT".to_string(),
             Some((entry, chain)) => {
-                let prepared = match self.audit_statement(chain).await {
-                    Ok(prepared) => prepared,
-                    Err(e) => {
-                        self.rollback().await;
-                        return Err(e);
-                    }
-                };
-                let client = self.client();
-                // Biased: the INSERT is sent first, then the COMMIT.
-                let (inserted, committed) = tokio::join!(
-                    biased;
-                    crate::audit::insert_with(client, &prepared, chain.table, entry),
-                    client.batch_execute("COMMIT")
-                );
-                match inserted {
-                    Err(e) if e.as_db_error().is_some() => {
-                        return Err(audit_write_error(step, chain, e));
-                    }
-                    _ => committed,
+                if let Err(e) = self.prepare_audit(chain).await {
+                    self.rollback().await;
+                    return Err(e);
                 }
+                format!("{}; COMMIT", crate::audit::execute_sql(chain.table, entry))
             }
+        };
+        let result = match run_batch(self.client(), &query).await {
+            Ok(_) => Ok(()),
+            // The entry's INSERT failed: the transaction is aborted, and the
+            // COMMIT did not run.
+            Err((e, 0)) if e.as_db_error().is_some() && audit.is_some() => {
+                self.rollback().await;
+                let chain = audit.map(|(_, chain)| chain).expect("audited");
+                return Err(audit_write_error(step, chain, e));
+            }
+            Err((e, _)) => Err(e),
         };
         match result {
             Ok(()) => {
@@ -642,49 +637,43 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The audit INSERT into `chain`'s table, prepared once per connection
-    /// and table (creating dbops's audit tables first when they are missing):
-    /// after that the INSERT and the COMMIT go out together, one round trip.
-    async fn audit_statement(
-        &mut self,
-        chain: ChainTarget,
-    ) -> Result<tokio_postgres::Statement, Error> {
-        if let Some((table, statement)) = &self.audit_insert
-            && *table == chain.table
-        {
-            return Ok(statement.clone());
+    /// Prepares the audit INSERT into `chain`'s table on this connection, once
+    /// (creating dbops's audit tables first when they are missing): entries
+    /// are then written by an `EXECUTE` in the same query as the `COMMIT`.
+    async fn prepare_audit(&mut self, chain: ChainTarget) -> Result<(), Error> {
+        if self.audit_prepared.contains(&chain.table) {
+            return Ok(());
         }
         let client = self.client();
         chain
             .ensure(client)
             .await
             .map_err(Error::db("creating dbops's audit tables"))?;
-        let statement = client
-            .prepare(&crate::audit::insert_sql(chain.table))
+        client
+            .batch_execute(&crate::audit::prepare_sql(chain.table))
             .await
             .map_err(|e| Error::Database {
                 context: format!("preparing the audit INSERT into {}", chain.table),
                 source: e,
             })?;
-        self.audit_insert = Some((chain.table, statement.clone()));
-        Ok(statement)
+        self.audit_prepared.push(chain.table);
+        Ok(())
     }
 
     /// Commits `prev`'s open transaction (with `prev_audit`'s entry) and
-    /// opens `step`'s, in one round trip: the entry's INSERT, then one query
-    /// of `SELECT 1; COMMIT;` and `step`'s batch. The engine calls it when
+    /// opens `step`'s, in one query and one round trip: the entry's
+    /// `EXECUTE`, `COMMIT`, then `step`'s batch. The engine calls it when
     /// `step`'s before-checks did not need the database, so nothing had to
     /// wait for `prev`'s commit.
     ///
-    /// A failed query stops at its first error, so `step` never runs unless
-    /// `prev` committed: when the INSERT fails, `prev`'s transaction is
-    /// aborted and the `SELECT 1` fails; when the `COMMIT` fails, it is the
-    /// error. A failure in `step`'s part is retried or reported as
-    /// [`Session::begin_transactional`] would. A query that does not parse (a
-    /// syntax error in `step`'s script) runs nothing but aborts `prev`'s
-    /// transaction: `prev` is then [`Committed::Lost`], to be applied again.
-    /// When the connection drops, the history says whether `prev` committed,
-    /// and `step` is left to be run again.
+    /// A query stops at its first error, so `step` never runs unless `prev`
+    /// committed. A failure in `step`'s part is retried or reported as
+    /// [`Session::begin_transactional`] would. When nothing ran (the entry or
+    /// the `COMMIT` failed, or the query did not parse because of a syntax
+    /// error in `step`'s script, which aborts the open transaction too),
+    /// `prev` is [`Committed::Lost`]: applied again on its own, it reports its
+    /// own failure if it has one. When the connection drops, the history
+    /// says whether `prev` committed, and `step` is left to be run again.
     pub async fn hand_off(
         &mut self,
         prev: &Step<'_>,
@@ -693,36 +682,27 @@ impl<'a> Session<'a> {
         record: &str,
         audit: bool,
     ) -> Handoff {
-        let prepared = match prev_audit {
-            Some((_, chain)) => match self.audit_statement(chain).await {
-                Ok(prepared) => Some(prepared),
-                Err(e) => {
+        let lead = match prev_audit {
+            None => "COMMIT;\n".to_string(),
+            Some((entry, chain)) => {
+                if let Err(e) = self.prepare_audit(chain).await {
                     self.rollback().await;
                     return Handoff {
                         prev: Err(e),
                         next: None,
                     };
                 }
-            },
-            None => None,
-        };
-        const LEAD: &str = "SELECT 1; COMMIT;\n";
-        let started_at = OffsetDateTime::now_utc();
-        let (batch, skip) = self.transaction_batch(step, record, started_at, audit, LEAD);
-        let client = self.client();
-        let insert = async {
-            match (prev_audit, &prepared) {
-                (Some((entry, chain)), Some(prepared)) => Some(
-                    crate::audit::insert_with(client, prepared, chain.table, entry)
-                        .await
-                        .map_err(|e| (e, chain)),
-                ),
-                _ => None,
+                format!(
+                    "{}; COMMIT;\n",
+                    crate::audit::execute_sql(chain.table, entry)
+                )
             }
         };
-        // Biased: the INSERT is sent first, then the query.
-        let (inserted, ran) = tokio::join!(biased; insert, run_batch(client, &batch));
-        let (e, completed) = match ran {
+        // The statements of `prev`'s part: the entry's EXECUTE and the COMMIT.
+        let prev_statements = if prev_audit.is_some() { 2 } else { 1 };
+        let started_at = OffsetDateTime::now_utc();
+        let (batch, skip) = self.transaction_batch(step, record, started_at, audit, &lead);
+        let (e, completed) = match run_batch(self.client(), &batch).await {
             Ok(messages) => {
                 self.unflushed = true;
                 return Handoff {
@@ -750,45 +730,35 @@ impl<'a> Session<'a> {
             };
             return Handoff { prev, next: None };
         }
-        match completed {
-            // Nothing ran, and `prev`'s transaction is aborted.
-            0 => {
-                self.rollback().await;
-                match inserted {
-                    // The INSERT failed, and so did the `SELECT 1` after it.
-                    Some(Err((insert_error, chain))) if insert_error.as_db_error().is_some() => {
-                        Handoff {
-                            prev: Err(audit_write_error(prev, chain, insert_error)),
-                            next: None,
-                        }
-                    }
-                    // The query did not parse: a syntax error in `step`'s
-                    // script, found before any statement ran. `prev` is
-                    // applied again, then `step` fails on its own.
-                    _ => Handoff {
-                        prev: Ok(Committed::Lost),
-                        next: None,
-                    },
-                }
-            }
-            // The COMMIT failed, which ends the transaction.
-            1 => Handoff {
+        if completed >= prev_statements {
+            // `prev` committed; `step`'s part failed.
+            self.unflushed = true;
+            let _ = self.client().batch_execute("ROLLBACK").await;
+            let failure = self.classify_in(step, e, &batch, skip);
+            let next = self
+                .begin_transactional_after(step, record, audit, Some((failure, started_at)))
+                .await;
+            return Handoff {
+                prev: Ok(Committed::Yes),
+                next: Some(next),
+            };
+        }
+        self.rollback().await;
+        if completed == 1 {
+            // The entry was written and the COMMIT failed, which ended the transaction.
+            return Handoff {
                 prev: Err(sql_error(prev, e, Vec::new())),
                 next: None,
-            },
-            // `prev` committed; `step`'s part failed.
-            _ => {
-                self.unflushed = true;
-                let _ = self.client().batch_execute("ROLLBACK").await;
-                let failure = self.classify_in(step, e, &batch, skip);
-                let next = self
-                    .begin_transactional_after(step, record, audit, Some((failure, started_at)))
-                    .await;
-                Handoff {
-                    prev: Ok(Committed::Yes),
-                    next: Some(next),
-                }
-            }
+            };
+        }
+        // Nothing ran: `prev`'s entry or COMMIT failed, or the query did not
+        // parse (a syntax error in `step`'s script aborts the open transaction
+        // before any statement runs). Either way `prev` is not applied: it is
+        // applied again on its own, which reports its own failure if it has
+        // one, and `step` then fails or succeeds on its own.
+        Handoff {
+            prev: Ok(Committed::Lost),
+            next: None,
         }
     }
 
