@@ -595,26 +595,22 @@ impl<'a> Session<'a> {
         step: &Step<'_>,
         audit: Option<(&AuditEntry, ChainTarget)>,
     ) -> Result<Committed, Error> {
-        let query = match audit {
-            None => "COMMIT".to_string(),
-            Some((entry, chain)) => {
-                if let Err(e) = self.prepare_audit(chain).await {
-                    self.rollback().await;
-                    return Err(e);
-                }
-                format!("{}; COMMIT", crate::audit::execute_sql(chain.table, entry))
+        let query = match self.commit_statements(audit).await {
+            Ok(query) => query,
+            Err(e) => {
+                self.rollback().await;
+                return Err(e);
             }
         };
-        let result = match run_batch(self.client(), &query).await {
-            Ok(_) => Ok(()),
+        let result = match (run_batch(self.client(), &query).await, audit) {
+            (Ok(_), _) => Ok(()),
             // The entry's INSERT failed: the transaction is aborted, and the
             // COMMIT did not run.
-            Err((e, 0)) if e.as_db_error().is_some() && audit.is_some() => {
+            (Err((e, 0)), Some((_, chain))) if e.as_db_error().is_some() => {
                 self.rollback().await;
-                let chain = audit.map(|(_, chain)| chain).expect("audited");
                 return Err(audit_write_error(step, chain, e));
             }
-            Err((e, _)) => Err(e),
+            (Err((e, _)), _) => Err(e),
         };
         match result {
             Ok(()) => {
@@ -635,6 +631,22 @@ impl<'a> Session<'a> {
                 Err(sql_error(step, e, Vec::new()))
             }
         }
+    }
+
+    /// The statements that end the open transaction: `audit`'s entry, written
+    /// by an `EXECUTE` of the prepared INSERT, then `COMMIT`.
+    async fn commit_statements(
+        &mut self,
+        audit: Option<(&AuditEntry, ChainTarget)>,
+    ) -> Result<String, Error> {
+        let Some((entry, chain)) = audit else {
+            return Ok("COMMIT".to_string());
+        };
+        self.prepare_audit(chain).await?;
+        Ok(format!(
+            "{}; COMMIT",
+            crate::audit::execute_sql(chain.table, entry)
+        ))
     }
 
     /// Prepares the audit INSERT into `chain`'s table on this connection, once
@@ -682,20 +694,14 @@ impl<'a> Session<'a> {
         record: &str,
         audit: bool,
     ) -> Handoff {
-        let lead = match prev_audit {
-            None => "COMMIT;\n".to_string(),
-            Some((entry, chain)) => {
-                if let Err(e) = self.prepare_audit(chain).await {
-                    self.rollback().await;
-                    return Handoff {
-                        prev: Err(e),
-                        next: None,
-                    };
-                }
-                format!(
-                    "{}; COMMIT;\n",
-                    crate::audit::execute_sql(chain.table, entry)
-                )
+        let lead = match self.commit_statements(prev_audit).await {
+            Ok(statements) => format!("{statements};\n"),
+            Err(e) => {
+                self.rollback().await;
+                return Handoff {
+                    prev: Err(e),
+                    next: None,
+                };
             }
         };
         // The statements of `prev`'s part: the entry's EXECUTE and the COMMIT.
