@@ -631,10 +631,68 @@ struct HourlyRow {
     organization_id: i64,
     api_key_id: i64,
     model_id: i64,
+    sums: Sums,
+}
+
+/// What a rollup row (hourly or daily) sums over its events.
+#[derive(Default)]
+struct Sums {
     /// request_count, error_count, input_tokens, output_tokens, cost_micros, latency_ms_sum.
     measures: [i64; 6],
     latency_ms_max: i32,
     histogram: Histogram,
+}
+
+impl Sums {
+    /// Adds `other` in, as `daily_rollup.sql` adds hours into a day.
+    fn add(&mut self, other: &Sums) {
+        for (total, value) in self.measures.iter_mut().zip(other.measures) {
+            *total += value;
+        }
+        self.latency_ms_max = self.latency_ms_max.max(other.latency_ms_max);
+        self.histogram.merge(&other.histogram);
+    }
+}
+
+/// The column types of a binary `COPY` into a rollup table whose first
+/// column, the hour or the day, is of type `time`.
+fn rollup_types(time: Type) -> [Type; 13] {
+    // The time, the three key columns and the six measures, the maximum
+    // latency, the histogram's bins and counts.
+    let mut types: [Type; 13] = std::array::from_fn(|_| Type::INT8);
+    types[0] = time;
+    types[10] = Type::INT4;
+    types[11] = Type::INT2_ARRAY;
+    types[12] = Type::INT8_ARRAY;
+    types
+}
+
+/// Writes one rollup row to a binary `COPY` of [`rollup_types`]: its hour or
+/// day, its key (organization, API key, model) and its sums.
+async fn write_rollup_row(
+    writer: std::pin::Pin<&mut BinaryCopyInWriter>,
+    time: &(dyn tokio_postgres::types::ToSql + Sync),
+    [organization, api_key, model]: [i64; 3],
+    sums: &Sums,
+) -> Result<(), tokio_postgres::Error> {
+    let [requests, errors, input, output, cost, latency_sum] = sums.measures;
+    writer
+        .write(&[
+            time,
+            &organization,
+            &api_key,
+            &model,
+            &requests,
+            &errors,
+            &input,
+            &output,
+            &cost,
+            &latency_sum,
+            &sums.latency_ms_max,
+            &sums.histogram.bins(),
+            &sums.histogram.counts(),
+        ])
+        .await
 }
 
 /// A daily row's key: (organization, epoch day, key, model), the primary
@@ -644,16 +702,10 @@ type DailyKey = (i64, i64, i64, i64);
 /// Daily rows summed from hourly rows in memory: the same sums, maximum and
 /// bin-wise histogram addition as `daily_rollup.sql`.
 struct DailySums {
-    rows: HashMap<DailyKey, DailySum>,
+    rows: HashMap<DailyKey, Sums>,
     bytes: usize,
     budget: usize,
     over_budget: bool,
-}
-
-struct DailySum {
-    measures: [i64; 6],
-    latency_ms_max: i32,
-    histogram: Histogram,
 }
 
 impl DailySums {
@@ -681,16 +733,8 @@ impl DailySums {
             .rows
             .get(&key)
             .map_or(0, |sum| sum.histogram.bins().len());
-        let sum = self.rows.entry(key).or_insert_with(|| DailySum {
-            measures: [0; 6],
-            latency_ms_max: 0,
-            histogram: Histogram::default(),
-        });
-        for (total, value) in sum.measures.iter_mut().zip(hourly.measures) {
-            *total += value;
-        }
-        sum.latency_ms_max = sum.latency_ms_max.max(hourly.latency_ms_max);
-        sum.histogram.merge(&hourly.histogram);
+        let sum = self.rows.entry(key).or_default();
+        sum.add(&hourly.sums);
         // A rough account: the entry, and ten bytes per histogram bin.
         let grown = sum.histogram.bins().len() - before;
         self.bytes += grown * 10 + if before == 0 { 128 } else { 0 };
@@ -701,7 +745,7 @@ impl DailySums {
     }
 
     /// The rows in primary-key order, or `None` when they outgrew the budget.
-    fn into_rows(self) -> Option<Vec<(DailyKey, DailySum)>> {
+    fn into_rows(self) -> Option<Vec<(DailyKey, Sums)>> {
         if self.over_budget {
             return None;
         }
@@ -753,25 +797,7 @@ async fn copy_hourly(
         Ok::<(), Error>(())
     };
     let write = async {
-        let int8 = Type::INT8;
-        let writer = BinaryCopyInWriter::new(
-            sink,
-            &[
-                Type::TIMESTAMPTZ,
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                int8.clone(),
-                Type::INT4,
-                Type::INT2_ARRAY,
-                Type::INT8_ARRAY,
-            ],
-        );
+        let writer = BinaryCopyInWriter::new(sink, &rollup_types(Type::TIMESTAMPTZ));
         pin_mut!(writer);
         let mut last_bucket = None;
         while let Some(row) = receiver.recv().await {
@@ -783,24 +809,8 @@ async fn copy_hourly(
             if let Some(daily) = daily.as_deref_mut() {
                 daily.add(&row);
             }
-            let [requests, errors, input, output, cost, latency_sum] = row.measures;
-            writer
-                .as_mut()
-                .write(&[
-                    &row.hour_at,
-                    &row.organization_id,
-                    &row.api_key_id,
-                    &row.model_id,
-                    &requests,
-                    &errors,
-                    &input,
-                    &output,
-                    &cost,
-                    &latency_sum,
-                    &row.latency_ms_max,
-                    &row.histogram.bins(),
-                    &row.histogram.counts(),
-                ])
+            let key = [row.organization_id, row.api_key_id, row.model_id];
+            write_rollup_row(writer.as_mut(), &row.hour_at, key, &row.sums)
                 .await
                 .map_err(Error::db("writing hourly rows"))?;
         }
@@ -833,24 +843,11 @@ async fn read_hourly(
         .map_err(Error::db(
             "reading hourly aggregates from the operational database",
         ))?;
-    let int8 = Type::INT8;
-    let stream = BinaryCopyOutStream::new(
-        out,
-        &[
-            Type::TIMESTAMPTZ,
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            int8.clone(),
-            Type::INT4,
-            Type::INT4_ARRAY,
-        ],
-    );
+    // An hourly row's columns up to the maximum latency, then the events'
+    // latencies, from which the histogram is built.
+    let mut types = rollup_types(Type::TIMESTAMPTZ)[..11].to_vec();
+    types.push(Type::INT4_ARRAY);
+    let stream = BinaryCopyOutStream::new(out, &types);
     pin_mut!(stream);
     while let Some(row) = stream.try_next().await.map_err(Error::db(
         "reading hourly aggregates from the operational database",
@@ -861,16 +858,12 @@ async fn read_hourly(
             organization_id: row.get(1),
             api_key_id: row.get(2),
             model_id: row.get(3),
-            measures: [
-                row.get(4),
-                row.get(5),
-                row.get(6),
-                row.get(7),
-                row.get(8),
-                row.get(9),
-            ],
-            latency_ms_max: row.get(10),
-            histogram: Histogram::from_latencies(&latencies),
+            sums: Sums {
+                // Columns 4 to 9, in `Sums::measures` order.
+                measures: std::array::from_fn(|i| row.get(4 + i)),
+                latency_ms_max: row.get(10),
+                histogram: Histogram::from_latencies(&latencies),
+            },
         };
         if rows.send(hourly).await.is_err() {
             // The writer stopped: its error is reported.
@@ -985,38 +978,17 @@ async fn rewrite_day_buckets(tx: &Transaction<'_>, day_buckets: &[Bucket]) -> Re
 }
 
 /// Writes daily rows summed in memory during a full rebuild.
-async fn write_daily_sums(
-    tx: &Transaction<'_>,
-    rows: Vec<(DailyKey, DailySum)>,
-) -> Result<u64, Error> {
+async fn write_daily_sums(tx: &Transaction<'_>, rows: Vec<(DailyKey, Sums)>) -> Result<u64, Error> {
     let sink = tx
         .copy_in(&format!(
             "COPY analytics.usage_daily_rollups ({DAILY_COLUMNS}) FROM STDIN (FORMAT binary)"
         ))
         .await
         .map_err(Error::db("writing daily rows"))?;
-    let writer = BinaryCopyInWriter::new(sink, &daily_types());
+    let writer = BinaryCopyInWriter::new(sink, &rollup_types(Type::DATE));
     pin_mut!(writer);
     for ((org, day, key, model), sum) in rows {
-        let day = day_date(day);
-        let [requests, errors, input, output, cost, latency_sum] = sum.measures;
-        writer
-            .as_mut()
-            .write(&[
-                &day,
-                &org,
-                &key,
-                &model,
-                &requests,
-                &errors,
-                &input,
-                &output,
-                &cost,
-                &latency_sum,
-                &sum.latency_ms_max,
-                &sum.histogram.bins(),
-                &sum.histogram.counts(),
-            ])
+        write_rollup_row(writer.as_mut(), &day_date(day), [org, key, model], &sum)
             .await
             .map_err(Error::db("writing daily rows"))?;
     }
@@ -1024,26 +996,6 @@ async fn write_daily_sums(
         .finish()
         .await
         .map_err(Error::db("writing daily rows"))
-}
-
-/// The column types of a binary `COPY` into the daily table.
-fn daily_types() -> [Type; 13] {
-    let int8 = Type::INT8;
-    [
-        Type::DATE,
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8.clone(),
-        int8,
-        Type::INT4,
-        Type::INT2_ARRAY,
-        Type::INT8_ARRAY,
-    ]
 }
 
 /// Writes rows of `daily_rollup.sql` into the daily table, merging each
@@ -1060,40 +1012,20 @@ async fn write_daily_rows(
         ))
         .await
         .map_err(Error::db("writing daily rows"))?;
-    let writer = BinaryCopyInWriter::new(sink, &daily_types());
+    let writer = BinaryCopyInWriter::new(sink, &rollup_types(Type::DATE));
     pin_mut!(writer);
     for row in rows {
         let day: Date = row.get(0);
-        let (org, key, model): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
-        let (requests, errors, input, output, cost, latency_sum): (i64, i64, i64, i64, i64, i64) = (
-            row.get(4),
-            row.get(5),
-            row.get(6),
-            row.get(7),
-            row.get(8),
-            row.get(9),
-        );
-        let latency_max: i32 = row.get(10);
+        let key = [row.get(1), row.get(2), row.get(3)];
         let bins: Vec<i16> = row.get(11);
         let counts: Vec<i64> = row.get(12);
-        let histogram = Histogram::from_unsorted(&bins, &counts);
-        writer
-            .as_mut()
-            .write(&[
-                &day,
-                &org,
-                &key,
-                &model,
-                &requests,
-                &errors,
-                &input,
-                &output,
-                &cost,
-                &latency_sum,
-                &latency_max,
-                &histogram.bins(),
-                &histogram.counts(),
-            ])
+        let sums = Sums {
+            // Columns 4 to 9, in `Sums::measures` order.
+            measures: std::array::from_fn(|i| row.get(4 + i)),
+            latency_ms_max: row.get(10),
+            histogram: Histogram::from_unsorted(&bins, &counts),
+        };
+        write_rollup_row(writer.as_mut(), &day, key, &sums)
             .await
             .map_err(Error::db("writing daily rows"))?;
     }
