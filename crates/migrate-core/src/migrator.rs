@@ -562,14 +562,7 @@ impl Migrator {
                     match handoff.prev? {
                         Committed::Yes => completed.push(pending.finish(self)),
                         Committed::Lost => {
-                            tracing::warn!(
-                                version = pending.step.migration.version,
-                                "the commit did not go through; applying the migration again"
-                            );
-                            completed.push(
-                                Box::pin(self.apply_step(session, pending.step, &pending.record))
-                                    .await?,
-                            );
+                            completed.push(self.apply_again(session, pending).await?)
                         }
                     }
                     match handoff.next {
@@ -678,10 +671,7 @@ impl Migrator {
                 self.finished(&span, step, applied, duration, findings),
             )),
             Err(e) => {
-                log_findings(&span, step, &findings);
-                span.record("rows_affected", rows_affected(&findings, &[]));
-                span.record("duration_ms", millis(duration));
-                record_metrics(&self.target.name, step.direction, duration, false);
+                self.record_end(&span, step, duration, &findings, false);
                 span.record("outcome", "failed");
                 Err(e)
             }
@@ -700,14 +690,38 @@ impl Migrator {
             .await?
         {
             Committed::Yes => Ok(pending.finish(self)),
-            Committed::Lost => {
-                tracing::warn!(
-                    version = pending.step.migration.version,
-                    "the commit did not go through; applying the migration again"
-                );
-                Box::pin(self.apply_step(session, pending.step, &pending.record)).await
-            }
+            Committed::Lost => self.apply_again(session, pending).await,
         }
+    }
+
+    /// Applies a pending step again from the start, its commit having not
+    /// gone through (its transaction was lost or rolled back).
+    async fn apply_again(
+        &self,
+        session: &mut Session<'_>,
+        pending: Pending<'_>,
+    ) -> Result<CompletedStep, Error> {
+        tracing::warn!(
+            version = pending.step.migration.version,
+            "the commit did not go through; applying the migration again"
+        );
+        Box::pin(self.apply_step(session, pending.step, &pending.record)).await
+    }
+
+    /// What every step's end records, whatever its outcome: its findings in
+    /// the log, its rows affected and duration on its span, its metrics.
+    fn record_end(
+        &self,
+        span: &tracing::Span,
+        step: Step<'_>,
+        duration: Duration,
+        findings: &[Finding],
+        succeeded: bool,
+    ) {
+        log_findings(span, step, findings);
+        span.record("rows_affected", rows_affected(findings, &[]));
+        span.record("duration_ms", millis(duration));
+        record_metrics(&self.target.name, step.direction, duration, succeeded);
     }
 
     /// Completes a step that committed: its findings in the log, its span's
@@ -721,10 +735,7 @@ impl Migrator {
         findings: Vec<Finding>,
     ) -> CompletedStep {
         let migration = step.migration;
-        log_findings(span, step, &findings);
-        span.record("rows_affected", rows_affected(&findings, &[]));
-        span.record("duration_ms", millis(duration));
-        record_metrics(&self.target.name, step.direction, duration, true);
+        self.record_end(span, step, duration, &findings, true);
         span.record("attempts", applied.attempts);
         span.record("outcome", "succeeded");
         span.in_scope(|| {
@@ -753,18 +764,7 @@ impl Migrator {
         let mut findings = Vec::new();
         let mut prepared = Vec::with_capacity(self.hooks.len());
         for hook in &self.hooks {
-            let p = hook
-                .before(&ctx)
-                .instrument(tracing::info_span!(
-                    "migrate.hook",
-                    hook = hook.name(),
-                    phase = "before"
-                ))
-                .await
-                .map_err(|e| Error::Hook {
-                    version: step.migration.version,
-                    source: e,
-                })?;
+            let p = run_check(step, hook.as_ref(), "before", hook.before(&ctx)).await?;
             findings.extend(p.findings.iter().cloned());
             prepared.push(p);
         }
@@ -781,18 +781,8 @@ impl Migrator {
         let ctx = self.hook_context(session, step);
         let mut findings = Vec::new();
         for (hook, p) in self.hooks.iter().zip(prepared) {
-            let after = hook
-                .after(&ctx, p, outcome)
-                .instrument(tracing::info_span!(
-                    "migrate.hook",
-                    hook = hook.name(),
-                    phase = "after"
-                ))
-                .await
-                .map_err(|e| Error::Hook {
-                    version: step.migration.version,
-                    source: e,
-                })?;
+            let after =
+                run_check(step, hook.as_ref(), "after", hook.after(&ctx, p, outcome)).await?;
             findings.extend(after);
         }
         Ok(findings)
@@ -1193,6 +1183,26 @@ impl Migrator {
 /// Metric events, for the binary's metrics layer (`tracing-opentelemetry`'s
 /// `histogram.` / `monotonic_counter.` field convention). The log layer skips
 /// their target.
+/// Runs one hook's check for `step` in a span of its own.
+async fn run_check<T>(
+    step: Step<'_>,
+    hook: &dyn Hook,
+    phase: &'static str,
+    check: crate::hooks::HookFuture<'_, Result<T, crate::hooks::HookError>>,
+) -> Result<T, Error> {
+    check
+        .instrument(tracing::info_span!(
+            "migrate.hook",
+            hook = hook.name(),
+            phase
+        ))
+        .await
+        .map_err(|source| Error::Hook {
+            version: step.migration.version,
+            source,
+        })
+}
+
 /// Logs a step's findings, in its span.
 fn log_findings(span: &tracing::Span, step: Step<'_>, findings: &[Finding]) {
     let version = step.migration.version;
