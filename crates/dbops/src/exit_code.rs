@@ -93,6 +93,7 @@ pub fn for_error(error: &CliError) -> i32 {
         CliError::Io { .. } | CliError::Json(_) => FAILURE,
         CliError::Docs(e) => for_docs_error(e),
         CliError::Seed(e) => for_seed_error(e),
+        CliError::Partitions(e) => for_partitions_error(e),
         CliError::Rollup(e) => for_rollup_error(e),
     }
 }
@@ -104,7 +105,16 @@ fn for_seed_error(error: &seeder::Error) -> i32 {
         | seeder::Error::InvalidSetting { .. }
         | seeder::Error::SeededDifferently { .. }
         | seeder::Error::FixtureConflict { .. } => CONFIG,
-        seeder::Error::Partitions(e) => for_migrate_error(e),
+        seeder::Error::Partitions(e) => for_partitions_error(e),
+        _ => FAILURE,
+    }
+}
+
+fn for_partitions_error(error: &partitions::Error) -> i32 {
+    match error {
+        partitions::Error::NotDailyPartitioned { .. } | partitions::Error::OutOfCalendar(_) => {
+            CONFIG
+        }
         _ => FAILURE,
     }
 }

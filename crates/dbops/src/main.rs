@@ -49,6 +49,9 @@ pub enum CliError {
     /// From the seeder.
     #[error(transparent)]
     Seed(#[from] seeder::Error),
+    /// From partition maintenance.
+    #[error(transparent)]
+    Partitions(#[from] partitions::Error),
     /// From the rollup engine.
     #[error(transparent)]
     Rollup(#[from] rollup_engine::Error),

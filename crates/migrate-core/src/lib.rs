@@ -28,7 +28,6 @@ mod database;
 mod error;
 pub mod hooks;
 mod migrator;
-pub mod partitions;
 mod redact;
 mod refinery_adapter;
 mod session;

@@ -202,13 +202,9 @@ pub async fn seed_analytics(
 
     let chunks = events::plan(config.events, config.days, until, first_id);
     if let (Some(first), Some(last)) = (chunks.first(), chunks.last()) {
-        let partitions = migrate_core::partitions::create_days(
-            &mut client,
-            "usage_events",
-            first.day..=last.day,
-        )
-        .await
-        .map_err(Error::Partitions)?;
+        let partitions = partitions::create_days(&mut client, "usage_events", first.day..=last.day)
+            .await
+            .map_err(Error::Partitions)?;
         report.partitions_created = partitions.created;
     }
 

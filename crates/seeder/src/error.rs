@@ -69,7 +69,7 @@ pub enum Error {
     },
     /// Creating the partitions for the seeded days failed.
     #[error("cannot prepare the partitions of usage_events")]
-    Partitions(#[source] migrate_core::Error),
+    Partitions(#[source] partitions::Error),
     /// A loader task stopped unexpectedly.
     #[error("a loader task failed: {0}")]
     Task(String),

@@ -347,7 +347,7 @@ pub(crate) async fn load(
 }
 
 fn partition(chunk: &Chunk) -> String {
-    migrate_core::partitions::partition_name("usage_events", chunk.day)
+    partitions::partition_name("usage_events", chunk.day)
 }
 
 /// Whether the chunk is loaded completely. A partly present chunk (rows

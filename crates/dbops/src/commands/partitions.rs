@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use catalog::classification::{ClassificationMap, Retention};
-use migrate_core::partitions::{self, EnsureConfig, Retire};
+use partitions::{EnsureConfig, Retire};
 
 use crate::CliError;
 use crate::context::{Context, connect_url, error_chain};

@@ -19,9 +19,9 @@
 //! second run waits for the first and then finds nothing to do.
 //!
 //! ```no_run
-//! # async fn example(client: &mut tokio_postgres::Client) -> Result<(), migrate_core::Error> {
+//! # async fn example(client: &mut tokio_postgres::Client) -> Result<(), partitions::Error> {
 //! use std::time::Duration;
-//! use migrate_core::partitions::{self, EnsureConfig, Retire};
+//! use partitions::{EnsureConfig, Retire};
 //!
 //! let report = partitions::ensure(client, &EnsureConfig {
 //!     table: "usage_events".to_owned(),
@@ -33,6 +33,11 @@
 //! println!("created {:?}, retired {:?}", report.created, report.retired);
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
+
+mod error;
+
+pub use error::Error;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -42,8 +47,6 @@ use std::time::Duration;
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::{Client, Transaction};
-
-use crate::Error;
 
 /// The longest a maintenance run waits for a lock on the table before giving
 /// up: creating or detaching a partition briefly blocks the table's readers
@@ -115,20 +118,20 @@ impl fmt::Display for EnsureReport {
 /// the default partition and retires partitions older than the retention.
 ///
 /// # Errors
-/// [`Error::Config`] when the table does not exist or is not range-partitioned
-/// on one `timestamptz` column; [`Error::Database`] when a statement fails (the
-/// transaction is rolled back and nothing changes).
+/// [`Error::NotDailyPartitioned`] when the table does not exist or is not
+/// range-partitioned on one `timestamptz` column; [`Error::OutOfCalendar`] when
+/// `ahead_days` or the retention reaches past the calendar; [`Error::Database`]
+/// when a statement fails (the transaction is rolled back and nothing changes).
 #[tracing::instrument(skip_all, fields(table = %config.table, ahead_days = config.ahead_days))]
 pub async fn ensure(client: &mut Client, config: &EnsureConfig) -> Result<EnsureReport, Error> {
     let today = config.now.to_offset(time::UtcOffset::UTC).date();
     let last = today
         .checked_add(time::Duration::days(i64::from(config.ahead_days)))
-        .ok_or_else(|| Error::Config {
-            origin: "partitions ensure: ahead_days".to_owned(),
-            message: format!(
+        .ok_or_else(|| {
+            Error::OutOfCalendar(format!(
                 "{} days ahead of {today} is past the end of the calendar",
                 config.ahead_days
-            ),
+            ))
         })?;
     let cutoff = match config.retention {
         Some(retention) => Some(retention_cutoff(config.now, retention)?),
@@ -171,14 +174,15 @@ pub fn partition_name(table: &str, day: Date) -> String {
 /// The first day that is kept: a partition is retired when its day ends on or
 /// before `now - retention`.
 fn retention_cutoff(now: OffsetDateTime, retention: Duration) -> Result<Date, Error> {
-    let retention = time::Duration::try_from(retention).map_err(|_| Error::Config {
-        origin: "partitions ensure: retention".to_owned(),
-        message: format!("{retention:?} is too long"),
-    })?;
-    let oldest_kept_instant = now.checked_sub(retention).ok_or_else(|| Error::Config {
-        origin: "partitions ensure: retention".to_owned(),
-        message: format!("{retention} before {now} is before the start of the calendar"),
-    })?;
+    let too_long = || {
+        Error::OutOfCalendar(format!(
+            "a retention of {retention:?} before {now} is before the start of the calendar"
+        ))
+    };
+    let oldest_kept_instant = time::Duration::try_from(retention)
+        .ok()
+        .and_then(|retention| now.checked_sub(retention))
+        .ok_or_else(too_long)?;
     // The day containing the oldest kept instant is kept; every earlier day
     // ended at or before it.
     Ok(oldest_kept_instant.to_offset(time::UtcOffset::UTC).date())
@@ -364,9 +368,9 @@ async fn run(
 
 /// Takes the per-table advisory lock and reads the table's partitioning.
 async fn lock_and_describe(tx: &Transaction<'_>, table: &str) -> Result<Parent, Error> {
-    let not_maintainable = |message: String| Error::Config {
-        origin: format!("partitions: table {table}"),
-        message,
+    let not_maintainable = |reason: String| Error::NotDailyPartitioned {
+        table: table.to_owned(),
+        reason,
     };
     let row = tx
         .query_opt(
@@ -521,9 +525,10 @@ fn day_range(days: &RangeInclusive<Date>) -> impl Iterator<Item = Date> + '_ {
 }
 
 fn next_day(day: Date) -> Result<Date, Error> {
-    day.next_day().ok_or_else(|| Error::Config {
-        origin: "partitions".to_owned(),
-        message: format!("{day} is the last day of the calendar"),
+    day.next_day().ok_or_else(|| {
+        Error::OutOfCalendar(format!(
+            "the day after {day} is past the end of the calendar"
+        ))
     })
 }
 

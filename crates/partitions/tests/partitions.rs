@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use migrate_core::partitions::{self, EnsureConfig, Retire};
+use partitions::{EnsureConfig, Retire};
 use testdb::TestDb;
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
@@ -298,7 +298,7 @@ async fn tables_that_are_not_partitioned_by_day_are_refused() {
         .await
         .unwrap_err();
         assert!(
-            matches!(error, migrate_core::Error::Config { .. }),
+            matches!(error, partitions::Error::NotDailyPartitioned { .. }),
             "{error:?}"
         );
         assert!(error.to_string().contains(table), "{error}");
