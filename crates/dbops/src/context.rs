@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use migrate_core::{AuditSettings, ConfigFile, Database, Migrator, Source};
+use migrate_core::{AuditSettings, Database, Migrator, Source};
 
 use crate::CliError;
+use crate::config::ConfigFile;
 use crate::opt::{Global, GuardArgs, TargetArgs, TargetChoice};
 
 /// The configuration file used when the default one is not present.

@@ -3,10 +3,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use migrate_core::config::EnvironmentPolicy;
 use migrate_core::{Migrator, Plan};
 
 use crate::CliError;
+use crate::config::EnvironmentPolicy;
 use crate::opt::GuardArgs;
 
 /// The actor: `--actor`, then `DBOPS_ACTOR` (both through clap), then the OS user.

@@ -1,6 +1,7 @@
 //! The `dbops` binary: parse the command line, set up logging, dispatch, map errors to exit codes.
 
 mod commands;
+mod config;
 mod context;
 mod exit_code;
 mod guardrails;

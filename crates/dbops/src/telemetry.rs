@@ -5,7 +5,6 @@
 //! (`OTEL_EXPORTER_OTLP_ENDPOINT`) or in `configs/migrate.toml`, no exporter
 //! is built and nothing but the log layer runs.
 
-use migrate_core::config::TelemetryConfig;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -15,6 +14,7 @@ use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::config::TelemetryConfig;
 use crate::opt::{Global, LogFormat};
 
 /// The target of events that carry metrics rather than log lines.

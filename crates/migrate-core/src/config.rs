@@ -1,7 +1,5 @@
-//! Engine settings and the `configs/migrate.toml` file they usually come from.
+//! Engine settings: timeouts, the lock wait and retries.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -76,120 +74,15 @@ impl RetryPolicy {
     }
 }
 
-/// Where one target's migrations and database are.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// The migrations folder, relative to the configuration file's project root.
-    pub dir: PathBuf,
-    /// The environment variable holding the database URL.
-    pub url_env: String,
-    /// Another variable to use when `url_env` is unset.
-    #[serde(default)]
-    pub fallback_url_env: Option<String>,
-}
-
-/// The telemetry sink.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetryConfig {
-    /// The OTLP endpoint; `OTEL_EXPORTER_OTLP_ENDPOINT` takes precedence. No endpoint, no exporter.
-    pub otlp_endpoint: Option<String>,
-    /// `grpc` or `http/protobuf`; `OTEL_EXPORTER_OTLP_PROTOCOL` takes precedence.
-    pub otlp_protocol: Option<String>,
-    /// The `service.name` resource attribute.
-    pub service_name: Option<String>,
-}
-
-/// What an environment (`--env`) demands before migrations run.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EnvironmentPolicy {
-    /// Distinct approvers, none of them the actor, needed for the exact plan hash.
-    pub approvals: u32,
-    /// Ask for confirmation on a terminal; without a terminal, `--yes` is required.
-    pub confirm: bool,
-    /// Whether `--allow-lint-errors` may override error-level lint findings here.
-    pub allow_lint_override: bool,
-}
-
-/// The contents of `configs/migrate.toml`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// The migration targets by name (`operational`, `analytics`).
-    pub targets: BTreeMap<String, TargetConfig>,
-    /// Timeouts, lock wait and retries.
-    #[serde(default)]
-    pub settings: Settings,
-    /// The telemetry sink.
-    #[serde(default)]
-    pub telemetry: TelemetryConfig,
-    /// `[environments.NAME]` sections: the policy of each deployment environment.
-    #[serde(default)]
-    pub environments: BTreeMap<String, EnvironmentPolicy>,
-    /// The `[hooks]` section, read by `migrate-hooks`.
-    #[serde(default)]
-    pub hooks: Option<toml::Table>,
-}
-
-impl ConfigFile {
-    /// Reads and checks a configuration file. Errors name the file, line and setting.
-    pub fn load(path: &Path) -> Result<ConfigFile, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            origin: path.display().to_string(),
-            message: format!("cannot read the file: {e}"),
-        })?;
-        ConfigFile::parse(&text, &path.display().to_string())
-    }
-
-    /// Parses configuration text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, Error> {
-        let config: ConfigFile = toml::from_str(text).map_err(|e| Error::Config {
-            origin: match e.span() {
-                Some(span) => {
-                    let (line, column) = crate::split::line_column(text, span.start);
-                    format!("{origin}:{line}:{column}")
-                }
-                None => origin.to_string(),
-            },
-            message: e.message().to_string(),
-        })?;
-        config.settings.validate(origin)?;
-        Ok(config)
-    }
-
-    /// The policy of the named environment.
-    pub fn environment(&self, name: &str) -> Result<&EnvironmentPolicy, Error> {
-        self.environments.get(name).ok_or_else(|| Error::Config {
-            origin: "--env".to_string(),
-            message: format!(
-                "unknown environment {name:?}; configured environments: {}",
-                self.environments
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })
-    }
-
-    /// The named target.
-    pub fn target(&self, name: &str) -> Result<&TargetConfig, Error> {
-        self.targets.get(name).ok_or_else(|| Error::Config {
-            origin: "--target".to_string(),
-            message: format!(
-                "unknown target {name:?}; configured targets: {}",
-                self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })
-    }
-}
-
 impl Settings {
-    fn validate(&self, origin: &str) -> Result<(), Error> {
+    /// Checks the settings' values (deserializing checks only their types).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first invalid setting by its key in the
+    /// `[settings]` table, such as `settings.retry.max_attempts`.
+    pub fn validate(&self) -> Result<(), Error> {
         let invalid = |setting: &str, message: &str| Error::Config {
-            origin: format!("{origin}: settings.{setting}"),
+            origin: format!("settings.{setting}"),
             message: message.to_string(),
         };
         if self.retry.max_attempts == 0 {
@@ -221,33 +114,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_repository_config_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/migrate.toml");
-        let config = ConfigFile::load(&path).unwrap();
-        assert!(config.targets.contains_key("operational"));
-        assert!(config.targets.contains_key("analytics"));
-    }
-
-    #[test]
-    fn errors_name_the_line_and_setting() {
-        let text = "[targets.operational]\ndir = \"m\"\nurl_env = \"DB_URL\"\n[settings]\nlock_timout = \"1s\"\n";
-        let err = ConfigFile::parse(text, "migrate.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("migrate.toml:5:1:"), "{err}");
-        assert!(err.contains("lock_timout"), "{err}");
-
-        let text = "[targets.operational]\ndir = \"m\"\nurl_env = \"DB_URL\"\n[settings.retry]\nmax_attempts = 0\n";
-        let err = ConfigFile::parse(text, "migrate.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("settings.retry.max_attempts"), "{err}");
-
-        let text = "[targets.operational]\ndir = \"m\"\nurl_env = \"DB_URL\"\n[settings]\nlock_timeout = \"soon\"\n";
-        let err = ConfigFile::parse(text, "migrate.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("migrate.toml:5:"), "{err}");
+    fn invalid_settings_are_named_by_their_key() {
+        let check = |settings: Settings, expected: &str| {
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}");
+        };
+        check(
+            Settings {
+                retry: RetryPolicy {
+                    max_attempts: 0,
+                    ..RetryPolicy::default()
+                },
+                ..Settings::default()
+            },
+            "settings.retry.max_attempts: ",
+        );
+        check(
+            Settings {
+                retry: RetryPolicy {
+                    multiplier: f64::NAN,
+                    ..RetryPolicy::default()
+                },
+                ..Settings::default()
+            },
+            "settings.retry.multiplier: ",
+        );
+        check(
+            Settings {
+                lock_timeout: Duration::ZERO,
+                ..Settings::default()
+            },
+            "settings.lock_timeout: ",
+        );
+        Settings::default().validate().unwrap();
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub mod source;
 pub mod split;
 pub mod status;
 
-pub use config::{ConfigFile, RetryPolicy, Settings};
+pub use config::{RetryPolicy, Settings};
 pub use database::{Database, connect_url};
 pub use error::Error;
 pub use migrator::{

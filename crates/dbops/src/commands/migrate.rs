@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use migrate_core::config::EnvironmentPolicy;
 use migrate_core::{DownOptions, DownTo, Migrator, Plan, RepairAction, Status, UpOptions};
 
 use crate::CliError;
+use crate::config::EnvironmentPolicy;
 use crate::context::Context;
 use crate::exit_code;
 use crate::guardrails;
