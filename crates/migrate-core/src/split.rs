@@ -2,9 +2,14 @@
 //!
 //! PostgreSQL runs a multi-statement simple query in one implicit transaction,
 //! which `CREATE INDEX CONCURRENTLY` refuses. Non-transactional scripts are
-//! therefore sent one statement at a time. This is a lexer, not a parser: it
-//! only needs to know where a `;` is code and where it sits inside a string,
-//! a quoted identifier, a dollar-quoted body or a comment.
+//! therefore sent one statement at a time. The script is cut into tokens by
+//! squawk's lexer, the one under the parser that schema-lint reads migrations
+//! with, so that the linter and the engine agree on where strings, quoted
+//! identifiers, dollar-quoted bodies and comments begin and end; a `;` ends a
+//! statement only where it is a token of its own, outside parentheses and
+//! outside a `BEGIN ATOMIC ... END` function body, as in psql.
+
+use squawk_lexer::TokenKind;
 
 /// One statement and the byte offset in the script where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,125 +22,123 @@ pub struct Statement<'a> {
 
 /// Splits `sql` into statements, dropping ones that are only whitespace and comments.
 pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
-    let bytes = sql.as_bytes();
     let mut statements = Vec::new();
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => i = skip_quoted(bytes, i, b'\''),
-            b'"' => i = skip_quoted(bytes, i, b'"'),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(bytes.len(), |p| i + p + 1);
+    let mut has_code = false;
+    let mut nesting = Nesting::default();
+    let mut offset = 0;
+    for token in squawk_lexer::tokenize(sql) {
+        let end = offset + token.len as usize;
+        match token.kind {
+            TokenKind::Whitespace | TokenKind::LineComment | TokenKind::BlockComment { .. } => {}
+            TokenKind::Semi if nesting.is_top_level() => {
+                if has_code {
+                    statements.push(statement(sql, start, offset));
+                }
+                start = end;
+                has_code = false;
+                nesting = Nesting::default();
             }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
-            b'$' => i = skip_dollar_quoted(sql, i),
-            b';' => {
-                push(&mut statements, sql, start, i);
-                i += 1;
-                start = i;
+            kind => {
+                has_code = true;
+                nesting.see(kind, &sql[offset..end]);
             }
-            _ => i += 1,
         }
+        offset = end;
     }
-    push(&mut statements, sql, start, bytes.len());
+    if has_code {
+        statements.push(statement(sql, start, sql.len()));
+    }
     statements
 }
 
-fn push<'a>(statements: &mut Vec<Statement<'a>>, sql: &'a str, start: usize, end: usize) {
+/// The statement in `sql[start..end]`, without surrounding whitespace.
+fn statement(sql: &str, start: usize, end: usize) -> Statement<'_> {
     let text = &sql[start..end];
-    if has_code(text) {
-        let leading = text.len() - text.trim_start().len();
-        statements.push(Statement {
-            text: text.trim(),
-            offset: start + leading,
-        });
+    let leading = text.len() - text.trim_start().len();
+    Statement {
+        text: text.trim(),
+        offset: start + leading,
     }
 }
 
-/// Whether a piece of SQL holds anything but whitespace and comments.
-fn has_code(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(bytes.len(), |p| i + p + 1);
+/// What a `;` may be nested in, psql's way (`psqlscan.l`): parentheses, such
+/// as the actions of `CREATE RULE ... DO (INSERT ...; INSERT ...)`, and the
+/// SQL-standard body of a function or procedure, `BEGIN ATOMIC ... END`,
+/// whose statements end in `;` too.
+///
+/// Telling a body's `END` from the `END` of a `CASE` inside it needs a parser;
+/// psql's heuristic does without one, and so does this: within a statement
+/// that starts `CREATE [OR REPLACE] FUNCTION` or `PROCEDURE`, outside
+/// parentheses, `BEGIN ATOMIC` opens a block, `CASE` within a block opens
+/// another and `END` closes one. psql counts any `BEGIN`; requiring `ATOMIC`
+/// after it keeps a column named `begin` from opening a block.
+#[derive(Debug, Default)]
+struct Nesting {
+    head: Head,
+    parens: usize,
+    blocks: usize,
+    after_begin: bool,
+}
+
+impl Nesting {
+    fn is_top_level(&self) -> bool {
+        self.parens == 0 && self.blocks == 0
+    }
+
+    /// Takes in the next token that is not whitespace or a comment.
+    fn see(&mut self, kind: TokenKind, text: &str) {
+        let after_begin = std::mem::take(&mut self.after_begin);
+        match kind {
+            TokenKind::OpenParen => self.parens += 1,
+            TokenKind::CloseParen => self.parens = self.parens.saturating_sub(1),
+            TokenKind::Ident => {
+                self.head = self.head.next(text);
+                if self.head != Head::Routine || self.parens > 0 {
+                    return;
+                }
+                if text.eq_ignore_ascii_case("begin") {
+                    self.after_begin = true;
+                } else if text.eq_ignore_ascii_case("atomic") && after_begin {
+                    self.blocks += 1;
+                } else if text.eq_ignore_ascii_case("case") && self.blocks > 0 {
+                    self.blocks += 1;
+                } else if text.eq_ignore_ascii_case("end") {
+                    self.blocks = self.blocks.saturating_sub(1);
+                }
             }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
-            b if b.is_ascii_whitespace() => i += 1,
-            _ => return true,
+            _ => {}
         }
     }
-    false
 }
 
-/// Skips a quoted string or identifier starting at `start`; a doubled quote is an escaped quote.
-/// Backslash escapes of `E'...'` strings are honoured too.
-fn skip_quoted(bytes: &[u8], start: usize, quote: u8) -> usize {
-    let escape_string = quote == b'\'' && start > 0 && matches!(bytes[start - 1], b'E' | b'e');
-    let mut i = start + 1;
-    while i < bytes.len() {
-        if escape_string && bytes[i] == b'\\' {
-            i += 2;
-            continue;
-        }
-        if bytes[i] == quote {
-            if bytes.get(i + 1) == Some(&quote) {
-                i += 2;
-                continue;
+/// How far the words of a statement match `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    #[default]
+    Start,
+    Create,
+    CreateOr,
+    CreateOrReplace,
+    /// The statement creates a function or a procedure.
+    Routine,
+    /// The statement creates something else, or is not a `CREATE`.
+    Other,
+}
+
+impl Head {
+    fn next(self, word: &str) -> Head {
+        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+        match self {
+            Head::Start if is("create") => Head::Create,
+            Head::Create if is("or") => Head::CreateOr,
+            Head::CreateOr if is("replace") => Head::CreateOrReplace,
+            Head::Create | Head::CreateOrReplace if is("function") || is("procedure") => {
+                Head::Routine
             }
-            return i + 1;
+            Head::Routine => Head::Routine,
+            _ => Head::Other,
         }
-        i += 1;
-    }
-    bytes.len()
-}
-
-/// Skips a (possibly nested) `/* ... */` comment.
-fn skip_block_comment(bytes: &[u8], start: usize) -> usize {
-    let mut depth = 0;
-    let mut i = start;
-    while i < bytes.len() {
-        if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            depth += 1;
-            i += 2;
-        } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-            depth -= 1;
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    bytes.len()
-}
-
-/// Skips a `$tag$ ... $tag$` body starting at `start`, or just the `$` when it
-/// does not open one (a positional parameter such as `$1`).
-fn skip_dollar_quoted(sql: &str, start: usize) -> usize {
-    let rest = &sql[start + 1..];
-    let tag_len = rest
-        .bytes()
-        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        .count();
-    let tag_is_identifier = rest.as_bytes().first().is_none_or(|b| !b.is_ascii_digit());
-    if !tag_is_identifier || rest.as_bytes().get(tag_len) != Some(&b'$') {
-        return start + 1;
-    }
-    let delimiter = &sql[start..start + tag_len + 2];
-    let body_start = start + delimiter.len();
-    match sql[body_start..].find(delimiter) {
-        Some(p) => body_start + p + delimiter.len(),
-        None => sql.len(),
     }
 }
 
@@ -167,7 +170,9 @@ mod tests {
             &["SELECT ';'", "SELECT 'it''s;'"],
         );
         check("SELECT E'\\';'; SELECT 2", &["SELECT E'\\';'", "SELECT 2"]);
+        check("SELECT e'\\\\'; SELECT 2", &["SELECT e'\\\\'", "SELECT 2"]);
         check("SELECT \"a;b\" FROM t;", &["SELECT \"a;b\" FROM t"]);
+        check("SELECT \"a\"\";b\";", &["SELECT \"a\"\";b\""]);
         check(
             "-- a; comment\nSELECT 1; /* x; /* nested; */ y; */ SELECT 2;",
             &[
@@ -183,10 +188,65 @@ mod tests {
             ],
         );
         check(
+            "SELECT $a$ $b$; $a$; SELECT 2",
+            &["SELECT $a$ $b$; $a$", "SELECT 2"],
+        );
+        check(
             "PREPARE p AS SELECT $1; EXECUTE p(1);",
             &["PREPARE p AS SELECT $1", "EXECUTE p(1)"],
         );
         check("-- dbops:no-transaction\n-- only comments;\n", &[]);
+        check(";;  ; /* unterminated; ", &[]);
+    }
+
+    #[test]
+    fn a_dollar_inside_an_identifier_opens_no_quote() {
+        check(
+            "SELECT a$b$ FROM t; SELECT '$b$'",
+            &["SELECT a$b$ FROM t", "SELECT '$b$'"],
+        );
+    }
+
+    #[test]
+    fn semicolons_in_parentheses_stay_in_the_statement() {
+        check(
+            "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1",
+            &[
+                "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))",
+                "SELECT 1",
+            ],
+        );
+    }
+
+    #[test]
+    fn sql_standard_function_bodies_are_one_statement() {
+        let function = "CREATE OR REPLACE FUNCTION f(x int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n  SELECT x;\nEND";
+        check(
+            &format!("{function};\nSELECT f(1);"),
+            &[function, "SELECT f(1)"],
+        );
+        let procedure = "create procedure p() begin atomic insert into t values (1); end";
+        check(&format!("{procedure}; select 1"), &[procedure, "select 1"]);
+    }
+
+    #[test]
+    fn begin_outside_a_function_body_is_a_statement() {
+        check(
+            "BEGIN; SELECT CASE WHEN true THEN 1 END; END;",
+            &["BEGIN", "SELECT CASE WHEN true THEN 1 END", "END"],
+        );
+        check(
+            "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql; BEGIN; COMMIT",
+            &[
+                "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+                "BEGIN",
+                "COMMIT",
+            ],
+        );
+        check(
+            "CREATE TABLE begin_atomic (begin int); SELECT 1",
+            &["CREATE TABLE begin_atomic (begin int)", "SELECT 1"],
+        );
     }
 
     #[test]
@@ -194,5 +254,8 @@ mod tests {
         let sql = "-- header\nSELECT 1;\n\n  SELECT 2;";
         let statements = split_statements(sql);
         assert_eq!(line_column(sql, statements[1].offset), (4, 3));
+        let sql = "SELECT 'é';\n SELECT 2";
+        let offsets: Vec<usize> = split_statements(sql).iter().map(|s| s.offset).collect();
+        assert_eq!(offsets, [0, 14]);
     }
 }
