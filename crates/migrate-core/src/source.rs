@@ -191,6 +191,8 @@ pub struct FileName {
     pub slug: String,
     /// Up or down.
     pub direction: Direction,
+    /// The UTC time the version stands for.
+    pub written_at: time::OffsetDateTime,
 }
 
 impl FileName {
@@ -217,13 +219,11 @@ impl FileName {
         if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("the version must be 12 digits, YYYYMMDDHHMM"));
         }
-        let month: u32 = digits[4..6].parse().unwrap_or(0);
-        let day: u32 = digits[6..8].parse().unwrap_or(0);
-        let hour: u32 = digits[8..10].parse().unwrap_or(99);
-        let minute: u32 = digits[10..12].parse().unwrap_or(99);
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-            return Err(bad("the version is not a valid YYYYMMDDHHMM timestamp"));
-        }
+        let written_at = version_time(digits).map_err(|part| {
+            bad(&format!(
+                "the version is not a valid YYYYMMDDHHMM UTC time: {part}"
+            ))
+        })?;
         if slug.is_empty()
             || !slug
                 .bytes()
@@ -238,8 +238,25 @@ impl FileName {
             version,
             slug: slug.to_string(),
             direction,
+            written_at,
         })
     }
+}
+
+/// The UTC time that 12 ASCII digits, `YYYYMMDDHHMM`, stand for, or which part is out of range.
+fn version_time(digits: &str) -> Result<time::OffsetDateTime, String> {
+    let two = |at: usize| -> u8 { digits[at..at + 2].parse().expect("two ASCII digits") };
+    let year: i32 = digits[..4].parse().expect("four ASCII digits");
+    let (month, day, hour, minute) = (two(4), two(6), two(8), two(10));
+    let month = time::Month::try_from(month)
+        .map_err(|_| format!("its month, {month:02}, is not 01 to 12"))?;
+    let date = time::Date::from_calendar_date(year, month, day)
+        .map_err(|_| format!("its day, {day:02}, is not a day of {month} {year}"))?;
+    let time = time::Time::from_hms(hour, minute, 0).map_err(|e| match e.name() {
+        "hour" => format!("its hour, {hour:02}, is not 00 to 23"),
+        _ => format!("its minute, {minute:02}, is not 00 to 59"),
+    })?;
+    Ok(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 fn read_script(path: &Path) -> Result<Script, Error> {
@@ -274,17 +291,11 @@ mod tests {
     fn check_name(name: &str, expected: Result<(i64, &str, Direction), &str>) {
         let got = FileName::parse(Path::new(name));
         match (got, expected) {
-            (Ok(parsed), Ok((version, slug, direction))) => {
-                assert_eq!(
-                    parsed,
-                    FileName {
-                        version,
-                        slug: slug.to_string(),
-                        direction
-                    },
-                    "{name}"
-                )
-            }
+            (Ok(parsed), Ok((version, slug, direction))) => assert_eq!(
+                (parsed.version, parsed.slug.as_str(), parsed.direction),
+                (version, slug, direction),
+                "{name}"
+            ),
             (Err(Error::BadFileName { reason, .. }), Err(expected)) => {
                 assert!(reason.contains(expected), "{name}: {reason}")
             }
@@ -305,9 +316,50 @@ mod tests {
         check_name("20251115001_x.up.sql", Err("12 digits"));
         check_name("202511150001-x.up.sql", Err("no '_'"));
         check_name("202511150001_X.up.sql", Err("lowercase"));
-        check_name("202513150001_x.up.sql", Err("valid YYYYMMDDHHMM"));
         check_name("202511150001_x.sql", Err(".up.sql or .down.sql"));
         check_name("202511150001_.up.sql", Err("lowercase"));
+    }
+
+    #[test]
+    fn versions_are_real_utc_times() {
+        let ok = |name: &str, version: i64| check_name(name, Ok((version, "x", Direction::Up)));
+        ok("202402291200_x.up.sql", 202402291200);
+        ok("200002290000_x.up.sql", 200002290000);
+        ok("202512312359_x.up.sql", 202512312359);
+        ok("000001010000_x.up.sql", 1010000);
+        let parsed = FileName::parse(Path::new("202402291201_x.down.sql")).unwrap();
+        assert_eq!(
+            parsed.written_at,
+            time::macros::datetime!(2024-02-29 12:01 UTC)
+        );
+        let refused = "the version is not a valid YYYYMMDDHHMM UTC time: ";
+        let check_refused =
+            |name: &str, part: &str| check_name(name, Err(&format!("{refused}{part}")));
+        check_refused("202513150001_x.up.sql", "its month, 13, is not 01 to 12");
+        check_refused("202500150001_x.up.sql", "its month, 00, is not 01 to 12");
+        check_refused(
+            "202502311200_x.up.sql",
+            "its day, 31, is not a day of February 2025",
+        );
+        check_refused(
+            "202502291200_x.up.sql",
+            "its day, 29, is not a day of February 2025",
+        );
+        check_refused(
+            "190002290000_x.up.sql",
+            "its day, 29, is not a day of February 1900",
+        );
+        check_refused(
+            "202504310000_x.up.sql",
+            "its day, 31, is not a day of April 2025",
+        );
+        check_refused(
+            "202501000000_x.up.sql",
+            "its day, 00, is not a day of January 2025",
+        );
+        check_refused("202501012400_x.up.sql", "its hour, 24, is not 00 to 23");
+        check_refused("202501012360_x.up.sql", "its minute, 60, is not 00 to 59");
+        check_refused("202501019999_x.down.sql", "its hour, 99, is not 00 to 23");
     }
 
     #[test]
