@@ -2,53 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use migrate_core::source::{Direction, FileName, NO_TRANSACTION_DIRECTIVE};
 use squawk_syntax::ast::AstNode;
 use squawk_syntax::{Parse, SourceFile as SqlFile, SyntaxKind};
 
 use crate::violation::{Excerpt, Position};
-
-/// The first line that makes the migration engine run a file outside a
-/// transaction (migrate-core's `NO_TRANSACTION_DIRECTIVE`; schema-lint cannot
-/// depend on migrate-core, which calls the linter before applying).
-pub(crate) const NO_TRANSACTION_DIRECTIVE: &str = "-- dbops:no-transaction";
-
-/// Which way a migration file goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Direction {
-    Up,
-    Down,
-}
-
-/// The parts of a well-formed migration file name, `<12-digit version>_<slug>.<up|down>.sql`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MigrationName {
-    pub(crate) version: u64,
-    pub(crate) slug: String,
-    pub(crate) direction: Direction,
-}
-
-impl MigrationName {
-    /// Parses a file name against `^\d{12}_[a-z0-9_]+\.(up|down)\.sql$`.
-    pub(crate) fn parse(file_name: &str) -> Option<MigrationName> {
-        let (stem, direction) = if let Some(stem) = file_name.strip_suffix(".up.sql") {
-            (stem, Direction::Up)
-        } else {
-            (file_name.strip_suffix(".down.sql")?, Direction::Down)
-        };
-        let (version, slug) = stem.split_at_checked(12)?;
-        let slug = slug.strip_prefix('_')?;
-        let version_ok = version.bytes().all(|b| b.is_ascii_digit());
-        let slug_ok = !slug.is_empty()
-            && slug
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        (version_ok && slug_ok).then(|| MigrationName {
-            version: version.parse().expect("twelve ASCII digits fit in a u64"),
-            slug: slug.to_owned(),
-            direction,
-        })
-    }
-}
 
 /// A syntax error in a file, as squawk's parser reports it.
 #[derive(Debug, Clone)]
@@ -63,7 +21,9 @@ pub(crate) struct ParseError {
 pub(crate) struct Source {
     pub(crate) path: PathBuf,
     pub(crate) text: String,
-    pub(crate) name: Option<MigrationName>,
+    /// The file's name as the migration engine reads it, or why the engine
+    /// would refuse it.
+    pub(crate) name: Result<FileName, String>,
     pub(crate) parse: Parse<SqlFile>,
     /// The parser's and squawk's validation errors. Validating walks the
     /// whole tree, so it is done here, where files are read in parallel,
@@ -83,10 +43,10 @@ impl std::fmt::Debug for Source {
 
 impl Source {
     pub(crate) fn new(path: PathBuf, text: String) -> Source {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(MigrationName::parse);
+        let name = FileName::parse(&path).map_err(|error| match error {
+            migrate_core::Error::BadFileName { reason, .. } => reason,
+            other => other.to_string(),
+        });
         let parse = SqlFile::parse(&text);
         let syntax_errors = parse
             .errors()
@@ -120,9 +80,7 @@ impl Source {
     /// Down files undo their up file by dropping what it created, so the
     /// lock-safety rules do not apply to them.
     pub(crate) fn is_forward(&self) -> bool {
-        self.name
-            .as_ref()
-            .is_none_or(|n| n.direction == Direction::Up)
+        !matches!(&self.name, Ok(name) if name.direction == Direction::Down)
     }
 
     /// Whether the migration engine runs this file inside a transaction.
@@ -256,30 +214,40 @@ pub(crate) fn set_key(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A script whose `;`s are hard to tell apart: the engine's statements
+    /// (migrate-core's `split_statements`) end where the parser's do.
     #[test]
-    fn migration_names() {
-        let check = |name: &str, expected: Option<(u64, &str, Direction)>| {
-            let parsed = MigrationName::parse(name).map(|n| (n.version, n.slug, n.direction));
-            assert_eq!(
-                parsed,
-                expected.map(|(v, s, d)| (v, s.to_owned(), d)),
-                "{name}"
+    fn statements_end_where_the_engine_ends_them() {
+        let text = "-- header; with a semicolon\n\
+            CREATE TABLE \"a;b\" (id bigint, note text DEFAULT E'it\\'s; fine');\n\
+            /* a; /* nested; */ comment; */\n\
+            CREATE FUNCTION f(x int) RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN x; END $body$;\n\
+            CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql\n\
+            BEGIN ATOMIC\n  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n  SELECT $$;$$::int;\nEND;\n\
+            SELECT 1 -- trailing; comment\n";
+        let source = Source::new("202601010000_a.up.sql".into(), text.to_owned());
+        assert!(
+            source.syntax_errors.is_empty(),
+            "{:?}",
+            source.syntax_errors
+        );
+        // The engine's statement runs from its leading comments to its last
+        // token or comment; the parser's from its first token to its `;`.
+        let engine: Vec<(usize, usize)> = migrate_core::split::split_statements(text)
+            .iter()
+            .map(|s| (s.offset, s.offset + s.text.len()))
+            .collect();
+        let lint = source.statement_ranges();
+        assert_eq!(lint.len(), engine.len(), "{lint:?} {engine:?}");
+        for (&(start, end), &(engine_start, engine_end)) in lint.iter().zip(&engine) {
+            let (start, end) = (start as usize, end as usize);
+            assert!(
+                engine_start <= start && end <= (engine_end + 1).min(text.len()),
+                "{:?} is not within {:?}",
+                &text[start..end],
+                &text[engine_start..engine_end]
             );
-        };
-        check(
-            "202511150001_core_entities.up.sql",
-            Some((202511150001, "core_entities", Direction::Up)),
-        );
-        check(
-            "202511150001_core_entities.down.sql",
-            Some((202511150001, "core_entities", Direction::Down)),
-        );
-        check("20251115001_core.up.sql", None);
-        check("202511150001_Core.up.sql", None);
-        check("202511150001-core.up.sql", None);
-        check("202511150001_.up.sql", None);
-        check("202511150001_core.sql", None);
-        check("2025111500011_core.up.sql", None);
+        }
     }
 
     #[test]

@@ -7,12 +7,12 @@
 //! together with its history row, so a single statement fails as well; and
 //! `DROP INDEX`, `REINDEX` and `DETACH PARTITION ... CONCURRENTLY` fail the same way.
 
+use migrate_core::source::NO_TRANSACTION_DIRECTIVE;
 use squawk_syntax::SyntaxKind;
 use squawk_syntax::ast::AstNode;
 
 use crate::model::FileSpan;
 use crate::rules::{At, Family, Findings, MigrationSet, Rule, RuleInfo};
-use crate::source::NO_TRANSACTION_DIRECTIVE;
 use crate::violation::Severity;
 
 pub(crate) struct ConcurrentlyInTransaction;

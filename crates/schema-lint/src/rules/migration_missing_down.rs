@@ -1,7 +1,8 @@
 //! `migration-missing-down`: every `.up.sql` has its `.down.sql`, and every `.down.sql` its `.up.sql`.
 
+use migrate_core::source::Direction;
+
 use crate::rules::{At, Family, Findings, MigrationSet, Rule, RuleInfo};
-use crate::source::Direction;
 use crate::violation::Severity;
 
 pub(crate) struct MigrationMissingDown;
@@ -20,9 +21,9 @@ impl Rule for MigrationMissingDown {
 
     fn check_migrations(&self, set: &MigrationSet<'_>, out: &mut Findings) {
         for (file, source) in set.sources.iter().enumerate() {
-            let Some(name) = &source.name else { continue };
+            let Ok(name) = &source.name else { continue };
             let has_pair = set.sources.iter().any(|other| {
-                other.name.as_ref().is_some_and(|o| {
+                other.name.as_ref().is_ok_and(|o| {
                     o.version == name.version
                         && o.slug == name.slug
                         && o.direction != name.direction

@@ -1,7 +1,8 @@
 //! `migration-version-order`: versions are unique, and (with `--db`) no pending migration is older than an applied one.
 
+use migrate_core::source::Direction;
+
 use crate::rules::{At, Family, Findings, LiveView, MigrationSet, Rule, RuleInfo};
-use crate::source::Direction;
 use crate::violation::Severity;
 
 pub(crate) struct MigrationVersionOrder;
@@ -19,13 +20,14 @@ impl Rule for MigrationVersionOrder {
     }
 
     fn check_migrations(&self, set: &MigrationSet<'_>, out: &mut Findings) {
-        let ups: Vec<(usize, u64, &str)> = set
+        let ups: Vec<(usize, i64, &str)> = set
             .sources
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 s.name
                     .as_ref()
+                    .ok()
                     .filter(|n| n.direction == Direction::Up)
                     .map(|n| (i, n.version, s.file_name()))
             })
