@@ -8,6 +8,12 @@
 //! panic output, for a look with `psql`.
 #![warn(missing_docs)]
 
+mod cluster;
+mod proxy;
+
+pub use cluster::Cluster;
+pub use proxy::{FaultProxy, Trigger};
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
