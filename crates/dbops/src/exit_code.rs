@@ -153,7 +153,7 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::Config { .. } | MigrateError::UnknownVersion { .. } => CONFIG,
         MigrateError::Unreachable { .. }
         | MigrateError::Pool { .. }
-        | MigrateError::CommitLost { .. } => UNREACHABLE,
+        | MigrateError::ConnectionLost { .. } => UNREACHABLE,
         MigrateError::Authentication { .. } => AUTHENTICATION,
         MigrateError::LockTimeout { .. } => LOCK_TIMEOUT,
         MigrateError::Drift { .. } | MigrateError::OutOfOrder { .. } => DRIFT,

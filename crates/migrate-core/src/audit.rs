@@ -96,82 +96,88 @@ pub async fn record(client: &Client, entry: &AuditEntry) -> Result<Recorded, Err
     }
 }
 
-/// The statement that prepares a transaction for an entry: it takes the
+/// The statement that readies a transaction for an entry: it takes the
 /// chain's lock and tells where the chain lives. The migration engine appends
-/// it to a migration's own batch, so that writing the entry costs no extra
-/// round trip; [`ChainTarget::from_row`] reads its one row.
+/// it to a migration's own query, so that it costs no round trip of its own;
+/// [`chain_table`] reads its row.
 ///
 /// The lock (0x6462_6f70_735f_6175, "dbops_au") serializes the writers of
 /// the chain, so that two entries never share a predecessor. It is taken by
-/// its own statement: a statement's snapshot is taken
-/// when it starts, so a lock taken inside the INSERT would not let it see an
-/// entry committed while it waited.
+/// its own statement: a statement's snapshot is taken when it starts, so a
+/// lock taken inside the INSERT would not let it see an entry committed
+/// while it waited.
 pub(crate) const PREPARE: &str = "SELECT pg_advisory_xact_lock(7233466480273088885)::text,
         EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.audit_log') AND attname = 'entry_hash' AND NOT attisdropped),
         to_regclass('dbops.audit_log') IS NOT NULL AND to_regclass('dbops.audit_head') IS NOT NULL";
 
-/// Where the next entry goes, as [`PREPARE`] found out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChainTarget {
-    /// The table.
-    pub table: &'static str,
-    /// Whether dbops's own audit tables exist (else [`ChainTarget::ensure`] creates them).
-    pub ready: bool,
-}
-
-impl ChainTarget {
-    /// Reads [`PREPARE`]'s row, as text columns of a simple query.
-    pub fn from_text(platform: &str, ready: &str) -> ChainTarget {
-        ChainTarget {
-            table: if platform == "t" {
-                PLATFORM_TABLE
-            } else {
-                FALLBACK_TABLE
-            },
-            ready: ready == "t",
-        }
-    }
-
-    /// Creates dbops's own audit tables when they are missing.
-    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
-        if !self.ready {
-            client.batch_execute(FALLBACK_DDL).await?;
-        }
-        Ok(())
+/// The chain table named by the row of [`PREPARE`], the last row of
+/// `messages`. (Its third column tells whether dbops's own audit tables
+/// exist; a migration run creates them before its first step.)
+pub(crate) fn chain_table(messages: &[tokio_postgres::SimpleQueryMessage]) -> &'static str {
+    let platform = messages.iter().rev().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(1) == Some("t")),
+        _ => None,
+    });
+    if platform == Some(true) {
+        PLATFORM_TABLE
+    } else {
+        FALLBACK_TABLE
     }
 }
 
 /// Records an entry inside the caller's open transaction, so that the entry
-/// commits (or not) together with the change it describes.
+/// commits (or not) together with the change it describes. dbops's own audit
+/// tables are created when the platform's table does not exist.
 pub async fn record_in_transaction(client: &Client, entry: &AuditEntry) -> Result<Recorded, Error> {
-    let rows = client
+    let messages = client
         .simple_query(PREPARE)
         .await
         .map_err(Error::db("locking the audit chain"))?;
-    let target = rows
-        .iter()
-        .find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(ChainTarget::from_text(
-                row.get(1).unwrap_or("f"),
-                row.get(2).unwrap_or("f"),
-            )),
-            _ => None,
-        })
-        .expect("the prepare statement returns one row");
-    target
-        .ensure(client)
-        .await
-        .map_err(Error::db("creating dbops's audit tables"))?;
-    let id = insert_sealed(client, target.table, entry)
+    let table = chain_table(&messages);
+    let ready = messages.iter().rev().any(|message| {
+        matches!(message, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(2) == Some("t"))
+    });
+    if !ready {
+        client
+            .batch_execute(FALLBACK_DDL)
+            .await
+            .map_err(Error::db("creating dbops's audit tables"))?;
+    }
+    let id = insert(client, insert_sql(table).as_str(), table, entry)
         .await
         .map_err(|e| Error::Database {
-            context: format!("writing an audit entry to {}", target.table),
+            context: format!("writing an audit entry to {table}"),
             source: e,
         })?;
-    Ok(Recorded {
-        table: target.table,
-        id,
-    })
+    Ok(Recorded { table, id })
+}
+
+/// Writes `entry` into `table` with `statement`, which is [`insert_sql`]
+/// (as text, or prepared once per connection by the migration engine).
+/// Returns the entry's id.
+pub(crate) async fn insert<T>(
+    client: &Client,
+    statement: &T,
+    table: &'static str,
+    entry: &AuditEntry,
+) -> Result<i64, tokio_postgres::Error>
+where
+    T: ?Sized + tokio_postgres::ToStatement,
+{
+    let row = client
+        .query_one(
+            statement,
+            &[
+                &entry.actor,
+                &entry.action,
+                &entry.target_type,
+                &entry.target_id,
+                &entry.metadata,
+                &table,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// The INSERT of a complete, hashed entry into `table`, in one statement:
@@ -195,84 +201,6 @@ pub(crate) fn insert_sql(table: &'static str) -> String {
          ON CONFLICT (chain) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash
          RETURNING last_id"
     )
-}
-
-/// The name under which a session prepares [`insert_sql`] for `table`.
-fn statement_name(table: &'static str) -> &'static str {
-    if table == PLATFORM_TABLE {
-        "dbops_audit_insert_platform"
-    } else {
-        "dbops_audit_insert_fallback"
-    }
-}
-
-/// `PREPARE`s [`insert_sql`] for `table` in the session: the migration engine
-/// then writes entries with [`execute_sql`], in the same query as other
-/// statements, and the INSERT is planned once per connection.
-pub(crate) fn prepare_sql(table: &'static str) -> String {
-    format!(
-        "PREPARE {} (text, text, text, text, jsonb, text) AS {}",
-        statement_name(table),
-        insert_sql(table)
-    )
-}
-
-/// The statement that writes `entry` through the statement [`prepare_sql`]
-/// prepared. Its text values travel hex-encoded, so no value can change the
-/// statement, whatever the server's string-literal settings.
-pub(crate) fn execute_sql(table: &'static str, entry: &AuditEntry) -> String {
-    fn text(value: &str) -> String {
-        format!(
-            "convert_from(decode('{}', 'hex'), 'UTF8')",
-            hex::encode(value)
-        )
-    }
-    let target_id = entry
-        .target_id
-        .as_deref()
-        .map_or_else(|| "NULL".to_string(), text);
-    format!(
-        "EXECUTE {}({}, {}, {}, {}, {}::jsonb, {})",
-        statement_name(table),
-        text(&entry.actor),
-        text(&entry.action),
-        text(&entry.target_type),
-        target_id,
-        text(&entry.metadata.to_string()),
-        text(table),
-    )
-}
-
-/// Inserts a complete, hashed entry in one statement: the tables are append-only.
-pub(crate) async fn insert_sealed(
-    client: &Client,
-    table: &'static str,
-    entry: &AuditEntry,
-) -> Result<i64, tokio_postgres::Error> {
-    insert_with(client, &insert_sql(table), table, entry).await
-}
-
-/// Runs [`insert_sql`] for `table`.
-async fn insert_with(
-    client: &Client,
-    statement: &str,
-    table: &'static str,
-    entry: &AuditEntry,
-) -> Result<i64, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            statement,
-            &[
-                &entry.actor,
-                &entry.action,
-                &entry.target_type,
-                &entry.target_id,
-                &entry.metadata,
-                &table,
-            ],
-        )
-        .await?;
-    Ok(row.get(0))
 }
 
 /// One problem `verify` found.
@@ -374,30 +302,6 @@ pub async fn verify(client: &Client) -> Result<Verification, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_are_written_with_hex_encoded_values() {
-        let entry = AuditEntry {
-            actor: "o'brien".into(),
-            action: "migration.apply".into(),
-            target_type: "migration".into(),
-            target_id: None,
-            metadata: serde_json::json!({"note": "it's \\ fine"}),
-        };
-        let sql = execute_sql(FALLBACK_TABLE, &entry);
-        assert!(
-            sql.starts_with("EXECUTE dbops_audit_insert_fallback("),
-            "{sql}"
-        );
-        // Five values (the target id is NULL), each `convert_from(decode('…', 'hex'), 'UTF8')`.
-        assert_eq!(
-            sql.matches('\'').count(),
-            5 * 6,
-            "only hex and names are quoted: {sql}"
-        );
-        assert!(sql.contains(&hex::encode("o'brien")), "{sql}");
-        assert!(sql.contains(", NULL, "), "{sql}");
-    }
 
     #[test]
     fn preparing_an_entry_takes_the_chain_lock() {

@@ -20,8 +20,47 @@ pub struct Settings {
     /// How long a run waits for another runner's migration lock on the same target.
     #[serde(with = "humantime_serde")]
     pub lock_wait: Duration,
-    /// Retries of statements that fail on `lock_timeout` or lose their connection before commit.
+    /// Retries of statements that fail on `lock_timeout`, and the backoff between reconnection attempts.
     pub retry: RetryPolicy,
+    /// How long a run keeps trying to get its connection back after losing it
+    /// (a server restart, a failover, a network cut): it reconnects with
+    /// backoff, takes the lock again, reads the history and goes on. Past
+    /// this budget the run fails with the last connection error.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_budget: Duration,
+    /// When the migrations' commits are flushed to disk: see [`Durability`].
+    pub durability: Durability,
+}
+
+/// When the commits of a run are made durable (flushed to the server's WAL on disk).
+///
+/// Either way a run reports success only once everything it applied is
+/// durable: a server crash right after the report loses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Each migration commits without waiting for its WAL flush
+    /// (`synchronous_commit = off`), and the run ends with a commit that
+    /// writes a row and waits for the flush, which covers every commit before
+    /// it. The trade-off: a server crash *during* the run can lose migrations
+    /// the run already committed (whole migrations, with their history rows
+    /// and audit entries, never half of one); the run has not reported them,
+    /// and the next run applies them again. Saves one disk flush per migration.
+    #[default]
+    PerRun,
+    /// Each migration's commit waits for its WAL flush
+    /// (`synchronous_commit = on`, whatever the server's default).
+    PerMigration,
+}
+
+impl Durability {
+    /// The `synchronous_commit` of a migration's transaction.
+    pub(crate) fn synchronous_commit(self) -> &'static str {
+        match self {
+            Durability::PerRun => "off",
+            Durability::PerMigration => "on",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -31,6 +70,8 @@ impl Default for Settings {
             statement_timeout: Duration::from_secs(10 * 60),
             lock_wait: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            reconnect_budget: Duration::from_secs(30),
+            durability: Durability::PerRun,
         }
     }
 }

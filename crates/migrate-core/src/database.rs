@@ -140,9 +140,17 @@ fn classify_connect_error(
     url: &str,
     config: &tokio_postgres::Config,
 ) -> Error {
-    let auth_failed = error.as_db_error().is_some_and(|db| {
-        *db.code() == SqlState::INVALID_PASSWORD
-            || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    let code = error.as_db_error().map(|db| db.code().clone());
+    let auth_failed = code.as_ref().is_some_and(|code| {
+        *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    });
+    // A missing database, or a server that is starting up or shutting
+    // down, is as unreachable for the caller as one that does not answer.
+    let unavailable = code.as_ref().is_some_and(|code| {
+        *code == SqlState::INVALID_CATALOG_NAME
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::ADMIN_SHUTDOWN
     });
     if auth_failed {
         Error::Authentication {
@@ -150,7 +158,7 @@ fn classify_connect_error(
             user: config.get_user().unwrap_or_default().to_string(),
             source: error,
         }
-    } else if error.as_db_error().is_some() {
+    } else if error.as_db_error().is_some() && !unavailable {
         Error::Database {
             context: format!("connecting to {url}"),
             source: error,
@@ -173,7 +181,13 @@ impl Conn {
     /// Closes the connection for good, rather than returning it to a pool:
     /// used when it may still hold session state such as an advisory lock.
     pub(crate) fn discard(mut self) {
-        if let Conn::Pooled(object) = &mut self
+        self.detach();
+    }
+
+    /// Takes a pooled connection out of its pool, so that dropping this
+    /// closes it; the last thing done with a connection.
+    pub(crate) fn detach(&mut self) {
+        if let Conn::Pooled(object) = self
             && let Some(object) = object.take()
         {
             drop(deadpool_postgres::Object::take(object));

@@ -107,14 +107,14 @@ pub enum Error {
         drifted: Vec<DriftedMigration>,
     },
     /// A non-transactional migration stopped half-way and has not been repaired.
-    #[error("refusing to run: {} migration(s) are in a partial state: {}; resolve with `dbops migrate repair VERSION --reason TEXT` or roll back", partial.len(), describe_list(partial))]
+    #[error("refusing to run: {} migration(s) are in a partial state: {}; repair them (run on, or mark applied or not applied) or roll back first", partial.len(), describe_list(partial))]
     Partial {
         /// Every unresolved partial migration.
         partial: Vec<PartialMigration>,
     },
     /// A pending migration is older than the newest applied one.
     #[error(
-        "refusing to run: migration {version} ({file}) is older than the newest applied migration {newest}; pass --allow-out-of-order to apply it anyway"
+        "refusing to run: migration {version} ({file}) is older than the newest applied migration {newest}; allow out-of-order migrations to apply it anyway"
     )]
     OutOfOrder {
         /// The pending version.
@@ -195,22 +195,36 @@ pub enum Error {
         /// Why.
         finding: String,
     },
-    /// The connection dropped during every `COMMIT` of a migration; it is not applied.
+    /// The connection was lost during a run and could not be got back within
+    /// the reconnect budget. What the run committed before is in the
+    /// history; the step in flight may or may not be.
     #[error(
-        "migration {version} was not applied: the connection dropped during its commit {attempts} time(s)"
+        "lost the connection to the database during the run of target {target:?} and could not get it back within {budget:?}: {last_error}{}",
+        applied_note(applied_before)
     )]
-    CommitLost {
-        /// The migration.
-        version: i64,
-        /// Commits attempted.
-        attempts: u32,
+    ConnectionLost {
+        /// The target.
+        target: String,
+        /// The reconnect budget that ran out.
+        budget: Duration,
+        /// The last error, connecting or taking the lock.
+        last_error: String,
+        /// Versions this run completed before the connection was lost.
+        applied_before: Vec<i64>,
     },
-    /// refinery reported an error of its own.
-    #[error("refinery: {0}")]
-    Refinery(String),
 }
 
 impl Error {
+    /// Puts the versions a run completed into the failure of a later step.
+    pub(crate) fn with_applied_before(mut self, completed: &[crate::CompletedStep]) -> Error {
+        if let Error::MigrationFailed { applied_before, .. }
+        | Error::ConnectionLost { applied_before, .. } = &mut self
+        {
+            *applied_before = completed.iter().map(|step| step.version).collect();
+        }
+        self
+    }
+
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
         let context = context.into();
         move |source| Error::Database { context, source }
@@ -236,4 +250,16 @@ fn applied_note(applied_before: &[i64]) -> String {
             versions.join(", ")
         )
     }
+}
+
+/// An error and its causes on one line, `: `-separated, as log lines want them.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -4,8 +4,10 @@
 //! differences, table rewrites, invalid indexes, duration); a service adds its
 //! own by implementing [`Hook`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,6 +32,43 @@ pub struct HookContext<'a> {
     pub sql: &'a str,
     /// The run's connection. Hooks must leave no transaction open on it.
     pub client: &'a tokio_postgres::Client,
+    /// The statements prepared on that connection, for [`HookContext::prepare`].
+    pub statements: &'a Statements,
+}
+
+impl HookContext<'_> {
+    /// Prepares `sql` on the run's connection once: later calls, for this
+    /// migration or the next ones, reuse the statement until the engine
+    /// replaces a lost connection.
+    pub async fn prepare(
+        &self,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+/// Statements prepared on one connection, by their text.
+#[derive(Debug, Default)]
+pub struct Statements {
+    prepared: Mutex<HashMap<String, tokio_postgres::Statement>>,
+}
+
+impl Statements {
+    fn get(&self, sql: &str) -> Option<tokio_postgres::Statement> {
+        let prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        prepared.get(sql).cloned()
+    }
+
+    fn insert(&self, sql: &str, statement: tokio_postgres::Statement) {
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        prepared.insert(sql.to_string(), statement);
+    }
 }
 
 /// How serious a finding is.
@@ -91,24 +130,6 @@ pub struct HookError {
 pub trait Hook: Send + Sync + std::fmt::Debug {
     /// The hook's name, used in findings and spans.
     fn name(&self) -> &str;
-
-    /// Called once before a run with the scripts it will execute, in order.
-    /// A hook that reads scripts can start on them here, while the database
-    /// works, rather than between one migration and the next. The default
-    /// does nothing.
-    fn look_ahead(&self, scripts: &[&str]) {
-        let _ = scripts;
-    }
-
-    /// Whether [`Hook::before`] may query the database for this script.
-    /// When no hook's does, the engine runs a migration's before-checks while
-    /// the previous migration's transaction is still open, and sends that
-    /// transaction's `COMMIT` with this migration's batch: a round trip less
-    /// per migration. The default, `true`, is always safe.
-    fn before_reads_database(&self, sql: &str) -> bool {
-        let _ = sql;
-        true
-    }
 
     /// Runs before the migration. A [`Severity::Refuse`] finding stops the run.
     fn before<'a>(

@@ -1,48 +1,55 @@
 //! The dbops migration engine.
 //!
 //! Versioned PostgreSQL migrations as `YYYYMMDDHHMM_slug.up.sql` /
-//! `.down.sql` pairs, applied through [refinery](https://docs.rs/refinery)
-//! and extended with what refinery lacks:
+//! `.down.sql` pairs, recorded in refinery's history format, with what
+//! refinery lacks:
 //!
 //! - down migrations, which remove their history row in the same transaction;
 //! - a session-level advisory lock per target, so concurrent runners never
-//!   double-apply, and a clear report of who holds it when the wait runs out;
+//!   double-apply, and a runner that waited reports the steps another one did;
 //! - `lock_timeout` / `statement_timeout` on every migration, with retries,
-//!   exponential backoff and jitter on lock timeouts and lost connections;
+//!   exponential backoff and jitter on lock waits;
+//! - a lost connection got back within a budget: reconnect, lock again, read
+//!   the history, go on;
+//! - a run reports success only once what it applied is durable;
 //! - `-- dbops:no-transaction` migrations (for `CREATE INDEX CONCURRENTLY`),
-//!   run statement by statement with a run log, so an interruption leaves a
-//!   *partial* state that [`Migrator::status`] reports and [`Migrator::up`]
-//!   refuses to run past until [`Migrator::repair`] resolves it;
+//!   run statement by statement with their progress in a run log, so an
+//!   interruption leaves a *partial* state that [`Migrator::status`] reports,
+//!   [`Migrator::up`] refuses to run past, and [`Migrator::repair`] resumes;
 //! - drift detection (changed or missing files, CRLF-insensitive checksums)
 //!   and out-of-order refusal;
-//! - [`hooks`] around each migration.
+//! - [`hooks`] around each migration, and an audit entry for each.
 //!
 //! A service embeds it with its own pool: see [`Migrator`] and
 //! `examples/embedded.rs`.
 #![warn(missing_docs)]
 
+mod apply;
 pub mod approvals;
 pub mod audit;
+mod blockers;
 pub mod config;
 mod database;
 mod error;
+mod history;
 pub mod hooks;
 mod migrator;
+mod plan;
 mod redact;
-mod refinery_adapter;
+mod run_log;
 mod session;
 pub mod source;
 pub mod split;
 pub mod status;
 
-pub use config::{RetryPolicy, Settings};
+pub use config::{Durability, RetryPolicy, Settings};
 pub use database::{Database, connect_url};
-pub use error::Error;
+pub use error::{Error, chain as error_chain};
+pub use history::BOOKKEEPING_SCHEMA;
 pub use migrator::{
-    AuditSettings, CompletedStep, DownOptions, DownTo, Migrator, Plan, PlannedStep, RepairAction,
-    RepairReport, RunReport, UpOptions,
+    AuditSettings, CompletedStep, DoneByOther, Migrator, RepairAction, RepairReport, RunReport,
 };
+pub use plan::{DownOptions, DownTo, Plan, PlannedStep, UpOptions};
 pub use redact::redact_url;
-pub use session::BOOKKEEPING_SCHEMA;
 pub use source::{Direction, Migration, Source};
 pub use status::Status;

@@ -64,7 +64,10 @@ impl Migration {
             &format!("V{}__{}", self.version, self.slug),
             &self.up.sql,
         )
-        .map_err(|e| Error::Refinery(format!("{}: {e}", self.up.path.display())))
+        .map_err(|e| Error::BadFileName {
+            path: self.up.path.clone(),
+            reason: format!("refinery cannot name this migration: {e}"),
+        })
     }
 
     /// `VERSION_slug`, the way people refer to a migration.

@@ -158,3 +158,21 @@ pub struct RunLogEntry {
     /// The error, for failures.
     pub error: Option<String>,
 }
+
+/// Who ran a step, as the run log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Runner {
+    /// The server process of its connection.
+    pub pid: i32,
+    /// Its connection's `application_name`.
+    pub application: String,
+    /// When the step finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl fmt::Display for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}, application {:?}", self.pid, self.application)
+    }
+}

@@ -488,17 +488,14 @@ async fn a_failed_no_transaction_migration_is_partial_until_repaired() {
 
     let error = migrator.up(&UpOptions::default()).await.unwrap_err();
     assert!(matches!(error, Error::Partial { .. }), "{error}");
-    assert!(
-        error.to_string().contains("dbops migrate repair"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("repair"), "{error}");
 
-    // The operator fixes the data and the leftovers by hand, then marks it not applied and reruns.
+    // The operator fixes the data and drops the invalid index, as the
+    // runbook says, then reruns: the run goes on at the statement that
+    // failed, and the table of statement 1 is not created again.
     let client = db.connect().await;
     client
-        .batch_execute(
-            "DELETE FROM t; INSERT INTO t VALUES (1); DROP INDEX t_id_key; DROP TABLE side;",
-        )
+        .batch_execute("DELETE FROM t; INSERT INTO t VALUES (1); DROP INDEX t_id_key;")
         .await
         .unwrap();
     let error = migrator
@@ -517,6 +514,16 @@ async fn a_failed_no_transaction_migration_is_partial_until_repaired() {
     let status = migrator.status().await.unwrap();
     assert!(status.partial.is_empty());
     assert_eq!(history(&db).await, [202501010000, 202501010100]);
+    // One run-log entry, the progress record of the first run, completed by the rerun.
+    let entries = client
+        .query(
+            "SELECT outcome, statements_done FROM dbops.run_log WHERE version = 202501010100",
+            &[],
+        )
+        .await
+        .unwrap();
+    let entries: Vec<(String, i32)> = entries.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(entries, [("succeeded".to_string(), 2)]);
     migrator.up(&UpOptions::default()).await.unwrap();
     assert_eq!(
         history(&db).await,
@@ -555,6 +562,11 @@ async fn lock_timeout_reports_the_holder() {
         .batch_execute("SET application_name = 'other-runner'")
         .await
         .unwrap();
+    // The holder's last query carries a secret, which no message may show.
+    holder
+        .batch_execute("SELECT 'Canary-Secret-1' AS password")
+        .await
+        .unwrap();
     let key: i64 = {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(b"dbops migrate dbops.operational_schema_history");
@@ -568,6 +580,7 @@ async fn lock_timeout_reports_the_holder() {
     let message = error.to_string();
     assert!(matches!(error, Error::LockTimeout { .. }), "{message}");
     assert!(message.contains("other-runner"), "{message}");
+    assert!(!message.contains("Canary"), "{message}");
     holder
         .query_one("SELECT pg_advisory_unlock($1)", &[&key])
         .await
@@ -587,6 +600,73 @@ async fn lock_timeouts_on_statements_are_retried() {
         "the statement was retried: {:?}",
         report.completed[0]
     );
+}
+
+#[tokio::test]
+async fn a_final_lock_timeout_names_the_blocker_and_the_attempts() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "t_c",
+        "ALTER TABLE t ADD COLUMN c text;",
+        "ALTER TABLE t DROP COLUMN c;",
+    );
+    let settings = Settings {
+        lock_timeout: std::time::Duration::from_millis(300),
+        retry: migrate_core::RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: std::time::Duration::from_millis(20),
+            max_backoff: std::time::Duration::from_millis(50),
+            multiplier: 2.0,
+        },
+        ..Settings::default()
+    };
+    let migrator = Migrator::new(
+        "operational",
+        Source::load(dir.path()).unwrap(),
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap();
+    migrator
+        .up(&UpOptions {
+            to: Some(202501010000),
+            ..UpOptions::default()
+        })
+        .await
+        .unwrap();
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute(
+            "SET application_name = 'long-report'; BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT 'Canary-Secret-2';",
+        )
+        .await
+        .unwrap();
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            Error::MigrationFailed {
+                version: 202501010100,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("after 3 attempt(s)"), "{message}");
+    assert!(message.contains("long-report"), "{message}");
+    assert!(!message.contains("Canary"), "{message}");
+    blocker.batch_execute("COMMIT").await.unwrap();
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ impl TestDb {
     pub async fn new() -> TestDb {
         let admin_url = server_url();
         let name = unique_name();
-        let admin = connect(&admin_url).await;
+        let admin = connect_to(&admin_url).await;
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
@@ -71,7 +71,7 @@ impl TestDb {
 
     /// Opens a new connection to the database.
     pub async fn connect(&self) -> Client {
-        connect(&self.url).await
+        connect_to(&self.url).await
     }
 
     /// Runs every `*.up.sql` file of `dir` in file-name order, each in one
@@ -115,7 +115,7 @@ impl Drop for TestDb {
                 .build()
                 .expect("a Tokio runtime");
             runtime.block_on(async {
-                let admin = connect(&admin_url).await;
+                let admin = connect_to(&admin_url).await;
                 admin
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await
@@ -138,7 +138,11 @@ pub fn server_url() -> String {
     })
 }
 
-async fn connect(url: &str) -> Client {
+/// Connects to `url`, for a test that has a server of its own (a [`Cluster`]).
+///
+/// # Panics
+/// When the server cannot be reached.
+pub async fn connect_to(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test server ({URL_ENV}): {e}"));

@@ -48,7 +48,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     &plan,
                 );
                 if dry_run {
-                    print_plan(&plan);
+                    print_plan(&migrator, &plan);
                     print_lint(&lint);
                     print_preflight(
                         &context
@@ -62,10 +62,10 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     println!("{name}: nothing to apply");
                     continue;
                 }
-                enforce_lint(&migrator, &lint, &policy, &guard).await?;
+                let migrator = enforce_lint(migrator, &lint, &policy, &guard)?;
                 guardrails::check(&migrator, &plan, &policy, &guard, &actor, &[]).await?;
                 let options = UpOptions {
-                    expected_plan: Some(plan.hash.clone()),
+                    expected_plan: Some(plan),
                     ..options.clone()
                 };
                 let report = migrator.up(&options).await?;
@@ -75,6 +75,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     report.duration.as_millis(),
                     last_version(&report.completed)
                 );
+                print_done_by_others(&report);
             }
             Ok(exit_code::SUCCESS)
         }
@@ -94,9 +95,9 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             for name in Context::targets(target.target).iter().rev() {
                 let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
                 let plan = migrator.plan_down(&to.into()).await?;
-                let warnings = data_loss_warnings(&plan);
+                let warnings = data_loss_warnings(&migrator, &plan);
                 if dry_run {
-                    print_plan(&plan);
+                    print_plan(&migrator, &plan);
                     for warning in &warnings {
                         println!("-- warning: {warning}");
                     }
@@ -115,7 +116,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 guardrails::check(&migrator, &plan, &policy, &guard, &actor, &warnings).await?;
                 let options = DownOptions {
                     to,
-                    expected_plan: Some(plan.hash.clone()),
+                    expected_plan: Some(plan),
                 };
                 let report = migrator.down(&options).await?;
                 println!(
@@ -123,6 +124,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     report.completed.len(),
                     report.duration.as_millis()
                 );
+                print_done_by_others(&report);
             }
             Ok(exit_code::SUCCESS)
         }
@@ -145,20 +147,13 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             // Everything that can refuse runs before the rollback: nothing
             // stands between the rollback and the re-apply but the two runs.
             let lint = lint_as_pending(context, &migrator, &[version].into())?;
-            enforce_lint(&migrator, &lint, &policy, &guard).await?;
-            guardrails::check(
-                &migrator,
-                &down,
-                &policy,
-                &guard,
-                &actor,
-                &data_loss_warnings(&down),
-            )
-            .await?;
+            let migrator = enforce_lint(migrator, &lint, &policy, &guard)?;
+            let warnings = data_loss_warnings(&migrator, &down);
+            guardrails::check(&migrator, &down, &policy, &guard, &actor, &warnings).await?;
             let rolled_back = migrator
                 .down(&DownOptions {
                     to: DownTo::Steps(1),
-                    expected_plan: Some(down.hash.clone()),
+                    expected_plan: Some(down),
                 })
                 .await?;
             let applied = migrator
@@ -197,11 +192,12 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 ..UpOptions::default()
             };
             for name in Context::targets(target.target) {
-                let plan = context.migrator(name, &target)?.plan_up(&options).await?;
+                let migrator = context.migrator(name, &target)?;
+                let plan = migrator.plan_up(&options).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&plan)?);
                 } else {
-                    print_plan(&plan);
+                    print_plan(&migrator, &plan);
                 }
             }
             Ok(exit_code::SUCCESS)
@@ -362,15 +358,18 @@ fn print_lint(violations: &[schema_lint::Violation]) {
     }
 }
 
-/// Error-level findings block the run unless overridden where the environment allows it; the override is audited.
-async fn enforce_lint(
-    migrator: &Migrator,
+/// Error-level findings block the run unless overridden where the
+/// environment allows it. The override is audited: it rides on the audit
+/// entry of every migration the run applies, so a runner that finds the work
+/// done by another writes nothing.
+fn enforce_lint(
+    migrator: Migrator,
     violations: &[schema_lint::Violation],
     policy: &EnvironmentPolicy,
     guard: &GuardArgs,
-) -> Result<(), CliError> {
+) -> Result<Migrator, CliError> {
     if !schema_lint::has_errors(violations) {
-        return Ok(());
+        return Ok(migrator);
     }
     eprint!("{}", schema_lint::render::human(violations));
     let errors = violations
@@ -394,28 +393,58 @@ async fn enforce_lint(
         .filter(|v| v.severity == schema_lint::Severity::Error)
         .map(|v| v.rule)
         .collect();
-    migrator
-        .audit_event(
-            "migration.lint_override",
-            serde_json::json!({ "errors": errors, "rules": rules }),
-        )
-        .await?;
     eprintln!(
         "warning: running despite {errors} error-level lint finding(s) (--allow-lint-errors, audited)"
     );
-    Ok(())
+    Ok(migrator.with_audit_metadata(
+        "lint_override",
+        serde_json::json!({ "errors": errors, "rules": rules }),
+    ))
 }
 
 /// What a rollback plan destroys, named table by table.
-fn data_loss_warnings(plan: &Plan) -> Vec<String> {
+fn data_loss_warnings(migrator: &Migrator, plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
         .flat_map(|step| {
-            migrate_hooks::data_loss::destructive_statements(&step.sql)
+            let sql = step_sql(migrator, plan, step.version);
+            migrate_hooks::data_loss::destructive_statements(sql)
                 .into_iter()
                 .map(move |loss| format!("rolling back {}_{} {loss}", step.version, step.slug))
         })
         .collect()
+}
+
+/// The SQL a step of `plan` runs.
+fn step_sql<'m>(migrator: &'m Migrator, plan: &Plan, version: i64) -> &'m str {
+    migrator
+        .source()
+        .get(version)
+        .map_or("", |m| m.script(plan.direction).sql.as_str())
+}
+
+/// Says which steps of the plan another runner did, and who.
+fn print_done_by_others(report: &migrate_core::RunReport) {
+    if report.done_by_others.is_empty() {
+        return;
+    }
+    let versions: Vec<String> = report
+        .done_by_others
+        .iter()
+        .map(|d| d.version.to_string())
+        .collect();
+    let runners: std::collections::BTreeSet<String> = report
+        .done_by_others
+        .iter()
+        .map(|d| d.runner.as_ref().map_or_else(|| "an unknown runner".to_string(), ToString::to_string))
+        .collect();
+    println!(
+        "{}: another runner ({}) already did {} step(s) of the plan: {}",
+        report.target,
+        runners.into_iter().collect::<Vec<_>>().join("; "),
+        versions.len(),
+        versions.join(", ")
+    );
 }
 
 /// The status of every target `args` names.
@@ -434,7 +463,7 @@ fn last_version(completed: &[migrate_core::CompletedStep]) -> String {
         .unwrap_or_default()
 }
 
-fn print_plan(plan: &Plan) {
+fn print_plan(migrator: &Migrator, plan: &Plan) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -456,7 +485,7 @@ fn print_plan(plan: &Plan) {
             step.slug,
             step.file.display()
         );
-        let _ = writeln!(out, "{}", step.sql.trim_end());
+        let _ = writeln!(out, "{}", step_sql(migrator, plan, step.version).trim_end());
     }
     let _ = writeln!(out, "\n-- plan hash: {}", plan.hash);
 }
