@@ -141,6 +141,23 @@ impl Settings {
                 "must be positive: 0 would let a migration queue behind locks forever",
             ));
         }
+        // PostgreSQL takes timeouts in milliseconds, as a 32-bit integer.
+        let longest = Duration::from_millis(i32::MAX as u64);
+        for (setting, value) in [
+            ("lock_timeout", self.lock_timeout),
+            ("statement_timeout", self.statement_timeout),
+            ("lock_wait", self.lock_wait),
+        ] {
+            if value > longest {
+                return Err(invalid(
+                    setting,
+                    "must be at most 24 days (2147483647 ms), the longest timeout PostgreSQL accepts",
+                ));
+            }
+        }
+        if self.reconnect_budget > Duration::from_secs(24 * 60 * 60) {
+            return Err(invalid("reconnect_budget", "must be at most 24 hours"));
+        }
         Ok(())
     }
 }
@@ -186,6 +203,13 @@ mod tests {
                 ..Settings::default()
             },
             "settings.lock_timeout: ",
+        );
+        check(
+            Settings {
+                statement_timeout: Duration::from_secs(99_999_999 * 86_400),
+                ..Settings::default()
+            },
+            "settings.statement_timeout: ",
         );
         Settings::default().validate().unwrap();
     }
