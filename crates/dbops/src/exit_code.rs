@@ -52,7 +52,10 @@ pub const TABLE: &[(i32, &str)] = &[
         SOURCE,
         "misnamed, unpaired, duplicated or unreadable migration file",
     ),
-    (UNREACHABLE, "database unreachable"),
+    (
+        UNREACHABLE,
+        "database unreachable or missing, or the connection lost for longer than the reconnect budget",
+    ),
     (AUTHENTICATION, "database rejected the credentials"),
     (LOCK_TIMEOUT, "another run held the migration lock too long"),
     (
