@@ -3,144 +3,172 @@
 //!
 //! A DDL statement queued behind such a session blocks every query that
 //! arrives after it, so the check waits for them to finish, warns or refuses,
-//! as configured. Lock holders in transactions younger than
-//! `short_transaction` are left out: on a busy table there always is one, and
-//! it finishes long before the migration's `lock_timeout`. Prepared
+//! as configured. The sessions come from `pg_locks` on the touched relations,
+//! which every role sees, with `pg_blocking_pids()` for what each of them
+//! waits for in turn.
+//!
+//! Lock holders in transactions younger than `short_transaction` are left
+//! out: on a busy table there always is one, and it finishes long before the
+//! migration's `lock_timeout`. A role without `pg_read_all_stats` does not see
+//! when another role's transaction began; such a lock holder counts once the
+//! check has seen the same transaction (`pg_locks.virtualtransaction`) hold
+//! locks on the touched tables for `short_transaction`, so the check looks a
+//! second time when the first look found only such holders. Prepared
 //! transactions holding locks count whatever their age. Query texts are not
 //! reported: they may carry secrets.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use migrate_core::hooks::{
-    Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
-};
+use migrate_core::hooks::{Finding, Severity};
 use serde::Serialize;
 
+use crate::catalog::{Before, Session};
 use crate::config::{BlockingSessionsConfig, OnBlocked, StillBlocked};
 use crate::error::Error;
-use crate::reading::Readings;
-use crate::relations;
 
 const NAME: &str = "blocking-sessions";
 
-/// The blocking-sessions check: see the module documentation.
-#[derive(Debug, Clone)]
-pub struct BlockingSessions {
-    config: BlockingSessionsConfig,
-    pub(crate) readings: Arc<Readings>,
-}
-
-impl BlockingSessions {
-    /// The check with its settings.
-    pub fn new(config: BlockingSessionsConfig) -> BlockingSessions {
-        BlockingSessions {
-            config,
-            readings: Arc::default(),
-        }
-    }
-
-    async fn check(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        let reading = self.readings.get(ctx.sql);
-        let touched = &reading.touched;
-        if touched.no_existing() {
-            return Ok(Prepared::default());
-        }
-        let members = relations::members(ctx.client, touched.existing()).await?;
-        if members.is_empty() {
-            return Ok(Prepared::default());
-        }
-        let oids = relations::oids(&members);
-        let started = Instant::now();
-        // Whether blockers were found and waited for, and said so in the log.
-        let mut announced = false;
-        loop {
-            let blockers = blockers(ctx.client, &oids, &self.config).await?;
-            let waited = started.elapsed();
-            if blockers.is_empty() {
-                let findings = if !announced {
-                    Vec::new()
-                } else {
-                    vec![finding(
-                        Severity::Info,
-                        format!("waited {} for blocking sessions to finish", seconds(waited)),
-                        waited,
-                        &[],
-                    )]
-                };
-                return Ok(Prepared {
-                    findings,
-                    memo: serde_json::Value::Null,
-                });
+/// Looks at the catalog with `look` (the before-read), and again while
+/// waiting for blocking sessions to go, as configured; returns the last look
+/// and the findings.
+pub(crate) async fn check<F>(
+    config: &BlockingSessionsConfig,
+    look: impl Fn() -> F,
+) -> Result<(Before, Vec<Finding>), Error>
+where
+    F: Future<Output = Result<Before, Error>>,
+{
+    let started = Instant::now();
+    let mut sightings = Sightings::default();
+    // Whether blockers were found and waited for, and said so in the log.
+    let mut announced = false;
+    let mut first_look = true;
+    loop {
+        let before = look().await?;
+        let (blockers, undecided) = sightings.blockers(&before.sessions, config.short_transaction);
+        let waited = started.elapsed();
+        if blockers.is_empty() {
+            if undecided && first_look {
+                // Holders of another role, of unknown age: look again when
+                // those still there have been seen long enough to count.
+                first_look = false;
+                tokio::time::sleep(config.short_transaction).await;
+                continue;
             }
-            let severity = match self.config.action {
-                OnBlocked::Warn => Some(Severity::Warning),
-                OnBlocked::Refuse => Some(Severity::Refuse),
-                OnBlocked::Wait if waited >= self.config.max_wait => {
-                    Some(match self.config.when_still_blocked {
-                        StillBlocked::Warn => Severity::Warning,
-                        StillBlocked::Refuse => Severity::Refuse,
-                    })
-                }
-                OnBlocked::Wait => None,
+            let findings = if !announced {
+                Vec::new()
+            } else {
+                vec![finding(
+                    Severity::Info,
+                    format!("waited {} for blocking sessions to finish", seconds(waited)),
+                    waited,
+                    &[],
+                )]
             };
-            if let Some(severity) = severity {
-                let waited_note = if self.config.action == OnBlocked::Wait {
-                    format!(" after waiting {}", seconds(waited))
-                } else {
-                    String::new()
-                };
-                let message = format!(
-                    "{} session(s) still block the tables this migration touches{waited_note}: {}",
-                    count_sessions(&blockers),
-                    describe(&blockers)
-                );
-                return Ok(Prepared {
-                    findings: vec![finding(severity, message, waited, &blockers)],
-                    memo: serde_json::Value::Null,
-                });
-            }
-            if !announced {
-                announced = true;
-                tracing::info!(
-                    sessions = count_sessions(&blockers),
-                    "waiting for sessions blocking the migration: {}",
-                    describe(&blockers)
-                );
-            }
-            let left = self.config.max_wait.saturating_sub(waited);
-            tokio::time::sleep(self.config.poll_interval.min(left)).await;
+            return Ok((before, findings));
         }
+        first_look = false;
+        let severity = match config.action {
+            OnBlocked::Warn => Some(Severity::Warning),
+            OnBlocked::Refuse => Some(Severity::Refuse),
+            OnBlocked::Wait if waited >= config.max_wait => Some(match config.when_still_blocked {
+                StillBlocked::Warn => Severity::Warning,
+                StillBlocked::Refuse => Severity::Refuse,
+            }),
+            OnBlocked::Wait => None,
+        };
+        if let Some(severity) = severity {
+            let waited_note = if config.action == OnBlocked::Wait {
+                format!(" after waiting {}", seconds(waited))
+            } else {
+                String::new()
+            };
+            let message = format!(
+                "{} session(s) still block the tables this migration touches{waited_note}: {}",
+                count_sessions(&blockers),
+                describe(&blockers)
+            );
+            let findings = vec![finding(severity, message, waited, &blockers)];
+            return Ok((before, findings));
+        }
+        if !announced {
+            announced = true;
+            tracing::info!(
+                sessions = count_sessions(&blockers),
+                "waiting for sessions blocking the migration: {}",
+                describe(&blockers)
+            );
+        }
+        let left = config.max_wait.saturating_sub(waited);
+        tokio::time::sleep(config.poll_interval.min(left)).await;
     }
 }
 
-impl Hook for BlockingSessions {
-    fn name(&self) -> &str {
-        NAME
+/// The warning, given once per run, that the role cannot see when other
+/// roles' transactions began, and the grant that lets it.
+pub(crate) fn hidden_transactions(role: &str, config: &BlockingSessionsConfig) -> Finding {
+    let grant = format!("GRANT pg_read_all_stats TO {role}");
+    Finding {
+        hook: NAME.to_string(),
+        severity: Severity::Warning,
+        message: format!(
+            "role {role} cannot see when other roles' transactions began: their transactions open \
+             longer than {} go unnoticed, and their locks on a touched table count once seen held \
+             for {}; {grant} lets the check see them",
+            humantime::format_duration(config.long_transaction),
+            humantime::format_duration(config.short_transaction)
+        ),
+        data: serde_json::json!({
+            "role": role,
+            "missing_role": "pg_read_all_stats",
+            "grant": grant,
+        }),
     }
+}
 
-    fn look_ahead(&self, scripts: &[&str]) {
-        self.readings.look_ahead(scripts);
-    }
+/// When the check first saw each transaction whose start the role cannot see.
+#[derive(Debug, Default)]
+struct Sightings {
+    first_seen: HashMap<String, Instant>,
+}
 
-    fn before_reads_database(&self, sql: &str) -> bool {
-        !self.readings.get(sql).touched.no_existing()
-    }
-
-    fn before<'a>(
-        &'a self,
-        ctx: &'a HookContext<'a>,
-    ) -> HookFuture<'a, Result<Prepared, HookError>> {
-        Box::pin(async move { self.check(ctx).await.map_err(|e| e.into_hook_error(NAME)) })
-    }
-
-    fn after<'a>(
-        &'a self,
-        _ctx: &'a HookContext<'a>,
-        _prepared: &'a Prepared,
-        _outcome: &'a Outcome,
-    ) -> HookFuture<'a, Result<Vec<Finding>, HookError>> {
-        Box::pin(async { Ok(Vec::new()) })
+impl Sightings {
+    /// The sessions of `sessions` that count as blocking, and whether some
+    /// were left out only because they have not been seen long enough yet.
+    fn blockers(&mut self, sessions: &[Session], short: Duration) -> (Vec<Blocker>, bool) {
+        let now = Instant::now();
+        self.first_seen.retain(|transaction, _| {
+            sessions
+                .iter()
+                .any(|s| s.transaction.as_ref() == Some(transaction))
+        });
+        let mut blockers = Vec::new();
+        let mut undecided = false;
+        for session in sessions {
+            let hidden_age = session.pid != 0 && session.transaction_seconds.is_none();
+            let seen_seconds = match (&session.transaction, hidden_age) {
+                (Some(transaction), true) => {
+                    let first = *self.first_seen.entry(transaction.clone()).or_insert(now);
+                    Some(now.duration_since(first))
+                }
+                _ => None,
+            };
+            let old_enough = match (session.transaction_seconds, seen_seconds) {
+                // A transaction open longer than long_transaction.
+                _ if session.table.is_none() => true,
+                (Some(open), _) => open >= short.as_secs_f64(),
+                (None, Some(seen)) => seen >= short,
+                // A prepared transaction.
+                (None, None) => true,
+            };
+            if !old_enough {
+                undecided |= seen_seconds.is_some();
+                continue;
+            }
+            blockers.push(Blocker::new(session, seen_seconds));
+        }
+        (blockers, undecided)
     }
 }
 
@@ -163,87 +191,52 @@ struct Blocker {
     user: String,
     application: String,
     state: String,
-    /// Seconds since its transaction started, when it is in one.
+    /// Seconds since its transaction started, when it is in one and the role may see it.
     transaction_seconds: Option<f64>,
+    /// When the role may not see its transaction's start: for how long the
+    /// check has seen that transaction hold its locks.
+    seen_seconds: Option<f64>,
+    /// The sessions it waits for.
+    blocked_by: Vec<i32>,
     #[serde(flatten)]
     reason: Reason,
 }
 
-const BLOCKERS: &str = "
-SELECT coalesce(a.pid, 0), coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
-       CASE WHEN l.pid IS NULL THEN 'prepared transaction'
-            ELSE coalesce(a.state, a.backend_type, '') END,
-       extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
-       l.relation::regclass::text, l.mode, l.granted
-FROM pg_locks l
-LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'relation'
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation = ANY($1::oid[])
-  AND (l.pid IS NULL
-       OR (l.pid <> pg_backend_pid()
-           AND a.xact_start <= clock_timestamp() - make_interval(secs => $3)))
-UNION ALL
-SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
-       coalesce(a.state, ''),
-       extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
-       NULL, NULL, NULL
-FROM pg_stat_activity a
-WHERE a.datname = current_database()
-  AND a.backend_type = 'client backend'
-  AND a.pid <> pg_backend_pid()
-  AND a.xact_start < clock_timestamp() - make_interval(secs => $2)
-ORDER BY 1, 6";
-
-async fn blockers(
-    client: &tokio_postgres::Client,
-    oids: &[u32],
-    config: &BlockingSessionsConfig,
-) -> Result<Vec<Blocker>, Error> {
-    let rows = client
-        .query(
-            BLOCKERS,
-            &[
-                &oids,
-                &config.long_transaction.as_secs_f64(),
-                &config.short_transaction.as_secs_f64(),
-            ],
-        )
-        .await
-        .map_err(Error::db(
-            "looking for sessions blocking the touched tables",
-        ))?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let table: Option<String> = row.get(5);
-            let mode: Option<String> = row.get(6);
-            let granted: Option<bool> = row.get(7);
-            let reason = match (table, mode, granted) {
-                (Some(table), Some(mode), Some(true)) => Reason::HoldsLock { table, mode },
-                (Some(table), Some(mode), _) => Reason::WaitsForLock { table, mode },
-                _ => Reason::LongTransaction,
-            };
-            Blocker {
-                pid: row.get(0),
-                user: row.get(1),
-                application: row.get(2),
-                state: row.get(3),
-                transaction_seconds: row.get(4),
-                reason,
-            }
-        })
-        .collect())
+impl Blocker {
+    fn new(session: &Session, seen: Option<Duration>) -> Blocker {
+        let reason = match (&session.table, &session.mode, session.granted) {
+            (Some(table), Some(mode), Some(true)) => Reason::HoldsLock {
+                table: table.clone(),
+                mode: mode.clone(),
+            },
+            (Some(table), Some(mode), _) => Reason::WaitsForLock {
+                table: table.clone(),
+                mode: mode.clone(),
+            },
+            _ => Reason::LongTransaction,
+        };
+        Blocker {
+            pid: session.pid,
+            user: session.user.clone(),
+            application: session.application.clone(),
+            state: session.state.clone(),
+            transaction_seconds: session.transaction_seconds,
+            seen_seconds: seen.map(|seen| seen.as_secs_f64()),
+            blocked_by: session.blocked_by.clone(),
+            reason,
+        }
+    }
 }
 
 fn count_sessions(blockers: &[Blocker]) -> usize {
     let mut pids: Vec<i32> = blockers.iter().map(|b| b.pid).collect();
+    pids.sort_unstable();
     pids.dedup();
     pids.len()
 }
 
 /// The blockers in words: `pid 4242 (user app, application psql, idle in
-/// transaction for 312s) holds RowExclusiveLock on users`.
+/// transaction, transaction open 312s) holds RowExclusiveLock on users`.
 fn describe(blockers: &[Blocker]) -> String {
     blockers
         .iter()
@@ -258,14 +251,22 @@ fn describe(blockers: &[Blocker]) -> String {
             if let Some(open) = b.transaction_seconds {
                 who.push_str(&format!(", transaction open {open:.0}s"));
             }
+            if let Some(seen) = b.seen_seconds {
+                who.push_str(&format!(", transaction start hidden, seen for {seen:.1}s"));
+            }
             who.push(')');
-            match &b.reason {
+            let mut text = match &b.reason {
                 Reason::HoldsLock { table, mode } => format!("{who} holds {mode} on {table}"),
                 Reason::WaitsForLock { table, mode } => {
                     format!("{who} waits for {mode} on {table}")
                 }
                 Reason::LongTransaction => format!("{who} has a long-open transaction"),
+            };
+            if !b.blocked_by.is_empty() {
+                let pids: Vec<String> = b.blocked_by.iter().map(i32::to_string).collect();
+                text.push_str(&format!(", blocked by pid {}", pids.join(", ")));
             }
+            text
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -284,5 +285,62 @@ fn finding(severity: Severity, message: String, waited: Duration, blockers: &[Bl
             "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             "sessions": blockers,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(transaction: &str, transaction_seconds: Option<f64>) -> Session {
+        Session {
+            pid: 42,
+            transaction: Some(transaction.to_string()),
+            user: "other".to_string(),
+            application: "psql".to_string(),
+            state: String::new(),
+            transaction_seconds,
+            blocked_by: Vec::new(),
+            table: Some("users".to_string()),
+            mode: Some("RowExclusiveLock".to_string()),
+            granted: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_hidden_transaction_counts_once_seen_long_enough() {
+        let short = Duration::from_millis(50);
+        let mut sightings = Sightings::default();
+        let sessions = [holder("3/7", None)];
+        let (blockers, undecided) = sightings.blockers(&sessions, short);
+        assert!(blockers.is_empty() && undecided);
+        std::thread::sleep(short);
+        let (blockers, _) = sightings.blockers(&sessions, short);
+        assert_eq!(blockers.len(), 1);
+        assert!(blockers[0].seen_seconds.unwrap() >= 0.05);
+        assert!(
+            describe(&blockers).starts_with(
+                "pid 42 (user other, application psql, transaction start hidden, seen for"
+            ),
+            "{}",
+            describe(&blockers)
+        );
+        // Another transaction of the same session starts the clock again.
+        let (blockers, undecided) = sightings.blockers(&[holder("3/8", None)], short);
+        assert!(blockers.is_empty() && undecided);
+    }
+
+    #[test]
+    fn a_visible_transaction_counts_by_its_age() {
+        let short = Duration::from_secs(1);
+        let mut sightings = Sightings::default();
+        let (blockers, undecided) = sightings.blockers(&[holder("3/7", Some(0.5))], short);
+        assert!(blockers.is_empty() && !undecided);
+        let (blockers, _) = sightings.blockers(&[holder("3/7", Some(1.4))], short);
+        assert_eq!(blockers[0].seen_seconds, None);
+        assert_eq!(
+            describe(&blockers),
+            "pid 42 (user other, application psql, transaction open 1s) holds RowExclusiveLock on users"
+        );
     }
 }

@@ -5,48 +5,34 @@
 
 use std::time::Duration;
 
-use migrate_core::hooks::{
-    Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
-};
+use migrate_core::hooks::{Finding, Outcome, Severity};
 
 const NAME: &str = "long-running";
 
-/// The long-running check: see the module documentation.
-#[derive(Debug, Clone)]
-pub struct LongRunning {
-    threshold: Duration,
-}
-
-impl LongRunning {
-    /// The check with its threshold.
-    pub fn new(threshold: Duration) -> LongRunning {
-        LongRunning { threshold }
+/// A warning when the migration ran longer than `threshold`.
+pub(crate) fn findings(threshold: Duration, outcome: &Outcome) -> Vec<Finding> {
+    if outcome.duration <= threshold {
+        return Vec::new();
     }
-
-    fn check(&self, outcome: &Outcome) -> Vec<Finding> {
-        if outcome.duration <= self.threshold {
-            return Vec::new();
-        }
-        let ended = if outcome.succeeded {
-            "ran"
-        } else {
-            "failed after"
-        };
-        vec![Finding {
-            hook: NAME.to_string(),
-            severity: Severity::Warning,
-            message: format!(
-                "the migration {ended} {}, longer than the {} long-running threshold",
-                humantime::format_duration(round_to_millis(outcome.duration)),
-                humantime::format_duration(self.threshold)
-            ),
-            data: serde_json::json!({
-                "duration_ms": millis(outcome.duration),
-                "threshold_ms": millis(self.threshold),
-                "succeeded": outcome.succeeded,
-            }),
-        }]
-    }
+    let ended = if outcome.succeeded {
+        "ran"
+    } else {
+        "failed after"
+    };
+    vec![Finding {
+        hook: NAME.to_string(),
+        severity: Severity::Warning,
+        message: format!(
+            "the migration {ended} {}, longer than the {} long-running threshold",
+            humantime::format_duration(round_to_millis(outcome.duration)),
+            humantime::format_duration(threshold)
+        ),
+        data: serde_json::json!({
+            "duration_ms": millis(outcome.duration),
+            "threshold_ms": millis(threshold),
+            "succeeded": outcome.succeeded,
+        }),
+    }]
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -55,32 +41,6 @@ fn millis(duration: Duration) -> u64 {
 
 fn round_to_millis(duration: Duration) -> Duration {
     Duration::from_millis(millis(duration))
-}
-
-impl Hook for LongRunning {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn before_reads_database(&self, _sql: &str) -> bool {
-        false
-    }
-
-    fn before<'a>(
-        &'a self,
-        _ctx: &'a HookContext<'a>,
-    ) -> HookFuture<'a, Result<Prepared, HookError>> {
-        Box::pin(async { Ok(Prepared::default()) })
-    }
-
-    fn after<'a>(
-        &'a self,
-        _ctx: &'a HookContext<'a>,
-        _prepared: &'a Prepared,
-        outcome: &'a Outcome,
-    ) -> HookFuture<'a, Result<Vec<Finding>, HookError>> {
-        Box::pin(async move { Ok(self.check(outcome)) })
-    }
 }
 
 #[cfg(test)]
@@ -97,9 +57,9 @@ mod tests {
 
     #[test]
     fn reports_only_migrations_over_the_threshold() {
-        let check = LongRunning::new(Duration::from_secs(60));
-        assert_eq!(check.check(&outcome(59, true)), Vec::new());
-        let findings = check.check(&outcome(61, false));
+        let threshold = Duration::from_secs(60);
+        assert_eq!(findings(threshold, &outcome(59, true)), Vec::new());
+        let findings = findings(threshold, &outcome(61, false));
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].message,

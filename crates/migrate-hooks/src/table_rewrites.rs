@@ -7,125 +7,49 @@
 //! compares each touched table's (and partition's) `relfilenode` before and
 //! after.
 
-use std::sync::Arc;
+use migrate_core::hooks::{Finding, Severity};
 
-use migrate_core::hooks::{
-    Finding, Hook, HookContext, HookError, HookFuture, Outcome, Prepared, Severity,
-};
-
-use crate::error::Error;
-use crate::reading::Readings;
-use crate::relations::{self, Member};
+use crate::catalog::{Relation, Rewritten};
 
 const NAME: &str = "table-rewrites";
 
-/// The table-rewrite check: see the module documentation.
-#[derive(Debug, Clone, Default)]
-pub struct TableRewrites {
-    pub(crate) readings: Arc<Readings>,
+/// The relations to compare: those with storage, each once.
+pub(crate) fn to_compare(relations: &[Relation]) -> Vec<Relation> {
+    let mut seen = std::collections::HashSet::new();
+    relations
+        .iter()
+        .filter(|r| r.relfilenode != 0 && seen.insert(r.oid))
+        .cloned()
+        .collect()
 }
 
-impl TableRewrites {
-    async fn before(&self, ctx: &HookContext<'_>) -> Result<Prepared, Error> {
-        let reading = self.readings.get(ctx.sql);
-        let touched = &reading.touched;
-        if touched.no_existing() {
-            return Ok(Prepared::default());
-        }
-        let mut members = relations::members(ctx.client, touched.existing()).await?;
-        members.retain(|m| m.relfilenode != 0);
-        Ok(Prepared {
-            findings: Vec::new(),
-            memo: serde_json::to_value(members).map_err(Error::Memo)?,
-        })
-    }
-
-    async fn after(
-        &self,
-        ctx: &HookContext<'_>,
-        prepared: &Prepared,
-    ) -> Result<Vec<Finding>, Error> {
-        if prepared.memo.is_null() {
-            return Ok(Vec::new());
-        }
-        let before: Vec<Member> =
-            serde_json::from_value(prepared.memo.clone()).map_err(Error::Memo)?;
-        let oids = relations::oids(&before);
-        let rows = ctx
-            .client
-            .query(
-                "SELECT oid, relfilenode, pg_relation_size(oid) FROM pg_class WHERE oid = ANY($1::oid[])",
-                &[&oids],
-            )
-            .await
-            .map_err(Error::db("comparing the storage of the touched tables"))?;
-        let mut findings = Vec::new();
-        for row in rows {
-            let oid: u32 = row.get(0);
-            let relfilenode: u32 = row.get(1);
-            let size: i64 = row.get(2);
-            let Some(old) = before.iter().find(|m| m.oid == oid) else {
-                continue;
-            };
-            if old.relfilenode == relfilenode {
-                continue;
-            }
+/// One finding per relation of `compared` that was rewritten, in their order.
+pub(crate) fn findings(compared: &[Relation], rewritten: &[Rewritten]) -> Vec<Finding> {
+    compared
+        .iter()
+        .filter_map(|old| {
+            let new = rewritten.iter().find(|r| r.oid == old.oid)?;
             let which = if old.name == old.table {
                 old.name.clone()
             } else {
                 format!("{} (partition of {})", old.name, old.table)
             };
-            findings.push(Finding {
+            Some(Finding {
                 hook: NAME.to_string(),
                 severity: Severity::Warning,
                 message: format!(
-                    "{which} was rewritten: its storage was replaced (relfilenode {} → {relfilenode}, now {size} bytes) \
+                    "{which} was rewritten: its storage was replaced (relfilenode {} → {}, now {} bytes) \
                      under an ACCESS EXCLUSIVE lock",
-                    old.relfilenode
+                    old.relfilenode, new.relfilenode, new.size
                 ),
                 data: serde_json::json!({
                     "table": old.table,
                     "relation": old.name,
                     "relfilenode_before": old.relfilenode,
-                    "relfilenode_after": relfilenode,
-                    "size_bytes": size,
+                    "relfilenode_after": new.relfilenode,
+                    "size_bytes": new.size,
                 }),
-            });
-        }
-        Ok(findings)
-    }
-}
-
-impl Hook for TableRewrites {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn look_ahead(&self, scripts: &[&str]) {
-        self.readings.look_ahead(scripts);
-    }
-
-    fn before_reads_database(&self, sql: &str) -> bool {
-        !self.readings.get(sql).touched.no_existing()
-    }
-
-    fn before<'a>(
-        &'a self,
-        ctx: &'a HookContext<'a>,
-    ) -> HookFuture<'a, Result<Prepared, HookError>> {
-        Box::pin(async move { self.before(ctx).await.map_err(|e| e.into_hook_error(NAME)) })
-    }
-
-    fn after<'a>(
-        &'a self,
-        ctx: &'a HookContext<'a>,
-        prepared: &'a Prepared,
-        _outcome: &'a Outcome,
-    ) -> HookFuture<'a, Result<Vec<Finding>, HookError>> {
-        Box::pin(async move {
-            self.after(ctx, prepared)
-                .await
-                .map_err(|e| e.into_hook_error(NAME))
+            })
         })
-    }
+        .collect()
 }

@@ -27,6 +27,17 @@ pub struct TableName {
     pub name: String,
 }
 
+impl TableName {
+    /// The name as SQL writes it, every part quoted: `"public"."users"`.
+    pub(crate) fn quoted(&self) -> String {
+        let quote = |part: &str| format!("\"{}\"", part.replace('"', "\"\""));
+        match &self.schema {
+            Some(schema) => format!("{}.{}", quote(schema), quote(&self.name)),
+            None => quote(&self.name),
+        }
+    }
+}
+
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.schema {

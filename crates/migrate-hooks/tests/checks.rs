@@ -1,30 +1,64 @@
 //! Each standard check against a real PostgreSQL database, driven the way the
 //! engine drives it: `before`, the migration's SQL, `after`.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrate_core::Direction;
-use migrate_core::hooks::{Finding, Hook, HookContext, Outcome, Severity};
-use migrate_hooks::{
-    BlockingSessions, HooksConfig, InvalidIndexes, NotValidConstraints, OnBlocked, RowCounts,
-    RowCountsConfig, StillBlocked, TableRewrites,
-};
+use migrate_core::hooks::{Finding, Hook, Outcome, Severity, Statements};
+use migrate_hooks::{HooksConfig, OnBlocked, StillBlocked};
+use support::context;
 use testdb::TestDb;
 use tokio_postgres::Client;
+
+/// The configuration with only the checks `enable` turns on.
+fn only(enable: impl FnOnce(&mut HooksConfig)) -> HooksConfig {
+    let mut config = HooksConfig::default();
+    config.blocking_sessions.enabled = false;
+    config.row_counts.enabled = false;
+    config.table_rewrites = false;
+    config.invalid_indexes = false;
+    config.not_valid_constraints = false;
+    config.long_running.enabled = false;
+    enable(&mut config);
+    config
+}
+
+/// The standard hook with only the checks `enable` turns on.
+fn checks(enable: impl FnOnce(&mut HooksConfig)) -> Arc<dyn Hook> {
+    migrate_hooks::standard_hooks(&only(enable))
+        .pop()
+        .expect("a check is enabled")
+}
+
+#[test]
+fn the_configuration_chooses_the_checks() {
+    let names = |config: &HooksConfig| -> Vec<String> {
+        migrate_hooks::standard_hooks(config)
+            .iter()
+            .map(|hook| hook.name().to_string())
+            .collect()
+    };
+    assert_eq!(names(&HooksConfig::default()), ["standard-checks"]);
+    let off = HooksConfig {
+        enabled: false,
+        ..HooksConfig::default()
+    };
+    assert!(names(&off).is_empty());
+    assert_eq!(
+        names(&only(|config| config.long_running.enabled = true)),
+        ["standard-checks"]
+    );
+    assert!(names(&only(|_| {})).is_empty());
+}
 
 /// Runs `sql` between the hook's before- and after-check, as the engine
 /// does, and returns every finding. The migration may fail: after-checks
 /// run after failed migrations too.
 async fn run(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
-    let ctx = HookContext {
-        target: "operational",
-        version: 202601010000,
-        slug: "test",
-        direction: Direction::Up,
-        sql,
-        client,
-    };
+    let statements = Statements::default();
+    let ctx = context(client, &statements, sql);
     let prepared = hook.before(&ctx).await.expect("before-check runs");
     let mut findings = prepared.findings.clone();
     if findings.iter().any(|f| f.severity == Severity::Refuse) {
@@ -53,14 +87,8 @@ async fn run(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
 /// Like [`run`], with the migration and the after-check in one transaction,
 /// committed afterwards: how the engine runs a transactional migration.
 async fn run_in_transaction(client: &Client, hook: &dyn Hook, sql: &str) -> Vec<Finding> {
-    let ctx = HookContext {
-        target: "operational",
-        version: 202601010000,
-        slug: "test",
-        direction: Direction::Up,
-        sql,
-        client,
-    };
+    let statements = Statements::default();
+    let ctx = context(client, &statements, sql);
     let prepared = hook.before(&ctx).await.expect("before-check runs");
     let started = std::time::Instant::now();
     client.batch_execute("BEGIN").await.unwrap();
@@ -84,14 +112,23 @@ fn blocking(
     action: OnBlocked,
     max_wait: Duration,
     when_still_blocked: StillBlocked,
-) -> BlockingSessions {
-    let mut config = HooksConfig::default().blocking_sessions;
-    config.action = action;
-    config.max_wait = max_wait;
-    config.poll_interval = Duration::from_millis(50);
-    config.when_still_blocked = when_still_blocked;
-    config.short_transaction = Duration::ZERO;
-    BlockingSessions::new(config)
+) -> Arc<dyn Hook> {
+    checks(|config| {
+        let config = &mut config.blocking_sessions;
+        config.enabled = true;
+        config.action = action;
+        config.max_wait = max_wait;
+        config.poll_interval = Duration::from_millis(50);
+        config.when_still_blocked = when_still_blocked;
+        config.short_transaction = Duration::ZERO;
+    })
+}
+
+fn row_counts(exact_max_rows: u64) -> Arc<dyn Hook> {
+    checks(|config| {
+        config.row_counts.enabled = true;
+        config.row_counts.exact_max_rows = exact_max_rows;
+    })
 }
 
 async fn setup(db: &TestDb, sql: &str) -> Client {
@@ -100,9 +137,9 @@ async fn setup(db: &TestDb, sql: &str) -> Client {
     client
 }
 
-/// Another session that holds a lock on `users` inside an open transaction.
-async fn lock_holder(db: &TestDb) -> (Client, i32) {
-    let other = db.connect().await;
+/// `other`, another session, holding a lock on `users` inside an open
+/// transaction; and its pid.
+async fn hold_lock(other: Client) -> (Client, i32) {
     other
         .batch_execute("BEGIN; LOCK TABLE users IN ROW EXCLUSIVE MODE;")
         .await
@@ -119,12 +156,12 @@ async fn lock_holder(db: &TestDb) -> (Client, i32) {
 async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about() {
     let db = TestDb::new().await;
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
-    let (_other, pid) = lock_holder(&db).await;
+    let (_other, pid) = hold_lock(db.connect().await).await;
     let alter = "ALTER TABLE users ADD COLUMN nickname text;";
 
     let findings = run(
         &client,
-        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        &*blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
         alter,
     )
     .await;
@@ -144,7 +181,7 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
 
     let findings = run(
         &client,
-        &blocking(OnBlocked::Warn, Duration::ZERO, StillBlocked::Refuse),
+        &*blocking(OnBlocked::Warn, Duration::ZERO, StillBlocked::Refuse),
         alter,
     )
     .await;
@@ -154,7 +191,7 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
     let started = std::time::Instant::now();
     let findings = run(
         &client,
-        &blocking(
+        &*blocking(
             OnBlocked::Wait,
             Duration::from_millis(300),
             StillBlocked::Refuse,
@@ -171,29 +208,141 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
     );
 
     // A lock holder whose transaction is young is no blocker yet.
-    let mut config = HooksConfig::default().blocking_sessions;
-    config.action = OnBlocked::Refuse;
-    config.short_transaction = Duration::from_secs(3600);
-    let hook = BlockingSessions::new(config);
-    let ctx = HookContext {
-        target: "operational",
-        version: 1,
-        slug: "young",
-        direction: Direction::Up,
-        sql: alter,
-        client: &client,
-    };
-    let prepared = hook.before(&ctx).await.unwrap();
+    let hook = checks(|config| {
+        config.blocking_sessions.enabled = true;
+        config.blocking_sessions.action = OnBlocked::Refuse;
+        config.blocking_sessions.short_transaction = Duration::from_secs(3600);
+    });
+    let statements = Statements::default();
+    let prepared = hook
+        .before(&context(&client, &statements, alter))
+        .await
+        .unwrap();
     assert!(prepared.findings.is_empty(), "{:#?}", prepared.findings);
 
     // A migration that only creates tables has nothing to wait for.
     let findings = run(
         &client,
-        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        &*blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
         "CREATE TABLE teams (id int PRIMARY KEY);",
     )
     .await;
     assert!(findings.is_empty(), "{findings:#?}");
+}
+
+/// Opens a connection to `db` as `role`.
+async fn connect_as(db: &TestDb, role: &str) -> Client {
+    let mut config: tokio_postgres::Config = db.url().parse().unwrap();
+    config.user(role);
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn a_role_without_pg_read_all_stats_sees_a_blocker_of_another_role() {
+    let db = TestDb::new().await;
+    // Roles belong to the server, not the test's database: named after it.
+    let owner = format!("{}_owner", db.name());
+    let other = format!("{}_other", db.name());
+    let client = setup(
+        &db,
+        &format!(
+            "CREATE ROLE {owner}; CREATE ROLE {other} LOGIN;
+             CREATE TABLE users (id int PRIMARY KEY, email text);
+             ALTER TABLE users OWNER TO {owner}; GRANT INSERT ON users TO {other};"
+        ),
+    )
+    .await;
+    let (blocker, pid) = hold_lock(connect_as(&db, &other).await).await;
+    // The migration runs as the table's owner, with no other privilege.
+    client
+        .batch_execute(&format!("SET ROLE {owner}"))
+        .await
+        .unwrap();
+    // The default short_transaction (1s): a holder whose transaction's age
+    // the role cannot see counts once it has been seen holding that long.
+    let hook = checks(|config| {
+        config.blocking_sessions.enabled = true;
+        config.blocking_sessions.action = OnBlocked::Refuse;
+    });
+    let alter = "ALTER TABLE users ADD COLUMN nickname text;";
+    let findings = run(&client, &*hook, alter).await;
+    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert!(
+        findings[0]
+            .message
+            .contains(&format!("GRANT pg_read_all_stats TO {owner}")),
+        "{}",
+        findings[0].message
+    );
+    assert_eq!(findings[1].severity, Severity::Refuse);
+    let session = &findings[1].data["sessions"][0];
+    assert_eq!(session["pid"], pid);
+    assert_eq!(session["user"], other.as_str());
+    assert_eq!(session["reason"], "holds_lock");
+    assert_eq!(session["transaction_seconds"], serde_json::Value::Null);
+    assert!(
+        session["seen_seconds"].as_f64().unwrap() >= 1.0,
+        "{session}"
+    );
+    assert!(
+        findings[1].message.contains(&format!(
+            "pid {pid} (user {other}, transaction start hidden, seen for"
+        )),
+        "{}",
+        findings[1].message
+    );
+    // Never the query text: it may carry secrets.
+    let text = format!("{findings:?}");
+    assert!(!text.contains("LOCK TABLE"), "{text}");
+
+    // Said once per run, not once per migration.
+    let findings = run(&client, &*hook, alter).await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Refuse);
+
+    // Once the other role's transaction ends, nothing blocks.
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let findings = run(&client, &*hook, alter).await;
+    assert!(findings.is_empty(), "{findings:#?}");
+
+    // With the grant, the blocker's transaction age is seen, and no warning.
+    client.batch_execute("RESET ROLE").await.unwrap();
+    client
+        .batch_execute(&format!("GRANT pg_read_all_stats TO {owner}"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("SET ROLE {owner}"))
+        .await
+        .unwrap();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE users IN ROW EXCLUSIVE MODE; SELECT pg_sleep(1.1);")
+        .await
+        .unwrap();
+    let hook = checks(|config| {
+        config.blocking_sessions.enabled = true;
+        config.blocking_sessions.action = OnBlocked::Refuse;
+    });
+    let findings = run(&client, &*hook, "ALTER TABLE users ADD COLUMN alias text;").await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert!(
+        findings[0].data["sessions"][0]["transaction_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 1.0,
+        "{findings:#?}"
+    );
+    blocker.batch_execute("COMMIT").await.unwrap();
+    drop(blocker);
+    client
+        .batch_execute(&format!(
+            "RESET ROLE; DROP TABLE users; DROP ROLE {owner}; DROP ROLE {other};"
+        ))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -229,7 +378,7 @@ async fn sessions_queued_behind_a_lock_are_named_with_the_holder() {
     }
     let findings = run(
         &client,
-        &blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
+        &*blocking(OnBlocked::Refuse, Duration::ZERO, StillBlocked::Refuse),
         "ALTER TABLE users ADD COLUMN nickname text;",
     )
     .await;
@@ -263,7 +412,7 @@ async fn sessions_queued_behind_a_lock_are_named_with_the_holder() {
 async fn waiting_ends_when_the_blocking_session_commits() {
     let db = TestDb::new().await;
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
-    let (other, _) = lock_holder(&db).await;
+    let (other, _) = hold_lock(db.connect().await).await;
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         other.batch_execute("COMMIT").await.unwrap();
@@ -271,7 +420,7 @@ async fn waiting_ends_when_the_blocking_session_commits() {
     });
     let findings = run(
         &client,
-        &blocking(
+        &*blocking(
             OnBlocked::Wait,
             Duration::from_secs(30),
             StillBlocked::Refuse,
@@ -312,15 +461,12 @@ async fn a_long_open_transaction_counts_as_blocking() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut config = HooksConfig::default().blocking_sessions;
-    config.action = OnBlocked::Warn;
-    config.long_transaction = Duration::from_millis(100);
-    let findings = run(
-        &client,
-        &BlockingSessions::new(config),
-        "ALTER TABLE users ADD COLUMN x int;",
-    )
-    .await;
+    let hook = checks(|config| {
+        config.blocking_sessions.enabled = true;
+        config.blocking_sessions.action = OnBlocked::Warn;
+        config.blocking_sessions.long_transaction = Duration::from_millis(100);
+    });
+    let findings = run(&client, &*hook, "ALTER TABLE users ADD COLUMN x int;").await;
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(
         findings[0].data["sessions"][0]["reason"],
@@ -344,7 +490,7 @@ async fn an_alter_column_type_rewrite_is_reported_and_an_added_column_is_not() {
     .await;
     let findings = run(
         &client,
-        &TableRewrites::default(),
+        &*checks(|config| config.table_rewrites = true),
         "ALTER TABLE users ADD COLUMN nickname text;",
     )
     .await;
@@ -352,7 +498,7 @@ async fn an_alter_column_type_rewrite_is_reported_and_an_added_column_is_not() {
 
     let findings = run(
         &client,
-        &TableRewrites::default(),
+        &*checks(|config| config.table_rewrites = true),
         "ALTER TABLE users ALTER COLUMN id TYPE bigint;",
     )
     .await;
@@ -382,7 +528,7 @@ async fn a_rewrite_of_a_partitioned_table_names_its_partitions() {
     .await;
     let findings = run(
         &client,
-        &TableRewrites::default(),
+        &*checks(|config| config.table_rewrites = true),
         "ALTER TABLE events ALTER COLUMN id TYPE bigint;",
     )
     .await;
@@ -409,7 +555,7 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_that_is_repo
     .await;
     let findings = run(
         &client,
-        &InvalidIndexes::default(),
+        &*checks(|config| config.invalid_indexes = true),
         "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);",
     )
     .await;
@@ -428,7 +574,7 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_that_is_repo
     // Still there at the next migration on the table: information, not news.
     let findings = run(
         &client,
-        &InvalidIndexes::default(),
+        &*checks(|config| config.invalid_indexes = true),
         "ALTER TABLE users ADD COLUMN nickname text;",
     )
     .await;
@@ -443,7 +589,7 @@ async fn constraints_left_not_valid_are_reported() {
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
     let findings = run(
         &client,
-        &NotValidConstraints::default(),
+        &*checks(|config| config.not_valid_constraints = true),
         "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email LIKE '%@%') NOT VALID;",
     )
     .await;
@@ -461,7 +607,7 @@ async fn constraints_left_not_valid_are_reported() {
 
     let findings = run(
         &client,
-        &NotValidConstraints::default(),
+        &*checks(|config| config.not_valid_constraints = true),
         "ALTER TABLE users VALIDATE CONSTRAINT users_email_check;",
     )
     .await;
@@ -477,13 +623,10 @@ async fn row_counts_of_an_insert_migration_are_exact_below_the_threshold() {
          INSERT INTO models (name) VALUES ('a'), ('b'), ('c');",
     )
     .await;
-    let hook = RowCounts::new(RowCountsConfig {
-        enabled: true,
-        exact_max_rows: 1000,
-    });
+    let hook = row_counts(1000);
     let findings = run(
         &client,
-        &hook,
+        &*hook,
         "INSERT INTO models (name) VALUES ('d'), ('e');",
     )
     .await;
@@ -496,7 +639,7 @@ async fn row_counts_of_an_insert_migration_are_exact_below_the_threshold() {
 
     let findings = run(
         &client,
-        &hook,
+        &*hook,
         "DELETE FROM models WHERE name IN ('a', 'b');",
     )
     .await;
@@ -516,13 +659,10 @@ async fn row_counts_above_the_threshold_are_estimated_and_say_so() {
          ANALYZE events;",
     )
     .await;
-    let hook = RowCounts::new(RowCountsConfig {
-        enabled: true,
-        exact_max_rows: 100,
-    });
+    let hook = row_counts(100);
     let findings = run(
         &client,
-        &hook,
+        &*hook,
         "INSERT INTO events SELECT g, '2025-02-10' FROM generate_series(1, 500) g;",
     )
     .await;
@@ -555,13 +695,10 @@ async fn estimates_count_the_writes_of_the_open_migration_transaction() {
         .await
         .unwrap();
     client.batch_execute("ANALYZE events").await.unwrap();
-    let hook = RowCounts::new(RowCountsConfig {
-        enabled: true,
-        exact_max_rows: 10,
-    });
+    let hook = row_counts(10);
     let findings = run_in_transaction(
         &client,
-        &hook,
+        &*hook,
         "INSERT INTO events SELECT generate_series(1, 300); DELETE FROM events WHERE id <= 100;",
     )
     .await;
@@ -580,8 +717,8 @@ async fn a_dropped_table_is_reported_with_the_rows_it_had() {
         "CREATE TABLE teams (id int); INSERT INTO teams SELECT generate_series(1, 7);",
     )
     .await;
-    let hook = RowCounts::new(HooksConfig::default().row_counts);
-    let findings = run(&client, &hook, "DROP TABLE teams;").await;
+    let hook = row_counts(HooksConfig::default().row_counts.exact_max_rows);
+    let findings = run(&client, &*hook, "DROP TABLE teams;").await;
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Warning);
     assert_eq!(

@@ -1,0 +1,68 @@
+//! What the checks read from a migration's SQL ([`Touched`], [`Leftovers`]),
+//! parsed once per migration: the after-check of a migration follows its
+//! before-check, so the last script read is all there is to remember.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::tables::{Leftovers, Touched};
+
+/// What the checks read from one script.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Reading {
+    /// The tables it touches.
+    pub touched: Touched,
+    /// The half-done states it can leave.
+    pub leftovers: Leftovers,
+}
+
+impl Reading {
+    fn of_sql(sql: &str) -> Reading {
+        let tree = squawk_syntax::SourceFile::parse(sql).tree();
+        Reading {
+            touched: Touched::of_tree(&tree),
+            leftovers: Leftovers::of_tree(&tree),
+        }
+    }
+}
+
+/// The last script read and what it says.
+#[derive(Debug, Default)]
+pub(crate) struct LastScript {
+    last: Mutex<Option<(Box<str>, Arc<Reading>)>>,
+}
+
+impl LastScript {
+    /// What `sql` says: remembered when it is the script read last, else read now.
+    pub fn read(&self, sql: &str) -> Arc<Reading> {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((text, reading)) = last.as_ref()
+            && **text == *sql
+        {
+            return Arc::clone(reading);
+        }
+        let reading = Arc::new(Reading::of_sql(sql));
+        *last = Some((sql.into(), Arc::clone(&reading)));
+        reading
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATE: &str =
+        "CREATE TABLE teams (id bigint PRIMARY KEY); INSERT INTO teams VALUES (1);";
+    const ALTER: &str = "ALTER TABLE users ADD CONSTRAINT users_x_check CHECK (x > 0) NOT VALID;";
+
+    #[test]
+    fn a_script_is_read_once_while_it_is_the_last() {
+        let last = LastScript::default();
+        let alter = last.read(ALTER);
+        assert_eq!(alter.touched, Touched::of_sql(ALTER));
+        assert!(alter.leftovers.not_valid_constraints);
+        assert!(Arc::ptr_eq(&alter, &last.read(ALTER)), "not read again");
+        let create = last.read(CREATE);
+        assert_eq!(create.touched, Touched::of_sql(CREATE));
+        assert!(!Arc::ptr_eq(&alter, &last.read(ALTER)), "read again");
+    }
+}
