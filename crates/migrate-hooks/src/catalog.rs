@@ -104,10 +104,12 @@ const BEFORE: &str = concat!(
     ",
 counted AS (
     -- A table that another session holds or waits for an ACCESS EXCLUSIVE
-    -- lock on is estimated: counting it would queue behind that session.
+    -- lock on is estimated: counting it would queue behind that session. So
+    -- is one the role may not read (it may only reference it, say).
     SELECT e.root AS oid, e.root::regclass::text AS table, e.rows AS estimate,
-           e.rows <= $5 AND NOT EXISTS (SELECT FROM locks l JOIN members m ON m.oid = l.relation
-                                        WHERE m.root = e.root AND l.mode = 'AccessExclusiveLock') AS exact
+           e.rows <= $5 AND has_table_privilege(e.root, 'SELECT')
+           AND NOT EXISTS (SELECT FROM locks l JOIN members m ON m.oid = l.relation
+                           WHERE m.root = e.root AND l.mode = 'AccessExclusiveLock') AS exact
     FROM estimates e
     WHERE $5 >= 0
 ),

@@ -5,9 +5,9 @@
 //! statistics (`pg_stat_all_tables.n_live_tup` with the writes of the
 //! migration's session not yet in it, else `pg_class.reltuples`), and the
 //! finding says so. So is a table that another session holds or waits for
-//! an `ACCESS EXCLUSIVE` lock on when the check looks: counting it would
-//! queue behind that session. The method chosen before is used after too, so
-//! the two figures compare.
+//! an `ACCESS EXCLUSIVE` lock on when the check looks (counting it would
+//! queue behind that session), and one the migration's role may not read.
+//! The method chosen before is used after too, so the two figures compare.
 //! Writes of other sessions in between are counted as well: the figure is
 //! what changed, not only what the migration did.
 

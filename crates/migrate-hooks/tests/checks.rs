@@ -346,6 +346,46 @@ async fn a_role_without_pg_read_all_stats_sees_a_blocker_of_another_role() {
 }
 
 #[tokio::test]
+async fn a_table_the_role_may_not_read_is_estimated_rather_than_counted() {
+    let db = TestDb::new().await;
+    let owner = format!("{}_owner", db.name());
+    let client = setup(
+        &db,
+        &format!(
+            "CREATE ROLE {owner};
+             CREATE TABLE organizations (id int PRIMARY KEY);
+             INSERT INTO organizations SELECT generate_series(1, 3);
+             GRANT REFERENCES ON organizations TO {owner};
+             CREATE TABLE users (id int PRIMARY KEY, organization_id int);
+             ALTER TABLE users OWNER TO {owner};
+             SET ROLE {owner};"
+        ),
+    )
+    .await;
+    let findings = run(
+        &client,
+        &*row_counts(1000),
+        "ALTER TABLE users ADD CONSTRAINT users_organization_id_fkey
+             FOREIGN KEY (organization_id) REFERENCES organizations (id);",
+    )
+    .await;
+    let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "organizations: 3 → 3 rows (unchanged, estimated from statistics)",
+            "users: 0 → 0 rows (unchanged, exact count)"
+        ]
+    );
+    client
+        .batch_execute(&format!(
+            "RESET ROLE; DROP TABLE users, organizations; DROP ROLE {owner};"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn sessions_queued_behind_a_lock_are_named_with_the_holder() {
     let db = TestDb::new().await;
     let client = setup(&db, "CREATE TABLE users (id int PRIMARY KEY, email text);").await;
