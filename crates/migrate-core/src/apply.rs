@@ -286,7 +286,7 @@ impl Migrator {
         let statements = split_statements(&step.script().sql);
         let client = session.client();
         let target = &self.target;
-        let (run_id, start) = match crate::run_log::unfinished(
+        let (run_id, start, resumed) = match crate::run_log::unfinished(
             client,
             target,
             migration.version,
@@ -308,7 +308,7 @@ impl Migrator {
                     resume_at = done + 1,
                     "resuming after the statements already done"
                 );
-                (id, done)
+                (id, done, true)
             }
             None => {
                 let insert = crate::run_log::insert(
@@ -325,9 +325,29 @@ impl Migrator {
                     .map_err(Error::db(
                         "recording the start of a no-transaction migration",
                     ))?;
-                (row.get::<_, i64>(0), 0)
+                (row.get::<_, i64>(0), 0, false)
             }
         };
+        let mut start = start;
+        if let Some(next) = statements.get(start)
+            && resumed
+            && crate::in_flight::outcome(client, next.text).await?
+                == crate::in_flight::InFlight::Finished
+        {
+            tracing::info!(
+                statement = start + 1,
+                "the statement finished on the server after the connection was lost; going on after it"
+            );
+            start += 1;
+            let done = i32::try_from(start).unwrap_or(i32::MAX);
+            client
+                .execute(
+                    "UPDATE dbops.run_log SET statements_done = $2 WHERE id = $1",
+                    &[&run_id, &done],
+                )
+                .await
+                .map_err(Error::db("recording progress in the run log"))?;
+        }
         client
             .batch_execute(&format!(
                 "SET lock_timeout = '{}'; SET statement_timeout = '{}';",

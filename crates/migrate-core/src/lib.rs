@@ -33,6 +33,7 @@ mod database;
 mod error;
 mod history;
 pub mod hooks;
+mod in_flight;
 mod migrator;
 mod plan;
 mod redact;
@@ -46,6 +47,7 @@ pub use config::{Durability, RetryPolicy, Settings};
 pub use database::{Database, connect_url};
 pub use error::{Error, chain as error_chain};
 pub use history::BOOKKEEPING_SCHEMA;
+pub use in_flight::InFlight;
 pub use migrator::{
     AuditSettings, CompletedStep, DoneByOther, Migrator, RepairAction, RepairReport, RunReport,
 };

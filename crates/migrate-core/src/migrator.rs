@@ -348,8 +348,7 @@ impl Migrator {
     ) -> Result<(), StepError> {
         let direction = report.direction;
         let applied = self.target.applied(session.client()).await?;
-        let partial =
-            crate::run_log::partial(session.client(), &self.target, &session.pids).await?;
+        let partial = self.partial(session.client(), &session.pids).await?;
         let steps = match down {
             None => plan::up_steps(&self.source, &applied, partial, options)?,
             Some(down) => plan::down_steps(&self.source, &applied, partial, down.to)?,
@@ -410,7 +409,7 @@ impl Migrator {
         down: Option<&DownOptions>,
     ) -> Result<Plan, Error> {
         let applied = self.target.applied(session.client()).await?;
-        let partial = crate::run_log::partial(session.client(), &self.target, &[]).await?;
+        let partial = self.partial(session.client(), &[]).await?;
         let steps: Vec<&Migration> = match down {
             None => plan::up_steps(&self.source, &applied, partial, options)?,
             Some(down) => plan::down_steps(&self.source, &applied, partial, down.to)?,
@@ -418,12 +417,33 @@ impl Migrator {
         Ok(Plan::new(&self.target.name, direction, &steps))
     }
 
+    /// The partial migrations of the target but those of the backends
+    /// `own_pids`, each with what the catalog says of its next statement.
+    async fn partial(
+        &self,
+        client: &tokio_postgres::Client,
+        own_pids: &[i32],
+    ) -> Result<Vec<crate::status::PartialMigration>, Error> {
+        let mut partial = crate::run_log::partial(client, &self.target, own_pids).await?;
+        for entry in &mut partial {
+            let Some(migration) = self.source.get(entry.version) else {
+                continue;
+            };
+            let sql = &migration.script(entry.direction).sql;
+            let done = usize::try_from(entry.statements_done).unwrap_or(0);
+            if let Some(next) = crate::split::split_statements(sql).get(done) {
+                entry.in_flight = crate::in_flight::outcome(client, next.text).await?;
+            }
+        }
+        Ok(partial)
+    }
+
     /// The target's state: version, pending, partial, drift and last outcome. Takes no lock.
     pub async fn status(&self) -> Result<Status, Error> {
         let session = Session::connect(&self.db, &self.target, &self.settings).await?;
         let client = session.client();
         let applied = self.target.applied(client).await?;
-        let partial = crate::run_log::partial(client, &self.target, &[]).await?;
+        let partial = self.partial(client, &[]).await?;
         let last_outcome = crate::run_log::last_outcome(client, &self.target).await?;
         let newest = applied.iter().map(|row| row.version).max();
         let pending = self
@@ -467,7 +487,7 @@ impl Migrator {
         }
         let mut session =
             Session::open(&self.db, &self.target, &self.settings, self.audit.is_some()).await?;
-        let partial = crate::run_log::partial(session.client(), &self.target, &[]).await?;
+        let partial = self.partial(session.client(), &[]).await?;
         let Some(entry) = partial.iter().find(|p| p.version == version) else {
             return Err(Error::NothingToRepair { version });
         };

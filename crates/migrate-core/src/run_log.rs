@@ -145,6 +145,7 @@ pub(crate) async fn partial(
             statements_total: row.get(5),
             error: row.get(6),
             findings: findings.clone(),
+            in_flight: crate::in_flight::InFlight::Unknown,
         })
         .collect())
 }

@@ -70,6 +70,9 @@ pub struct PartialMigration {
     pub error: Option<String>,
     /// What the catalog shows that such a stop leaves behind, such as invalid indexes.
     pub findings: Vec<String>,
+    /// Whether the statement after the last completed one finished on the
+    /// server all the same (after the run lost its connection or died).
+    pub in_flight: crate::in_flight::InFlight,
 }
 
 impl fmt::Display for PartialMigration {
@@ -86,6 +89,19 @@ impl fmt::Display for PartialMigration {
         match &self.error {
             Some(error) => write!(f, ", error: {error}")?,
             None => write!(f, ", the process died")?,
+        }
+        let next = self.statements_done + 1;
+        match self.in_flight {
+            crate::in_flight::InFlight::Finished => write!(
+                f,
+                "; statement {next} finished on the server after the run lost it"
+            )?,
+            crate::in_flight::InFlight::NotFinished
+                if self.statements_done < self.statements_total =>
+            {
+                write!(f, "; statement {next} did not finish")?
+            }
+            _ => {}
         }
         for finding in &self.findings {
             write!(f, "; {finding}")?;

@@ -198,6 +198,56 @@ async fn a_no_transaction_migration_cut_part_way_resumes_after_its_last_statemen
     assert_eq!(rows, [("succeeded".to_string(), 2)]);
 }
 
+#[tokio::test]
+async fn a_statement_that_finished_on_the_server_after_the_cut_is_not_run_again() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("202501010000_t.up.sql"),
+        "CREATE TABLE t (id bigint);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("202501010000_t.down.sql"),
+        "DROP TABLE t;\n",
+    )
+    .unwrap();
+    // Neither statement is safe to run twice.
+    std::fs::write(
+        dir.path().join("202501010100_t_idx.up.sql"),
+        "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\nCREATE TABLE side (id bigint);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("202501010100_t_idx.down.sql"),
+        "-- dbops:no-transaction\nDROP TABLE side;\nDROP INDEX CONCURRENTLY t_id_idx;\n",
+    )
+    .unwrap();
+    let proxy = FaultProxy::in_front_of(db.url());
+    // The server builds the index; its answer never reaches the run.
+    let trigger = proxy.cut_after_server_replies_to(b"CREATE INDEX CONCURRENTLY t_id_idx");
+    let report = migrator(
+        &proxy.url_for(db.url()),
+        dir.path(),
+        settings(Duration::from_secs(20)),
+    )
+    .up(&UpOptions::default())
+    .await
+    .unwrap();
+    assert!(trigger.fired());
+    assert_eq!(report.completed.len(), 2);
+    let client = db.connect().await;
+    let valid: bool = client
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+}
+
 /// Writes `count` migrations, of which number `slow` sleeps a second first,
 /// and runs `up` through a proxy that goes dark for `outage` half a second
 /// into the run, with a reconnect budget of `budget`.
