@@ -15,7 +15,7 @@ pub enum Error {
         message: String,
     },
     /// A catalog query failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Database {
         /// What the hook was doing.
         context: &'static str,
@@ -24,7 +24,7 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
     /// What a hook's `before` handed to its `after` cannot be read back.
-    #[error("the memo of the before-check cannot be read: {0}")]
+    #[error("the memo of the before-check cannot be read")]
     Memo(#[source] serde_json::Error),
 }
 
@@ -47,5 +47,20 @@ impl Error {
             hook: hook.to_string(),
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_error_carries_each_cause_once() {
+        let memo = serde_json::from_str::<u32>("x").unwrap_err();
+        let error = Error::Memo(memo).into_hook_error("standard-checks");
+        assert_eq!(
+            error.message,
+            "the memo of the before-check cannot be read: expected value at line 1 column 1"
+        );
     }
 }
