@@ -16,32 +16,50 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
+    /// Reads a script one statement at a time (cut where the engine cuts
+    /// it), so that a large file is never one syntax tree in memory.
     fn of_sql(sql: &str) -> Reading {
-        let tree = squawk_syntax::SourceFile::parse(sql).tree();
-        Reading {
-            touched: Touched::of_tree(&tree),
-            leftovers: Leftovers::of_tree(&tree),
+        let mut reading = Reading::default();
+        for statement in migrate_core::split::split_statements(sql) {
+            let tree = squawk_syntax::SourceFile::parse(statement.text).tree();
+            let touched = Touched::of_tree(&tree);
+            reading.touched.tables.extend(touched.tables);
+            reading.touched.created.extend(touched.created);
+            let leftovers = Leftovers::of_tree(&tree);
+            reading.leftovers.invalid_indexes |= leftovers.invalid_indexes;
+            reading.leftovers.not_valid_constraints |= leftovers.not_valid_constraints;
         }
+        reading
     }
+}
+
+/// A script's identity for the cache: its length and a hash of its text,
+/// rather than a copy of a text that may be large.
+fn key(sql: &str) -> (usize, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    sql.hash(&mut hasher);
+    (sql.len(), hasher.finish())
 }
 
 /// The last script read and what it says.
 #[derive(Debug, Default)]
 pub(crate) struct LastScript {
-    last: Mutex<Option<(Box<str>, Arc<Reading>)>>,
+    last: Mutex<Option<((usize, u64), Arc<Reading>)>>,
 }
 
 impl LastScript {
     /// What `sql` says: remembered when it is the script read last, else read now.
     pub fn read(&self, sql: &str) -> Arc<Reading> {
+        let key = key(sql);
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((text, reading)) = last.as_ref()
-            && **text == *sql
+        if let Some((read, reading)) = last.as_ref()
+            && *read == key
         {
             return Arc::clone(reading);
         }
         let reading = Arc::new(Reading::of_sql(sql));
-        *last = Some((sql.into(), Arc::clone(&reading)));
+        *last = Some((key, Arc::clone(&reading)));
         reading
     }
 }
