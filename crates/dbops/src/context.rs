@@ -177,13 +177,14 @@ impl<'a> Context<'a> {
     }
 }
 
-/// An error and its causes on one line, for errors folded into a message.
+/// An error and its causes as dbops prints them: the error's message, then
+/// one `  caused by: ...` line per cause (docs/exit-codes.md). The one place
+/// the binary walks a `source()` chain, for the error that ends a run as for
+/// an error folded into another's message.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
+        text.push_str(&format!("\n  caused by: {cause}"));
     }
     text
 }

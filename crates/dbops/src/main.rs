@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(error) => {
-            print_error_chain(&error);
+            eprintln!("error: {}", context::error_chain(&error));
             exit_code::for_error(&error)
         }
     };
@@ -100,13 +100,4 @@ fn runtime_for(command: &opt::Command) -> tokio::runtime::Runtime {
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     builder.enable_all().build().expect("a Tokio runtime")
-}
-
-fn print_error_chain(error: &CliError) {
-    eprintln!("error: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
-        source = cause.source();
-    }
 }
