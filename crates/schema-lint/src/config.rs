@@ -193,9 +193,11 @@ mod tests {
         );
         let err = Config::parse("[partitions]\nhorizon = \"soon\"\n", Path::new("lint.toml"))
             .unwrap_err();
+        assert_eq!(err.to_string(), "lint.toml: invalid settings");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
         assert!(
-            err.to_string().starts_with("lint.toml: invalid settings:"),
-            "{err}"
+            cause.as_deref().is_some_and(|c| c.contains("horizon")),
+            "{cause:?}"
         );
     }
 

@@ -15,7 +15,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// `configs/lint.toml` is not valid.
-    #[error("{}: invalid settings: {source}", path.display())]
+    #[error("{}: invalid settings", path.display())]
     Config {
         /// The config file.
         path: PathBuf,
