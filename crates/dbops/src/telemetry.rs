@@ -5,6 +5,8 @@
 //! (`OTEL_EXPORTER_OTLP_ENDPOINT`) or in `configs/migrate.toml`, no exporter
 //! is built and nothing but the log layer runs.
 
+mod human;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -116,13 +118,13 @@ pub fn init(global: &Global, config: &TelemetryConfig) -> Result<Telemetry, Stri
     };
     let log_layer = match global.log_format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
-            .compact()
+            .fmt_fields(human::SpanFields)
+            .event_format(human::HumanFormat)
             .with_writer(std::io::stderr)
             .with_ansi(
                 std::io::IsTerminal::is_terminal(&std::io::stderr())
                     && std::env::var_os("NO_COLOR").is_none(),
             )
-            .with_target(false)
             .with_filter(filter().and(filter_fn(logged)))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

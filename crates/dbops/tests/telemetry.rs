@@ -194,3 +194,73 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
         "metrics: {metrics:?}"
     );
 }
+
+/// The `name=` of each field of a human log line, in order.
+fn field_names(line: &str) -> Vec<&str> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('=').map(|(name, _)| name))
+        .filter(|name| {
+            name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn human_log_lines_carry_each_field_once() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (version, table) in [(202501010000u64, "widgets"), (202501010100, "gadgets")] {
+        std::fs::write(
+            dir.path().join(format!("{version}_{table}.up.sql")),
+            format!("CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY, CONSTRAINT {table}_pkey PRIMARY KEY (id));"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{version}_{table}.down.sql")),
+            format!("DROP TABLE {table};"),
+        )
+        .unwrap();
+    }
+    let dir = dir.path().to_str().unwrap();
+    for args in [
+        ["migrate", "up", "--dir", dir],
+        ["migrate", "down", "--dir", dir],
+    ] {
+        let output = Command::cargo_bin("dbops")
+            .unwrap()
+            .env("DB_URL", db.url())
+            .env("RUST_LOG", "info,migrate_core=debug,migrate_hooks=debug")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let in_a_migration: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("migrate.run:migrate.migration: "))
+            .collect();
+        assert!(
+            !in_a_migration.is_empty(),
+            "no line logged inside a migration's span:\n{stderr}"
+        );
+        for line in stderr.lines() {
+            let names = field_names(line);
+            let mut seen = std::collections::HashSet::new();
+            let repeated: Vec<&str> = names.iter().copied().filter(|n| !seen.insert(*n)).collect();
+            assert!(repeated.is_empty(), "{repeated:?} repeated in: {line}");
+        }
+        assert!(
+            in_a_migration
+                .iter()
+                .any(|line| ["target", "direction", "version"]
+                    .iter()
+                    .all(|name| field_names(line).contains(name))),
+            "the lines of a migration name its target, direction and version:\n{stderr}"
+        );
+    }
+}
