@@ -97,13 +97,14 @@ impl Nesting {
                 if self.head != Head::Routine || self.parens > 0 {
                     return;
                 }
-                if text.eq_ignore_ascii_case("begin") {
+                let is = |keyword: &str| text.eq_ignore_ascii_case(keyword);
+                let opens_body = is("atomic") && after_begin;
+                let opens_case = is("case") && self.blocks > 0;
+                if is("begin") {
                     self.after_begin = true;
-                } else if text.eq_ignore_ascii_case("atomic") && after_begin {
+                } else if opens_body || opens_case {
                     self.blocks += 1;
-                } else if text.eq_ignore_ascii_case("case") && self.blocks > 0 {
-                    self.blocks += 1;
-                } else if text.eq_ignore_ascii_case("end") {
+                } else if is("end") {
                     self.blocks = self.blocks.saturating_sub(1);
                 }
             }
