@@ -135,7 +135,8 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
         stderr.contains("does not allow --allow-lint-errors"),
         "{stderr}"
     );
-    // Locally the override works, and is audited.
+    // Locally the override works, and is audited on the entry of every
+    // migration that ran under it.
     let (code, _, stderr) = run(
         db.url(),
         &[
@@ -150,17 +151,110 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
     );
     assert_eq!(code, 0, "{stderr}");
     let client = db.connect().await;
-    let actions: Vec<String> = client
+    let entries: Vec<(String, serde_json::Value)> = client
         .query(
-            "SELECT action FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
+            "SELECT action, metadata -> 'lint_override' FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
             &[],
         )
         .await
         .unwrap()
         .into_iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
-    assert_eq!(actions, ["migration.lint_override", "migration.apply"]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "migration.apply");
+    assert!(entries[0].1["errors"].as_u64().unwrap() >= 1, "{entries:?}");
+}
+
+/// `count` `dbops migrate` processes started together, as a deployment's
+/// pods do; returns each one's (exit code, stdout, stderr).
+fn fleet(url: &str, count: usize, args: &[&str]) -> Vec<(i32, String, String)> {
+    let children: Vec<_> = (0..count)
+        .map(|_| {
+            dbops(url, args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            (
+                output.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fleets_of_8_and_32_runners_all_succeed_and_apply_each_migration_once() {
+    for count in [8, 32] {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            clean_migration(dir.path(), 202501010000 + i, &format!("w{i}_widgets"));
+        }
+        let dir = dir.path().to_str().unwrap();
+        let results = fleet(db.url(), count, &["migrate", "up", "--actor", "fleet", "--dir", dir]);
+        for (code, stdout, stderr) in &results {
+            assert_eq!(*code, 0, "{count} runners: {stdout}{stderr}");
+        }
+        // The others either waited for the lock and found their plan done
+        // (and say who did it), or planned after it was done.
+        let applied = results
+            .iter()
+            .filter(|(_, stdout, _)| stdout.contains("applied 10 migration(s)"))
+            .count();
+        let others = results
+            .iter()
+            .filter(|(_, stdout, _)| {
+                stdout.contains("another runner (pid ") || stdout.contains("nothing to apply")
+            })
+            .count();
+        assert_eq!((applied, others), (1, count - 1), "{results:?}");
+        let client = db.connect().await;
+        let counts: Vec<(i64, i64)> = client
+            .query(
+                "SELECT (SELECT count(*) FROM dbops.operational_schema_history),
+                        (SELECT count(*) FROM dbops.audit_log WHERE actor = 'fleet')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        assert_eq!(counts, [(10, 10)], "{count} runners");
+
+        // A fleet rolls back to a version: whoever plans, early or late, the
+        // runners converge on it. (`--steps` counts from whatever is newest
+        // when a runner plans, so a runner that plans after another rolled
+        // back would go one further.)
+        let results = fleet(
+            db.url(),
+            count,
+            &["migrate", "down", "--to", "202501010008", "--actor", "fleet", "--dir", dir],
+        );
+        for (code, stdout, stderr) in &results {
+            assert_eq!(*code, 0, "{count} rollbacks: {stdout}{stderr}");
+        }
+        let rolled_back = results
+            .iter()
+            .filter(|(_, stdout, _)| stdout.contains("rolled back 1 migration(s)"))
+            .count();
+        assert_eq!(rolled_back, 1, "{results:?}");
+        let applied: i64 = client
+            .query_one("SELECT count(*) FROM dbops.operational_schema_history", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(applied, 9, "{count} rollbacks roll back one migration");
+    }
 }
 
 #[test]
