@@ -200,7 +200,11 @@ async fn fleets_of_8_and_32_runners_all_succeed_and_apply_each_migration_once() 
             clean_migration(dir.path(), 202501010000 + i, &format!("w{i}_widgets"));
         }
         let dir = dir.path().to_str().unwrap();
-        let results = fleet(db.url(), count, &["migrate", "up", "--actor", "fleet", "--dir", dir]);
+        let results = fleet(
+            db.url(),
+            count,
+            &["migrate", "up", "--actor", "fleet", "--dir", dir],
+        );
         for (code, stdout, stderr) in &results {
             assert_eq!(*code, 0, "{count} runners: {stdout}{stderr}");
         }
@@ -238,7 +242,16 @@ async fn fleets_of_8_and_32_runners_all_succeed_and_apply_each_migration_once() 
         let results = fleet(
             db.url(),
             count,
-            &["migrate", "down", "--to", "202501010008", "--actor", "fleet", "--dir", dir],
+            &[
+                "migrate",
+                "down",
+                "--to",
+                "202501010008",
+                "--actor",
+                "fleet",
+                "--dir",
+                dir,
+            ],
         );
         for (code, stdout, stderr) in &results {
             assert_eq!(*code, 0, "{count} rollbacks: {stdout}{stderr}");

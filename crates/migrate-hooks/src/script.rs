@@ -33,9 +33,12 @@ impl Reading {
     }
 }
 
+/// A script's length and text hash: see [`key`].
+type Key = (usize, u64);
+
 /// A script's identity for the cache: its length and a hash of its text,
 /// rather than a copy of a text that may be large.
-fn key(sql: &str) -> (usize, u64) {
+fn key(sql: &str) -> Key {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
     sql.hash(&mut hasher);
@@ -45,7 +48,7 @@ fn key(sql: &str) -> (usize, u64) {
 /// The last script read and what it says.
 #[derive(Debug, Default)]
 pub(crate) struct LastScript {
-    last: Mutex<Option<((usize, u64), Arc<Reading>)>>,
+    last: Mutex<Option<(Key, Arc<Reading>)>>,
 }
 
 impl LastScript {

@@ -436,7 +436,11 @@ fn print_done_by_others(report: &migrate_core::RunReport) {
     let runners: std::collections::BTreeSet<String> = report
         .done_by_others
         .iter()
-        .map(|d| d.runner.as_ref().map_or_else(|| "an unknown runner".to_string(), ToString::to_string))
+        .map(|d| {
+            d.runner
+                .as_ref()
+                .map_or_else(|| "an unknown runner".to_string(), ToString::to_string)
+        })
         .collect();
     println!(
         "{}: another runner ({}) already did {} step(s) of the plan: {}",
