@@ -142,6 +142,11 @@ pub fn task(args: &mut Args) -> Result {
     stopped
 }
 
+/// `met` or `NOT met`, for the goal lines of the reports.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
 /// One line about where the figures come from.
 fn machine(server: &Url) -> Result<String> {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);

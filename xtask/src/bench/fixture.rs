@@ -22,8 +22,40 @@ pub struct Fixture {
     pub all_down: PathBuf,
 }
 
+/// One migration of a fixture.
+#[derive(Debug)]
+pub struct Migration {
+    /// `YYYYMMDDHHMM`.
+    pub version: String,
+    pub slug: String,
+    pub up: String,
+    pub down: String,
+}
+
 /// Writes `count` migrations under `out`, replacing what was there.
 pub fn write(out: &Path, count: usize) -> Result<Fixture> {
+    let migrations: Vec<Migration> = (1..=count)
+        .map(|i| Migration {
+            version: version(i),
+            slug: format!("bench_t{i}"),
+            up: up_sql(i),
+            down: format!("DROP TABLE bench_t{i};\n"),
+        })
+        .collect();
+    let all_up: String = migrations.iter().map(|m| m.up.as_str()).collect();
+    let all_down: String = migrations.iter().rev().map(|m| m.down.as_str()).collect();
+    write_files(out, &migrations, &all_up, &all_down)
+}
+
+/// Writes `migrations` (as `<version>_<slug>.up.sql` and `.down.sql`) and
+/// the two files of every up and every down under `out`, replacing what was
+/// there.
+pub fn write_files(
+    out: &Path,
+    migrations: &[Migration],
+    all_up: &str,
+    all_down: &str,
+) -> Result<Fixture> {
     let fixture = Fixture {
         migrations: out.join("dbops"),
         all_up: out.join("all.sql"),
@@ -34,15 +66,11 @@ pub fn write(out: &Path, count: usize) -> Result<Fixture> {
             std::fs::remove_dir_all(out)?;
         }
         std::fs::create_dir_all(&fixture.migrations)?;
-        let mut all_up = String::new();
-        let mut all_down = String::new();
-        for i in 1..=count {
-            let (up, down) = (up_sql(i), format!("DROP TABLE bench_t{i};\n"));
-            let stem = format!("{}_bench_t{i}", version(i));
-            std::fs::write(fixture.migrations.join(format!("{stem}.up.sql")), &up)?;
-            std::fs::write(fixture.migrations.join(format!("{stem}.down.sql")), &down)?;
-            all_up.push_str(&up);
-            all_down.insert_str(0, &down);
+        for migration in migrations {
+            let stem = format!("{}_{}", migration.version, migration.slug);
+            let dir = &fixture.migrations;
+            std::fs::write(dir.join(format!("{stem}.up.sql")), &migration.up)?;
+            std::fs::write(dir.join(format!("{stem}.down.sql")), &migration.down)?;
         }
         std::fs::write(&fixture.all_up, all_up)?;
         std::fs::write(&fixture.all_down, all_down)
@@ -62,7 +90,7 @@ fn up_sql(i: usize) -> String {
 }
 
 /// `YYYYMMDDHHMM` of 2025-01-01 00:00 UTC plus `minutes`.
-fn version(minutes: usize) -> String {
+pub fn version(minutes: usize) -> String {
     const DAYS_TO_2025: i64 = 20_089; // 1970-01-01 to 2025-01-01
     let minutes = minutes as i64;
     let (year, month, day) = civil_from_days(DAYS_TO_2025 + minutes / 1440);

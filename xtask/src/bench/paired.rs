@@ -116,6 +116,12 @@ impl Comparison {
         median(&ratios)
     }
 
+    /// `goal: at most 1.30×: met`, or `NOT met`.
+    pub fn goal(&self, at_most: f64) -> String {
+        let met = self.median_ratio() <= at_most;
+        format!("goal: at most {at_most:.2}×: {}", super::verdict(met))
+    }
+
     /// The candidate's median wall time.
     pub fn candidate_median(&self) -> Duration {
         Duration::from_secs_f64(median(&secs(&self.candidate)))

@@ -19,8 +19,8 @@
 
 use url::Url;
 
-use super::Context;
 use super::paired::{Case, paired, seconds};
+use super::{Context, verdict};
 use crate::analytics_verify::{time_queries, write_config};
 use crate::pg::psql;
 use crate::{Result, cmd};
@@ -144,10 +144,6 @@ pub fn run(ctx: &Context) -> Result {
         verdict(timings.iter().all(|t| t.p95_ms < QUERY_P95_GOAL_MS))
     );
     Ok(())
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
 }
 
 fn median_secs(times: &[std::time::Duration]) -> f64 {
