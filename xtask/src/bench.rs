@@ -5,13 +5,17 @@
 //! The machine is noisy, so every benchmark times its command side by side
 //! with a baseline in the same run ([`paired::paired`]) and reports the
 //! median of the per-round ratios. To add a benchmark, write
-//! `xtask/src/bench/<yours>.rs` with a `pub fn run(ctx: &Context) -> Result`,
-//! declare it below with `mod <yours>;` and add one line to [`BENCHES`].
+//! `xtask/src/bench/<yours>.rs` with a `pub fn run(ctx: &Context) ->
+//! Result`, declare it below with `mod <yours>;` and add one line to
+//! [`BENCHES`] (with the count flags of its own, such as `--rows`, that it
+//! reads with [`Context::count`]).
 
 mod apply;
+mod apply_realistic;
 pub mod fixture;
 mod lint;
 pub mod paired;
+mod realistic;
 mod rollup;
 mod seed;
 mod status;
@@ -32,17 +36,34 @@ pub struct Bench {
     name: &'static str,
     about: &'static str,
     run: fn(&Context) -> Result,
+    /// Count flags of its own, such as `--runners`.
+    flags: &'static [&'static str],
 }
 
 impl Bench {
     const fn new(name: &'static str, about: &'static str, run: fn(&Context) -> Result) -> Bench {
-        Bench { name, about, run }
+        Bench {
+            name,
+            about,
+            run,
+            flags: &[],
+        }
+    }
+
+    const fn with_flags(self, flags: &'static [&'static str]) -> Bench {
+        Bench { flags, ..self }
     }
 }
 
 /// The benchmarks, as `cargo xtask bench` lists them.
 const BENCHES: &[Bench] = &[
     Bench::new("apply", "300 migrations up and down", apply::run),
+    Bench::new(
+        "apply-realistic",
+        "a realistic history of 320 migrations up and down",
+        apply_realistic::run,
+    )
+    .with_flags(&["--rows"]),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new(
         "seed",
@@ -70,6 +91,8 @@ pub struct Context {
     pub dbops: PathBuf,
     /// `--rounds`, when given.
     rounds: Option<usize>,
+    /// The benchmark's own count flags that were given, such as `--runners`.
+    counts: Vec<(&'static str, usize)>,
     /// A folder of the benchmark's own under `target/bench/`, for fixtures.
     pub scratch: PathBuf,
 }
@@ -78,6 +101,14 @@ impl Context {
     /// The number of timed rounds: `--rounds`, or the benchmark's default.
     pub fn rounds(&self, default: usize) -> usize {
         self.rounds.unwrap_or(default)
+    }
+
+    /// One of the benchmark's own count flags (see [`Bench`]), or `default`.
+    pub fn count(&self, flag: &str, default: usize) -> usize {
+        self.counts
+            .iter()
+            .find(|(given, _)| *given == flag)
+            .map_or(default, |(_, count)| *count)
     }
 
     /// `dbops` against database `db`, run in the workspace root.
@@ -105,12 +136,21 @@ impl Context {
 pub fn task(args: &mut Args) -> Result {
     let rounds = args.count("--rounds")?;
     let dbops = args.value("--dbops")?.map(PathBuf::from);
+    // Every benchmark's own flags are taken before the name, so that their
+    // values are not taken for it.
+    let mut counts = Vec::new();
+    for flag in BENCHES.iter().flat_map(|bench| bench.flags) {
+        if let Some(count) = args.count(flag)? {
+            counts.push((*flag, count));
+        }
+    }
     let name = args.positional();
     args.finish()?;
     let Some(name) = name else {
         println!("benchmarks (cargo xtask bench NAME [--rounds N] [--dbops PATH]):");
         for bench in BENCHES {
-            println!("  {:<10} {}", bench.name, bench.about);
+            let flags: String = bench.flags.iter().map(|f| format!(" [{f} N]")).collect();
+            println!("  {:<16} {}{flags}", bench.name, bench.about);
         }
         return Ok(());
     };
@@ -118,6 +158,9 @@ pub fn task(args: &mut Args) -> Result {
         let names: Vec<_> = BENCHES.iter().map(|bench| bench.name).collect();
         return Err(format!("no benchmark `{name}`; there are: {}", names.join(", ")).into());
     };
+    if let Some((flag, _)) = counts.iter().find(|(flag, _)| !bench.flags.contains(flag)) {
+        return Err(format!("benchmark `{name}` does not take {flag}").into());
+    }
     let dbops = match dbops {
         Some(path) if path.is_file() => path,
         Some(path) => return Err(format!("--dbops {}: no such file", path.display()).into()),
@@ -129,6 +172,7 @@ pub fn task(args: &mut Args) -> Result {
         server: server.url.clone(),
         dbops,
         rounds,
+        counts,
         scratch,
     };
     let ran = std::fs::create_dir_all(&ctx.scratch)
