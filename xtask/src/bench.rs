@@ -13,6 +13,7 @@
 mod apply;
 mod apply_realistic;
 pub mod fixture;
+mod large_file;
 mod lint;
 pub mod paired;
 mod realistic;
@@ -64,6 +65,11 @@ const BENCHES: &[Bench] = &[
         apply_realistic::run,
     )
     .with_flags(&["--rows"]),
+    Bench::new(
+        "large-file",
+        "one 50 MB migration: time and peak memory",
+        large_file::run,
+    ),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new(
         "seed",
