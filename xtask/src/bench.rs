@@ -4,15 +4,16 @@
 //!
 //! The machine is noisy, so every benchmark times its command side by side
 //! with a baseline in the same run ([`paired::paired`]) and reports the
-//! median of the per-round ratios. To add a benchmark, write
-//! `xtask/src/bench/<yours>.rs` with a `pub fn run(ctx: &Context) ->
-//! Result`, declare it below with `mod <yours>;` and add one line to
-//! [`BENCHES`] (with the count flags of its own, such as `--rows`, that it
-//! reads with [`Context::count`]).
+//! median of the per-round ratios; `fleet` counts outcomes
+//! instead. To add a benchmark, write `xtask/src/bench/<yours>.rs` with a
+//! `pub fn run(ctx: &Context) -> Result`, declare it below with
+//! `mod <yours>;` and add one line to [`BENCHES`] (with the count flags of
+//! its own, such as `--runners`, that it reads with [`Context::count`]).
 
 mod apply;
 mod apply_realistic;
 pub mod fixture;
+mod fleet;
 mod large_file;
 mod lint;
 pub mod paired;
@@ -70,6 +71,12 @@ const BENCHES: &[Bench] = &[
         "one 50 MB migration: time and peak memory",
         large_file::run,
     ),
+    Bench::new(
+        "fleet",
+        "N dbops migrate up (then down --steps 1) at once on one database",
+        fleet::run,
+    )
+    .with_flags(&["--runners"]),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new(
         "seed",
