@@ -4,7 +4,7 @@
 //!
 //! The machine is noisy, so every benchmark times its command side by side
 //! with a baseline in the same run ([`paired::paired`]) and reports the
-//! median of the per-round ratios; `fleet` counts outcomes
+//! median of the per-round ratios; `fleet` and `crash` count outcomes
 //! instead. To add a benchmark, write `xtask/src/bench/<yours>.rs` with a
 //! `pub fn run(ctx: &Context) -> Result`, declare it below with
 //! `mod <yours>;` and add one line to [`BENCHES`] (with the count flags of
@@ -12,6 +12,7 @@
 
 mod apply;
 mod apply_realistic;
+mod crash;
 pub mod fixture;
 mod fleet;
 mod large_file;
@@ -77,6 +78,12 @@ const BENCHES: &[Bench] = &[
         fleet::run,
     )
     .with_flags(&["--runners"]),
+    Bench::new(
+        "crash",
+        "a server crash right after migrate up exits 0: what is lost",
+        crash::run,
+    )
+    .with_flags(&["--trials"]),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new(
         "seed",
