@@ -143,6 +143,78 @@ impl Head {
     }
 }
 
+/// Statements at least this long are bulk data to [`without_bulk_rows`].
+const BULK: usize = 64 * 1024;
+
+/// `sql` as the linter and the hooks need to read it: the same statements,
+/// but a large `INSERT ... VALUES` (64 KiB or more) keeps only its first row.
+/// What follows that row up to the statement's end is dropped except for its
+/// line breaks, so that every line number stays true. No check reads the
+/// rows of a bulk insert, and a parser's tree of 50 MB of them would take
+/// many times that in memory. Small scripts are returned as they are.
+pub fn without_bulk_rows(sql: &str) -> std::borrow::Cow<'_, str> {
+    if sql.len() < BULK {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut lean = String::new();
+    let mut copied = 0;
+    for statement in split_statements(sql) {
+        if statement.text.len() < BULK {
+            continue;
+        }
+        let Some(first_row) = first_row_end(statement.text) else {
+            continue;
+        };
+        let from = statement.offset + first_row;
+        let to = statement.offset + statement.text.len();
+        lean.push_str(&sql[copied..from]);
+        let line_breaks = sql[from..to].bytes().filter(|&b| b == b'\n').count();
+        lean.extend(std::iter::repeat_n('\n', line_breaks));
+        copied = to;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    lean.push_str(&sql[copied..]);
+    std::borrow::Cow::Owned(lean)
+}
+
+/// Where the first row of `INSERT ... VALUES (...), ...` ends, when
+/// `statement` is such an insert.
+fn first_row_end(statement: &str) -> Option<usize> {
+    let mut offset = 0;
+    let mut depth = 0usize;
+    let mut words = 0;
+    let mut after_values = false;
+    for token in squawk_lexer::tokenize(statement) {
+        let end = offset + token.len as usize;
+        match token.kind {
+            TokenKind::Whitespace | TokenKind::LineComment | TokenKind::BlockComment { .. } => {}
+            TokenKind::Ident => {
+                let word = &statement[offset..end];
+                if words == 0 && !word.eq_ignore_ascii_case("insert") {
+                    return None;
+                }
+                words += 1;
+                if depth == 0 && word.eq_ignore_ascii_case("values") {
+                    after_values = true;
+                }
+            }
+            TokenKind::OpenParen => depth += 1,
+            TokenKind::CloseParen => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 && after_values {
+                    return Some(end);
+                }
+            }
+            _ if words == 0 => return None,
+            _ => {}
+        }
+        offset = end;
+    }
+    None
+}
+
 /// The 1-based line and column of byte `offset` in `text`.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -157,6 +229,39 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_insert_keeps_its_first_row_and_its_line_breaks() {
+        let rows: Vec<String> = (0..5000).map(|i| format!("({i}, 'row;{i}')")).collect();
+        let sql = format!(
+            "CREATE TABLE t (id int, v text);\nINSERT INTO t VALUES\n{};\nCREATE INDEX t_id ON t (id);\n",
+            rows.join(",\n")
+        );
+        let lean = without_bulk_rows(&sql);
+        assert!(lean.len() < 12_000, "{}", lean.len());
+        assert!(
+            lean.starts_with(
+                "CREATE TABLE t (id int, v text);\nINSERT INTO t VALUES\n(0, 'row;0')\n"
+            )
+        );
+        assert!(
+            lean.ends_with(";\nCREATE INDEX t_id ON t (id);\n"),
+            "{lean}"
+        );
+        assert_eq!(
+            lean.lines().count(),
+            sql.lines().count(),
+            "line numbers stay true"
+        );
+        let small = "INSERT INTO t VALUES (1), (2);";
+        assert!(matches!(
+            without_bulk_rows(small),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // Large statements that are not a VALUES insert are kept whole.
+        let select = format!("SELECT {};", vec!["1"; 40_000].join(", "));
+        assert_eq!(without_bulk_rows(&select), select);
+    }
 
     fn check(sql: &str, expected: &[&str]) {
         let got: Vec<&str> = split_statements(sql).into_iter().map(|s| s.text).collect();

@@ -17,10 +17,12 @@ pub(crate) struct Reading {
 
 impl Reading {
     /// Reads a script one statement at a time (cut where the engine cuts
-    /// it), so that a large file is never one syntax tree in memory.
+    /// it), without the rows of bulk inserts, so that a large file is never
+    /// one syntax tree in memory.
     fn of_sql(sql: &str) -> Reading {
         let mut reading = Reading::default();
-        for statement in migrate_core::split::split_statements(sql) {
+        let sql = migrate_core::split::without_bulk_rows(sql);
+        for statement in migrate_core::split::split_statements(&sql) {
             let tree = squawk_syntax::SourceFile::parse(statement.text).tree();
             let touched = Touched::of_tree(&tree);
             reading.touched.tables.extend(touched.tables);

@@ -42,7 +42,13 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
+    /// Reads a file. Its text is kept as the linter reads it: a bulk
+    /// `INSERT` keeps its first row (`migrate_core::split::without_bulk_rows`).
     pub(crate) fn new(path: PathBuf, text: String) -> Source {
+        let text = match migrate_core::split::without_bulk_rows(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(lean) => lean,
+        };
         let name = FileName::parse(&path).map_err(|error| match error {
             migrate_core::Error::BadFileName { reason, .. } => reason,
             other => other.to_string(),

@@ -277,8 +277,8 @@ fn lint_everything(
         .iter()
         .flat_map(|m| {
             [
-                (m.up.path.clone(), m.up.sql.clone()),
-                (m.down.path.clone(), m.down.sql.clone()),
+                (m.up.path.clone(), lint_text(&m.up.sql)),
+                (m.down.path.clone(), lint_text(&m.down.sql)),
             ]
         })
         .collect();
@@ -307,6 +307,12 @@ fn pending_findings(
         .collect()
 }
 
+/// A script's text for the linter: without the rows of bulk inserts, which
+/// no rule reads, so that a large data migration is not copied whole.
+fn lint_text(sql: &str) -> String {
+    migrate_core::split::without_bulk_rows(sql).into_owned()
+}
+
 /// Lints the migrations `pending` (up and down scripts) in the context of
 /// all the others, so that, say, a foreign key added to an existing table is
 /// checked against that table's indexes; only findings in `pending` count.
@@ -323,8 +329,8 @@ fn lint_as_pending(
         } else {
             &mut others
         };
-        side.push((migration.up.path.clone(), migration.up.sql.clone()));
-        side.push((migration.down.path.clone(), migration.down.sql.clone()));
+        side.push((migration.up.path.clone(), lint_text(&migration.up.sql)));
+        side.push((migration.down.path.clone(), lint_text(&migration.down.sql)));
     }
     Ok(schema_lint::lint_pending(&others, &these, &config))
 }
