@@ -20,6 +20,10 @@ use crate::split::{line_column, split_statements};
 /// boundaries, so that a large file is never copied whole into a query.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// What a no-transaction script's run sets back on the session.
+const RESET_AFTER_STATEMENTS: &str =
+    "RESET lock_timeout; RESET statement_timeout; SET plan_cache_mode = force_generic_plan;";
+
 /// One script to run: which migration, which way.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Step<'a> {
@@ -174,13 +178,13 @@ impl Migrator {
         let started = Instant::now();
         let migration = step.migration;
         let prefix = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'; SET LOCAL synchronous_commit = {};\n",
+            "BEGIN; SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'; SET LOCAL synchronous_commit = {}; SET LOCAL plan_cache_mode TO DEFAULT;\n",
             pg_millis(self.settings.lock_timeout),
             pg_millis(self.settings.statement_timeout),
             self.settings.durability.synchronous_commit(),
         );
         let mut suffix = format!(
-            "\n;\n{};\n{};\n",
+            "\n;\nSET LOCAL plan_cache_mode = force_generic_plan;\n{};\n{};\n",
             self.target.record(migration, step.direction),
             crate::run_log::insert(
                 &self.target,
@@ -350,7 +354,7 @@ impl Migrator {
         }
         client
             .batch_execute(&format!(
-                "SET lock_timeout = '{}'; SET statement_timeout = '{}';",
+                "SET lock_timeout = '{}'; SET statement_timeout = '{}'; SET plan_cache_mode TO DEFAULT;",
                 pg_millis(self.settings.lock_timeout),
                 pg_millis(self.settings.statement_timeout)
             ))
@@ -361,9 +365,7 @@ impl Migrator {
                 if is_connection_lost(&e) {
                     return Err(StepError::Lost(e));
                 }
-                let _ = client
-                    .batch_execute("RESET lock_timeout; RESET statement_timeout;")
-                    .await;
+                let _ = client.batch_execute(RESET_AFTER_STATEMENTS).await;
                 if is_lock_wait(&e) {
                     return Err(StepError::Retry(e));
                 }
@@ -387,7 +389,7 @@ impl Migrator {
         }
         client
             .batch_execute(&format!(
-                "RESET lock_timeout; RESET statement_timeout;
+                "{RESET_AFTER_STATEMENTS}
                  BEGIN; SET LOCAL synchronous_commit = {}; {};
                  UPDATE dbops.run_log SET outcome = 'succeeded', finished_at = clock_timestamp() WHERE id = {run_id};
                  COMMIT;",

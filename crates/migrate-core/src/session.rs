@@ -282,12 +282,24 @@ impl Drop for Session<'_> {
     }
 }
 
+/// Readies a new connection and returns its backend pid.
+///
+/// dbops's own prepared statements (the hooks' catalog reads, the audit
+/// INSERT) are planned once per connection, not at every execution:
+/// `plan_cache_mode = force_generic_plan`. A migration's own statements run
+/// with the server's setting, which each step restores for itself (`SET
+/// LOCAL plan_cache_mode TO DEFAULT` in its transaction, a session `SET`
+/// around a no-transaction script).
 async fn backend_pid(client: &Client) -> Result<i32, Error> {
-    Ok(client
-        .query_one("SELECT pg_backend_pid()", &[])
+    let messages = client
+        .simple_query("SET plan_cache_mode = force_generic_plan; SELECT pg_backend_pid()")
         .await
-        .map_err(Error::db("reading the backend pid"))?
-        .get(0))
+        .map_err(Error::db("setting up the connection"))?;
+    let pid = messages.iter().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+        _ => None,
+    });
+    Ok(pid.expect("SELECT pg_backend_pid() returns one row"))
 }
 
 /// Whether an error means the connection is gone (or going) rather than that
