@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS dbops.run_log (
     resolved_at timestamptz
 );
 ALTER TABLE dbops.run_log ADD COLUMN IF NOT EXISTS application_name text DEFAULT current_setting('application_name');
-ALTER TABLE dbops.run_log ADD COLUMN IF NOT EXISTS statement_started_at timestamptz;
 CREATE INDEX IF NOT EXISTS run_log_target_version_idx ON dbops.run_log (target, version);
 CREATE INDEX IF NOT EXISTS run_log_open_idx ON dbops.run_log (target) WHERE outcome IN ('running', 'failed') AND NOT transactional;
 CREATE TABLE IF NOT EXISTS dbops.runs (

@@ -75,8 +75,26 @@ impl<'a> Session<'a> {
         &self.conn
     }
 
-    /// Creates the bookkeeping tables and, with `audit`, dbops's audit tables.
+    /// Creates the bookkeeping tables and, with `audit`, dbops's audit tables,
+    /// unless they are all there already (the usual case, which takes no
+    /// lock and no DDL).
     pub async fn bootstrap(&self, audit: bool) -> Result<(), Error> {
+        let ready: bool = self
+            .client()
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass('dbops.runs') IS NOT NULL
+                        AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('dbops.run_log')
+                                    AND attname = 'application_name' AND NOT attisdropped)
+                        AND (NOT $2 OR (to_regclass('dbops.audit_log') IS NOT NULL
+                                        AND to_regclass('dbops.audit_head') IS NOT NULL))",
+                &[&self.target.history_table, &audit],
+            )
+            .await
+            .map_err(Error::db("looking for dbops's bookkeeping tables"))?
+            .get(0);
+        if ready {
+            return Ok(());
+        }
         let audit = if audit {
             format!(
                 "SELECT pg_advisory_xact_lock({}); {}",
