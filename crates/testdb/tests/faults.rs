@@ -51,11 +51,10 @@ async fn relays_queries() {
     let db = TestDb::new().await;
     let proxy = FaultProxy::in_front_of(db.url());
     let url = proxy.url_for(db.url());
-    assert_eq!(
-        url,
-        db.url()
-            .replace("127.0.0.1:5432", &proxy.addr().to_string())
-    );
+    // The same URL, with the proxy's host and port, whatever the server's.
+    assert!(url.contains(&format!("@{}/", proxy.addr())), "{url}");
+    assert!(url.ends_with(&format!("/{}", db.name())), "{url}");
+    assert_ne!(url, db.url());
     let client = connect(&url).await;
     assert_eq!(select_one(&client).await.unwrap(), 1);
     assert_eq!(proxy.open_connections(), 1);
