@@ -1,7 +1,10 @@
 //! `cargo xtask bench fleet [--runners N] [--rounds R]`: N `dbops migrate
 //! up` processes (default 32) started together against one fresh database,
 //! as the pods of a deployment start, with the synthetic fixture of `bench
-//! apply` (300 migrations); then N `dbops migrate down --steps 1` together.
+//! apply` (300 migrations); then N `dbops migrate down --to V` together, V
+//! being the second newest version. (A fleet rolls back to a version:
+//! `--steps` counts from whatever is newest when each runner plans, so a
+//! runner that plans after another rolled back would go one step further.)
 //! Each of R rounds (default 1) on a fresh database.
 //!
 //! Not a timing: it counts how many runners exited 0 (the others by exit
@@ -56,8 +59,9 @@ pub fn run(ctx: &Context) -> Result {
             audit_actions(&db)?
         );
 
-        eprintln!("bench: round {round}: {runners} × dbops migrate down --steps 1");
-        let down_args = ["migrate", "down", "--steps", "1"];
+        let to = fixture::version(MIGRATIONS - 1);
+        eprintln!("bench: round {round}: {runners} × dbops migrate down --to {to}");
+        let down_args = ["migrate", "down", "--to", to.as_str()];
         let down = fleet(
             ctx,
             &db,
@@ -71,7 +75,7 @@ pub fn run(ctx: &Context) -> Result {
         let down_met =
             down.all_exited_0() && rolled_back.each_once(1) && history_after == MIGRATIONS - 1;
         println!(
-            "\n### Round {round}: {runners} × `dbops migrate down --steps 1` at once\n\n{}\n{}\nhistory rows left: {history_after} (expected {})\n",
+            "\n### Round {round}: {runners} × `dbops migrate down --to {to}` at once\n\n{}\n{}\nhistory rows left: {history_after} (expected {})\n",
             down.report(),
             rolled_back.report(1),
             MIGRATIONS - 1

@@ -448,12 +448,20 @@ fn print_done_by_others(report: &migrate_core::RunReport) {
                 .map_or_else(|| "an unknown runner".to_string(), ToString::to_string)
         })
         .collect();
+    let shown = if versions.len() > 10 {
+        format!(
+            "{}, and {} more",
+            versions[..10].join(", "),
+            versions.len() - 10
+        )
+    } else {
+        versions.join(", ")
+    };
     println!(
-        "{}: another runner ({}) already did {} step(s) of the plan: {}",
+        "{}: another runner ({}) already did {} step(s) of the plan: {shown}",
         report.target,
         runners.into_iter().collect::<Vec<_>>().join("; "),
         versions.len(),
-        versions.join(", ")
     );
 }
 
