@@ -40,9 +40,9 @@ impl<'a> Step<'a> {
 /// Why a step did not complete.
 #[derive(Debug)]
 pub(crate) enum StepError {
-    /// The connection was lost. Whether the step committed is for the
-    /// history to tell once the connection is back.
-    Lost(tokio_postgres::Error),
+    /// The connection was lost (the error's words). Whether the step
+    /// committed is for the history to tell once the connection is back.
+    Lost(String),
     /// A lock wait gave up (`lock_timeout`, a deadlock): nothing of the
     /// step is left, and it can run again.
     Retry(tokio_postgres::Error),
@@ -54,7 +54,7 @@ impl From<Error> for StepError {
     fn from(error: Error) -> StepError {
         match error {
             Error::Database { source, .. } if is_connection_lost(&source) => {
-                StepError::Lost(source)
+                StepError::Lost(source.to_string())
             }
             other => StepError::Failed(other),
         }
@@ -84,7 +84,14 @@ impl Migrator {
             rows_affected = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        self.apply_in_span(session, step).instrument(span).await
+        match self.apply_in_span(session, step).instrument(span).await {
+            // Whatever failed (a hook's query, say), a closed connection
+            // means the step's fate is for the history to tell.
+            Err(StepError::Failed(error)) if session.client().is_closed() => {
+                Err(StepError::Lost(crate::error::chain(&error)))
+            }
+            other => other,
+        }
     }
 
     async fn apply_in_span(
@@ -153,7 +160,7 @@ impl Migrator {
                 }
                 Ok(self.completed(step, duration, attempt, findings))
             }
-            Err(StepError::Failed(error)) => {
+            Err(StepError::Failed(error)) if !session.client().is_closed() => {
                 self.record_failure(
                     session, step, &prepared, &error, duration, attempt, findings,
                 )
@@ -236,7 +243,7 @@ impl Migrator {
         }
         match session.client().batch_execute("COMMIT").await {
             Ok(()) => Ok(after),
-            Err(e) if is_connection_lost(&e) => Err(StepError::Lost(e)),
+            Err(e) if is_connection_lost(&e) => Err(StepError::Lost(e.to_string())),
             // A deferred constraint fails at COMMIT, which ends the transaction.
             Err(e) => Err(StepError::Failed(sql_error_at(step, &e, "COMMIT", 0))),
         }
@@ -363,7 +370,7 @@ impl Migrator {
         for (index, statement) in statements.iter().enumerate().skip(start) {
             if let Err(e) = client.batch_execute(statement.text).await {
                 if is_connection_lost(&e) {
-                    return Err(StepError::Lost(e));
+                    return Err(StepError::Lost(e.to_string()));
                 }
                 let _ = client.batch_execute(RESET_AFTER_STATEMENTS).await;
                 if is_lock_wait(&e) {
@@ -661,7 +668,7 @@ async fn rollback_after(session: &Session<'_>, step: Step<'_>, failed: QueryFail
         script_offset,
     } = failed;
     if is_connection_lost(&error) {
-        return StepError::Lost(error);
+        return StepError::Lost(error.to_string());
     }
     let _ = session.client().batch_execute("ROLLBACK").await;
     if is_lock_wait(&error) {

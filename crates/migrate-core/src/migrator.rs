@@ -297,42 +297,58 @@ impl Migrator {
             done_by_others: Vec::new(),
             duration: Duration::ZERO,
         };
-        let outcome = loop {
-            match self
+        loop {
+            // Closing makes what the run committed durable; a run closes even
+            // when a step failed, so that its "applied before" holds after a
+            // crash. A connection lost at any point, closing included, is got
+            // back and the run plans again from the history: a migration
+            // whose commit a crash undid before the flush is applied again.
+            let result = match self
                 .run_steps(&mut session, options, down, &mut expected, &mut report)
                 .await
             {
-                Ok(()) => break Ok(()),
+                Ok(()) => self.close(&mut session, &report).await.map(|()| None),
+                Err(StepError::Failed(error)) => self
+                    .close(&mut session, &report)
+                    .await
+                    .map(|()| Some(error)),
+                Err(other) => Err(other),
+            };
+            match result {
+                Ok(None) => break,
+                Ok(Some(error)) => return Err(error.with_applied_before(&report.completed)),
                 Err(StepError::Lost(e)) => {
-                    if let Err(error) = session.recover(e).await {
-                        // The connection is gone: nothing can be closed or flushed.
+                    if let Err(error) = session.recover(&e).await {
                         return Err(error.with_applied_before(&report.completed));
                     }
                 }
                 Err(StepError::Retry(e)) => {
-                    break Err(Error::Database {
-                        context: "reading the history".into(),
+                    return Err(Error::Database {
+                        context: "running the migrations".into(),
                         source: e,
                     });
                 }
-                Err(StepError::Failed(error)) => break Err(error),
+                Err(StepError::Failed(error)) => {
+                    return Err(error.with_applied_before(&report.completed));
+                }
             }
-        };
-        // Closing makes what the run committed durable, even when a later
-        // step failed: the report's "applied before" must hold after a crash.
+        }
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Ends a run on its session: see [`Session::close`].
+    async fn close(&self, session: &mut Session<'_>, report: &RunReport) -> Result<(), StepError> {
         let changed = report.completed.len() + report.done_by_others.len();
-        let closed = session
+        session
             .close(
-                direction,
+                report.direction,
                 &report.plan_hash,
                 report.completed.len(),
                 changed > 0,
             )
-            .await;
-        outcome.map_err(|error| error.with_applied_before(&report.completed))?;
-        closed?;
-        report.duration = started.elapsed();
-        Ok(report)
+            .await
+            .map_err(StepError::from)
     }
 
     /// Plans under the lock, compares with the expected plan, and applies
@@ -353,6 +369,12 @@ impl Migrator {
             None => plan::up_steps(&self.source, &applied, partial, options)?,
             Some(down) => plan::down_steps(&self.source, &applied, partial, down.to)?,
         };
+        // A step this run completed before a lost connection that the
+        // history no longer shows (a server crash undid its commit before
+        // the run's flush) is to be applied again.
+        report.completed.retain(|step| {
+            applied.iter().any(|row| row.version == step.version) == (direction == Direction::Up)
+        });
         let current = Plan::new(&self.target.name, direction, &steps);
         let expected = expected.get_or_insert_with(|| current.clone());
         let reconciled = plan::reconcile(expected, &current, &applied)?;
@@ -660,7 +682,13 @@ impl Migrator {
 fn into_error(error: StepError) -> Error {
     match error {
         StepError::Failed(error) => error,
-        StepError::Lost(source) | StepError::Retry(source) => Error::Database {
+        StepError::Lost(last_error) => Error::ConnectionLost {
+            target: String::new(),
+            budget: Duration::ZERO,
+            last_error,
+            applied_before: Vec::new(),
+        },
+        StepError::Retry(source) => Error::Database {
             context: "running the migration".into(),
             source,
         },

@@ -188,7 +188,7 @@ impl<'a> Session<'a> {
     /// or the reconnect budget is spent, then takes the lock again. The
     /// caller then reads the history afresh: a commit whose answer was lost
     /// may or may not have happened.
-    pub async fn recover(&mut self, lost: tokio_postgres::Error) -> Result<(), Error> {
+    pub async fn recover(&mut self, lost: &str) -> Result<(), Error> {
         let started = Instant::now();
         let budget = self.settings.reconnect_budget;
         tracing::warn!(error = %lost, budget_ms = budget.as_millis() as u64, "lost the database connection; reconnecting");
@@ -259,7 +259,7 @@ impl<'a> Session<'a> {
     /// wrote a row waits until the WAL up to it is on disk, so once this
     /// returns every migration of the run survives a server crash.
     pub async fn close(
-        mut self,
+        &mut self,
         direction: Direction,
         plan_hash: &str,
         steps: usize,

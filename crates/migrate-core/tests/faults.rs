@@ -58,7 +58,11 @@ fn migrator(url: &str, dir: &Path, settings: Settings) -> Migrator {
 
 /// Versions in the history, and how many succeeded run-log rows and audit entries each has.
 async fn bookkeeping(db: &TestDb) -> Vec<(i64, i64, i64)> {
-    let client = db.connect().await;
+    bookkeeping_at(db.url()).await
+}
+
+async fn bookkeeping_at(url: &str) -> Vec<(i64, i64, i64)> {
+    let client = testdb::connect_to(url).await;
     client
         .query(
             "SELECT h.version,
@@ -381,6 +385,54 @@ async fn a_reported_run_survives_a_server_crash_right_after_it() {
         );
         client.batch_execute("SELECT * FROM m29").await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_server_crash_and_restart_mid_run_is_ridden_through() {
+    let mut cluster = tokio::task::spawn_blocking(Cluster::start_new)
+        .await
+        .unwrap();
+    let client = testdb::connect_to(&cluster.url()).await;
+    client
+        .batch_execute("CREATE DATABASE crash_mid_run")
+        .await
+        .unwrap();
+    drop(client);
+    let url = format!(
+        "{}/crash_mid_run",
+        cluster.url().rsplit_once('/').unwrap().0
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_migrations(dir.path(), 6);
+    std::fs::write(
+        dir.path().join("202501010003_m3.up.sql"),
+        "SELECT pg_sleep(1);\nCREATE TABLE m3 (id bigint PRIMARY KEY);\nINSERT INTO m3 VALUES (1);\n",
+    )
+    .unwrap();
+    let run = tokio::spawn({
+        let (url, dir) = (url.clone(), dir.path().to_path_buf());
+        async move {
+            migrator(&url, &dir, settings(Duration::from_secs(30)))
+                .up(&UpOptions::default())
+                .await
+        }
+    });
+    // Migrations 0 to 2 are committed (without waiting for their flush, by
+    // default) when the server crashes during migration 3, and comes back a
+    // second later.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop_immediate();
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.start();
+        cluster
+    })
+    .await
+    .unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.completed.len(), 6, "{report:?}");
+    assert_eq!(bookkeeping_at(&url).await, each_once(6));
+    drop(cluster);
 }
 
 #[tokio::test]
