@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 use testdb::TestDb;
 
+mod support;
+
 fn write(dir: &Path, name: &str, sql: &str) {
     std::fs::write(dir.join(name), sql).unwrap();
 }
@@ -15,6 +17,7 @@ fn dbops(url: &str, args: &[&str]) -> Command {
     let mut command = Command::cargo_bin("dbops").unwrap();
     command
         .env_remove("ANALYTICS_URL")
+        .env("DBOPS_CONFIG", support::standalone_config())
         .env("DB_URL", url)
         .env("NO_COLOR", "1")
         .args(args);
@@ -299,6 +302,15 @@ fn an_unreachable_database_and_rejected_credentials_are_told_apart() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+
+    // A database that does not exist is as unreachable as a server that does not answer.
+    let missing = format!(
+        "{}/no_such_database_dbops",
+        server.rsplit_once('/').unwrap().0
+    );
+    let (code, _, stderr) = run(&missing, &["migrate", "status", "--dir", dir]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("no_such_database_dbops"), "{stderr}");
 }
 
 fn url_with_user(server: &str, user: &str, password: &str) -> String {
