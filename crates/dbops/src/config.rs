@@ -12,7 +12,7 @@ use crate::CliError;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// The migrations folder, relative to the configuration file's project root.
+    /// The migrations folder, relative to the configuration file's project root ([`project_root`]).
     pub dir: PathBuf,
     /// The environment variable holding the database URL.
     pub url_env: String,
@@ -63,6 +63,50 @@ pub struct ConfigFile {
     /// The `[hooks]` section, read by `migrate-hooks`.
     #[serde(default)]
     pub hooks: Option<toml::Table>,
+}
+
+/// Where the configuration file is looked for when neither `--config` nor
+/// `DBOPS_CONFIG` names one: this path under the working directory or under
+/// any of its parents, the nearest winning, as cargo and git find their roots.
+pub const DEFAULT_CONFIG: &str = "configs/migrate.toml";
+
+/// The configuration file to use: `explicit` (from `--config` or
+/// `DBOPS_CONFIG`) when given, which must exist, else the nearest
+/// [`DEFAULT_CONFIG`] walking up from `start`. Errors name where it looked.
+pub fn find(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, CliError> {
+    if let Some(path) = explicit {
+        let path = start.join(path);
+        if !path.is_file() {
+            return Err(CliError::Config(format!(
+                "{}: no such configuration file (from --config or DBOPS_CONFIG)",
+                path.display()
+            )));
+        }
+        return Ok(path);
+    }
+    start
+        .ancestors()
+        .map(|dir| dir.join(DEFAULT_CONFIG))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            CliError::Config(format!(
+                "no {DEFAULT_CONFIG} in {} or any directory above it; \
+                 pass --config PATH or set DBOPS_CONFIG",
+                start.display()
+            ))
+        })
+}
+
+/// The directory that relative paths inside a configuration file start from:
+/// the folder holding `configs/` when the file sits in a folder named
+/// `configs` (the repository's layout, so `dir = "migrations/operational"`
+/// names `<repo>/migrations/operational`), else the file's own folder.
+pub fn project_root(config_path: &Path) -> PathBuf {
+    let folder = config_path.parent().unwrap_or(Path::new("."));
+    match (folder.file_name(), folder.parent()) {
+        (Some(name), Some(parent)) if name == "configs" => parent.to_path_buf(),
+        _ => folder.to_path_buf(),
+    }
 }
 
 impl ConfigFile {
@@ -130,6 +174,41 @@ mod tests {
         let config = ConfigFile::load(&path).unwrap();
         assert!(config.targets.contains_key("operational"));
         assert!(config.targets.contains_key("analytics"));
+    }
+
+    #[test]
+    fn the_nearest_default_config_is_found_walking_up() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        let err = find(None, &deep).unwrap_err().to_string();
+        assert!(err.contains(&deep.display().to_string()), "{err}");
+        assert!(err.contains("--config"), "{err}");
+
+        std::fs::create_dir_all(root.path().join("configs")).unwrap();
+        std::fs::write(root.path().join(DEFAULT_CONFIG), "").unwrap();
+        assert_eq!(find(None, &deep).unwrap(), root.path().join(DEFAULT_CONFIG));
+
+        let err = find(Some(Path::new("nope.toml")), &deep)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&deep.join("nope.toml").display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_start_from_the_folder_holding_configs_or_the_file_own_folder() {
+        assert_eq!(
+            project_root(Path::new("/repo/configs/migrate.toml")),
+            Path::new("/repo")
+        );
+        assert_eq!(
+            project_root(Path::new("/etc/dbops/migrate.toml")),
+            Path::new("/etc/dbops")
+        );
+        assert_eq!(project_root(Path::new("migrate.toml")), Path::new(""));
     }
 
     #[test]

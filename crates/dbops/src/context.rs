@@ -1,36 +1,63 @@
 //! Resolving settings: flags, then environment, then `configs/migrate.toml`.
+//!
+//! The configuration file is `--config` / `DBOPS_CONFIG`, else the nearest
+//! `configs/migrate.toml` walking up from the working directory. Relative
+//! paths inside it, and the files found beside it (`configs/lint.toml`),
+//! start from its project root ([`crate::config::project_root`]), so dbops
+//! behaves the same from any directory.
 
 use std::path::{Path, PathBuf};
 
 use migrate_core::{AuditSettings, Database, Migrator, Source};
 
 use crate::CliError;
-use crate::config::ConfigFile;
+use crate::config::{self, ConfigFile};
 use crate::opt::{Global, GuardArgs, TargetArgs, TargetChoice};
-
-/// The configuration file used when the default one is not present.
-const BUILT_IN_CONFIG: &str = include_str!("../../../configs/migrate.toml");
 
 /// What every command needs: the configuration and the global flags.
 #[derive(Debug)]
 pub struct Context<'a> {
     /// The parsed configuration file.
     pub config: ConfigFile,
+    /// Where it was read from.
+    pub config_path: PathBuf,
+    /// The folder its relative paths start from.
+    pub project_root: PathBuf,
     /// The global flags.
     pub global: &'a Global,
 }
 
 impl<'a> Context<'a> {
-    /// Loads the configuration named by `--config`; the built-in defaults stand
-    /// in for the default path when it does not exist.
+    /// Finds and loads the configuration file (see the module documentation).
     pub fn load(global: &'a Global) -> Result<Context<'a>, CliError> {
-        let config = if global.config.exists() || global.config != Path::new("configs/migrate.toml")
-        {
-            ConfigFile::load(&global.config)?
-        } else {
-            ConfigFile::parse(BUILT_IN_CONFIG, "built-in configs/migrate.toml")?
-        };
-        Ok(Context { config, global })
+        let cwd = std::env::current_dir().map_err(|source| CliError::Io {
+            context: "reading the working directory".into(),
+            source,
+        })?;
+        let config_path = config::find(global.config.as_deref(), &cwd)?;
+        let config = ConfigFile::load(&config_path)?;
+        let project_root = config::project_root(&config_path);
+        Ok(Context {
+            config,
+            config_path,
+            project_root,
+            global,
+        })
+    }
+
+    /// A path from the configuration, or a default beside it, made absolute
+    /// from the project root.
+    pub fn project_path(&self, path: &Path) -> PathBuf {
+        self.project_root.join(path)
+    }
+
+    /// A file or folder named by a flag, taken as given (relative to the
+    /// working directory), else its default under the project root.
+    pub fn flag_or_project_path(&self, flag: Option<&Path>, default: &str) -> PathBuf {
+        match flag {
+            Some(path) => path.to_path_buf(),
+            None => self.project_path(Path::new(default)),
+        }
     }
 
     /// The target names a `--target` choice stands for, in apply order.
@@ -95,7 +122,7 @@ impl<'a> Context<'a> {
             }
             return Ok(dir.clone());
         }
-        Ok(self.config.target(target)?.dir.clone())
+        Ok(self.project_path(&self.config.target(target)?.dir))
     }
 
     /// A migrator for a target, with `--dir` and `--lock-wait` applied, for reading and approving.
@@ -160,20 +187,21 @@ impl<'a> Context<'a> {
     fn hooks_config(&self) -> Result<migrate_hooks::HooksConfig, CliError> {
         match &self.config.hooks {
             Some(table) => migrate_hooks::HooksConfig::from_table(table).map_err(|e| {
-                CliError::Config(format!("{}: [hooks]: {e}", self.global.config.display()))
+                CliError::Config(format!("{}: [hooks]: {e}", self.config_path.display()))
             }),
             None => Ok(migrate_hooks::HooksConfig::default()),
         }
     }
 
-    /// The lint configuration, `configs/lint.toml` (which names the data-classification map);
-    /// the rules' defaults when run outside a checkout that has one.
+    /// The lint configuration, `configs/lint.toml` under the project root
+    /// (it names the data-classification map); the rules' defaults when the
+    /// project has none.
     pub fn lint_config(&self) -> Result<schema_lint::Config, CliError> {
-        let path = Path::new(LINT_CONFIG);
+        let path = self.project_path(Path::new(LINT_CONFIG));
         if !path.exists() {
             return Ok(schema_lint::Config::default());
         }
-        schema_lint::Config::load(path).map_err(|e| CliError::Config(error_chain(&e)))
+        schema_lint::Config::load(&path).map_err(|e| CliError::Config(error_chain(&e)))
     }
 }
 
@@ -189,8 +217,11 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The lint configuration file.
+/// The lint configuration file, relative to the project root.
 pub const LINT_CONFIG: &str = "configs/lint.toml";
+
+/// The data-classification map, relative to the project root.
+pub const CLASSIFICATION_MAP: &str = "configs/data-classification.toml";
 
 /// Opens one connection, telling an unreachable server from refused
 /// credentials and never echoing the password; the connection lives as long

@@ -19,14 +19,10 @@ pub struct Opt {
 /// Settings shared by every command.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The migration configuration file.
-    #[arg(
-        long,
-        global = true,
-        env = "DBOPS_CONFIG",
-        default_value = "configs/migrate.toml"
-    )]
-    pub config: PathBuf,
+    /// The migration configuration file [default: the nearest configs/migrate.toml
+    /// in the working directory or a directory above it].
+    #[arg(long, global = true, env = "DBOPS_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The operational database; overrides the variable named by the target's `url_env` (DB_URL).
     #[arg(long, global = true, hide_env_values = true)]
     pub database_url: Option<String>,
@@ -330,9 +326,10 @@ pub enum PartitionsCommand {
         /// The partitioned table.
         #[arg(long, default_value = "usage_events")]
         table: String,
-        /// The classification map whose table retention decides which days are retired.
-        #[arg(long, default_value = "configs/data-classification.toml")]
-        classification: std::path::PathBuf,
+        /// The classification map whose table retention decides which days are retired
+        /// [default: configs/data-classification.toml in the project root].
+        #[arg(long)]
+        classification: Option<PathBuf>,
         /// Drop partitions past retention instead of detaching them.
         #[arg(long)]
         drop: bool,
@@ -350,12 +347,14 @@ fn rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
 /// Options every `docs` subcommand takes.
 #[derive(Debug, Args)]
 pub struct DocsArgs {
-    /// The docs folder: `dictionary.md` and `erd/schema.puml` inside it.
-    #[arg(long, default_value = "docs")]
-    pub docs_dir: PathBuf,
-    /// The data-classification map joined onto the schema.
-    #[arg(long, default_value = "configs/data-classification.toml")]
-    pub classification: PathBuf,
+    /// The docs folder: `dictionary.md` and `erd/schema.puml` inside it
+    /// [default: docs in the project root].
+    #[arg(long)]
+    pub docs_dir: Option<PathBuf>,
+    /// The data-classification map joined onto the schema
+    /// [default: configs/data-classification.toml in the project root].
+    #[arg(long)]
+    pub classification: Option<PathBuf>,
     /// Which databases to document: the operational one (DB_URL), the analytics one (ANALYTICS_URL), or both.
     #[arg(long, value_enum, default_value_t = TargetChoice::All)]
     pub target: TargetChoice,
@@ -403,13 +402,10 @@ pub struct RollupArgs {
     /// The rollup target from the rollup configuration: local (rollups in DB_URL) or warehouse (in ANALYTICS_URL).
     #[arg(long, default_value = "local")]
     pub target: String,
-    /// The rollup configuration: engine settings and targets.
-    #[arg(
-        long,
-        env = "DBOPS_ROLLUP_CONFIG",
-        default_value = "analytics/transforms/config.toml"
-    )]
-    pub rollup_config: PathBuf,
+    /// The rollup configuration: engine settings and targets
+    /// [default: analytics/transforms/config.toml in the project root, else the built-in one].
+    #[arg(long, env = "DBOPS_ROLLUP_CONFIG")]
+    pub rollup_config: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

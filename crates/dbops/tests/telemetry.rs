@@ -13,6 +13,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 use testdb::TestDb;
 
+mod support;
+
 /// Every request body the receiver got, by path.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -98,6 +100,7 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
 
     let output = Command::cargo_bin("dbops")
         .unwrap()
+        .env("DBOPS_CONFIG", support::standalone_config())
         .env("DB_URL", db.url())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
@@ -231,6 +234,7 @@ async fn human_log_lines_carry_each_field_once() {
     ] {
         let output = Command::cargo_bin("dbops")
             .unwrap()
+            .env("DBOPS_CONFIG", support::standalone_config())
             .env("DB_URL", db.url())
             .env("RUST_LOG", "info,migrate_core=debug,migrate_hooks=debug")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

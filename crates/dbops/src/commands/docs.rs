@@ -15,7 +15,7 @@ use crate::opt::{DocsArgs, DocsCommand, TargetChoice};
 pub async fn run(context: &Context<'_>, command: DocsCommand) -> Result<i32, CliError> {
     match command {
         DocsCommand::Generate { docs, render } => {
-            let config = config(&docs);
+            let config = config(context, &docs);
             let databases = Databases::connect(context, &docs).await?;
             let generated = docgen::generate(&databases.sources(), &config).await?;
             report_written(&generated);
@@ -32,7 +32,7 @@ pub async fn run(context: &Context<'_>, command: DocsCommand) -> Result<i32, Cli
             Ok(exit_code::SUCCESS)
         }
         DocsCommand::Validate { docs, fix, json } => {
-            let config = config(&docs);
+            let config = config(context, &docs);
             let databases = Databases::connect(context, &docs).await?;
             let sources = databases.sources();
             let mut findings = docgen::validate(&sources, &config).await?;
@@ -60,10 +60,13 @@ pub async fn run(context: &Context<'_>, command: DocsCommand) -> Result<i32, Cli
     }
 }
 
-fn config(args: &DocsArgs) -> Config {
+fn config(context: &Context<'_>, args: &DocsArgs) -> Config {
     Config {
-        docs_dir: args.docs_dir.clone(),
-        classification_map: args.classification.clone(),
+        docs_dir: context.flag_or_project_path(args.docs_dir.as_deref(), "docs"),
+        classification_map: context.flag_or_project_path(
+            args.classification.as_deref(),
+            crate::context::CLASSIFICATION_MAP,
+        ),
     }
 }
 

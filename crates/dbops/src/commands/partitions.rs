@@ -20,6 +20,10 @@ pub async fn run(context: &Context<'_>, command: PartitionsCommand) -> Result<i3
             drop,
             json,
         } => {
+            let classification = context.flag_or_project_path(
+                classification.as_deref(),
+                crate::context::CLASSIFICATION_MAP,
+            );
             let map = ClassificationMap::load(&classification)
                 .map_err(|e| CliError::Config(error_chain(&e)))?;
             let retention = match map.tables.get(&table) {

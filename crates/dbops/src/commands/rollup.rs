@@ -28,7 +28,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             recompute_from,
             recompute_to,
         } => {
-            let config = load_config(&args)?;
+            let config = load_config(context, &args)?;
             let mode = match (full, recompute_from, recompute_to) {
                 (true, None, None) => RunMode::Full,
                 (false, None, None) => RunMode::Incremental,
@@ -93,7 +93,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             Ok(exit_code::SUCCESS)
         }
         RollupCommand::Check { args, assertions } => {
-            let config = load_config(&args)?;
+            let config = load_config(context, &args)?;
             let path = assertions.unwrap_or_else(|| config.assertions.clone());
             let assertions = Assertions::load(&path)?;
             let (_, rollups) = connect(context, &config, &args.target).await?;
@@ -150,7 +150,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             })
         }
         RollupCommand::Reconcile { args, show } => {
-            let config = load_config(&args)?;
+            let config = load_config(context, &args)?;
             let (source, rollups) = connect(context, &config, &args.target).await?;
             let report = reconcile(&source, &rollups).await?;
             let describe = |kind: &MismatchKind| match kind {
@@ -202,7 +202,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             })
         }
         RollupCommand::Status { args, limit } => {
-            let config = load_config(&args)?;
+            let config = load_config(context, &args)?;
             let (_, rollups) = connect(context, &config, &args.target).await?;
             let state = status(&rollups, &config.engine, limit).await?;
             if args.json {
@@ -276,12 +276,20 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
     }
 }
 
-fn load_config(args: &RollupArgs) -> Result<Config, CliError> {
+/// The rollup configuration: `--rollup-config` as given, else the project's
+/// `analytics/transforms/config.toml`, else the built-in copy of it.
+fn load_config(context: &Context<'_>, args: &RollupArgs) -> Result<Config, CliError> {
     let default = Path::new(rollup_engine::config::DEFAULT_PATH);
-    let config = if args.rollup_config.exists() || args.rollup_config != default {
-        Config::load(&args.rollup_config)?
-    } else {
-        Config::parse(BUILT_IN_CONFIG, default)?
+    let config = match &args.rollup_config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let path = context.project_path(default);
+            if path.exists() {
+                Config::load(&path)?
+            } else {
+                Config::parse(BUILT_IN_CONFIG, default)?
+            }
+        }
     };
     config.target(&args.target)?;
     Ok(config)

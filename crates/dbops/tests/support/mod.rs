@@ -1,0 +1,20 @@
+//! Shared by the CLI tests that migrate throwaway folders (`--dir`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The repository's `configs/migrate.toml` copied into a folder of its own,
+/// for `DBOPS_CONFIG`. The tests run from crates/dbops, where dbops would
+/// find the repository's configuration walking up, and with it
+/// configs/lint.toml, whose data-classification map rightly refuses the
+/// tests' made-up tables. This copy keeps the repository's settings,
+/// environments and hooks, and lints with the rules' defaults.
+pub fn standalone_config() -> &'static Path {
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let folder = tempfile::tempdir().unwrap().keep();
+        let path = folder.join("migrate.toml");
+        std::fs::write(&path, include_str!("../../../../configs/migrate.toml")).unwrap();
+        path
+    })
+}
