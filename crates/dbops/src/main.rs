@@ -59,25 +59,14 @@ pub enum CliError {
 }
 
 fn main() -> ExitCode {
-    let matches = opt::Opt::command()
-        .after_long_help(exit_code::help_text())
-        .get_matches();
+    let cli = opt::Opt::command().after_long_help(exit_code::help_text());
+    let matches = cli.clone().get_matches();
     let opt = opt::Opt::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let runtime = runtime_for(&opt.command);
-    // The gRPC exporter needs the runtime when it is built.
-    let _entered = runtime.enter();
-    let result = context::Context::load(&opt.global).and_then(|context| {
-        let telemetry =
-            telemetry::init(&opt.global, &context.config.telemetry).map_err(CliError::Config)?;
-        runtime.block_on(async {
-            let result = commands::run(&context, opt.command).await;
-            // Flush the exporters while the runtime runs: on this one-thread
-            // runtime the gRPC exporter's connection only moves inside
-            // `block_on`, and the flush blocks.
-            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
-            result
-        })
-    });
+    let result = match opt.command {
+        opt::Command::Completions { shell } => commands::completions::completions(shell, cli),
+        opt::Command::Man => commands::completions::man(cli),
+        command => run(&opt.global, command),
+    };
     let code = match result {
         Ok(code) => code,
         Err(error) => {
@@ -86,6 +75,25 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Runs a command that reads the configuration, with telemetry installed.
+fn run(global: &opt::Global, command: opt::Command) -> Result<i32, CliError> {
+    let runtime = runtime_for(&command);
+    // The gRPC exporter needs the runtime when it is built.
+    let _entered = runtime.enter();
+    context::Context::load(global).and_then(|context| {
+        let telemetry =
+            telemetry::init(global, &context.config.telemetry).map_err(CliError::Config)?;
+        runtime.block_on(async {
+            let result = commands::run(&context, command).await;
+            // Flush the exporters while the runtime runs: on this one-thread
+            // runtime the gRPC exporter's connection only moves inside
+            // `block_on`, and the flush blocks.
+            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
+            result
+        })
+    })
 }
 
 /// The runtime a command runs on. Seeding generates rows on several loader

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// dbops: migrations, lint, docs, seeds and rollups for the platform's PostgreSQL schema.
 #[derive(Debug, Parser)]
-#[command(name = "dbops", version, about, long_about = None)]
+#[command(name = "dbops", version = VERSION, about, long_about = None)]
 pub struct Opt {
     /// Settings shared by every command.
     #[command(flatten)]
@@ -15,6 +15,15 @@ pub struct Opt {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `dbops --version`: the package version and the git commit it was built
+/// from (crates/dbops/build.rs; "unknown" when built outside a checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("DBOPS_GIT_COMMIT"),
+    ")"
+);
 
 /// Settings shared by every command.
 #[derive(Debug, Args)]
@@ -78,6 +87,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: `dbops completions bash > /etc/bash_completion.d/dbops`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `dbops man > /usr/local/share/man/man1/dbops.1`.
+    Man,
 }
 
 /// `dbops lint` options.

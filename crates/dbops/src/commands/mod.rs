@@ -1,6 +1,7 @@
 //! Dispatch: one module per command family.
 
 mod audit;
+pub mod completions;
 mod docs;
 mod health;
 mod lint;
@@ -24,5 +25,7 @@ pub async fn run(context: &Context<'_>, command: Command) -> Result<i32, CliErro
         Command::Seed(command) => seed::run(context, command).await,
         Command::Partitions(command) => partitions::run(context, command).await,
         Command::Rollup(command) => rollup::run_command(context, command).await,
+        // Answered in main, before the configuration is read.
+        Command::Completions { .. } | Command::Man => Ok(crate::exit_code::SUCCESS),
     }
 }
