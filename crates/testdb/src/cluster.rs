@@ -28,6 +28,18 @@ const OWNER: &str = "postgres";
 
 const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 
+/// What a cluster gets besides testdb's defaults, for [`Cluster::start_with`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterSetup<'a> {
+    /// Lines appended to `postgresql.conf`, such as `ssl = on`.
+    pub settings: &'a str,
+    /// A `pg_hba.conf` to replace initdb's, which trusts every local connection.
+    pub hba: Option<&'a str>,
+    /// Files written into the data folder (name, contents), private to the
+    /// server's user: certificates and keys the settings name.
+    pub files: &'a [(&'a str, &'a [u8])],
+}
+
 /// A throwaway PostgreSQL cluster, running until stopped or dropped.
 #[derive(Debug)]
 pub struct Cluster {
@@ -46,6 +58,15 @@ impl Cluster {
     /// # Panics
     /// When the server programs cannot be found or `initdb` or `pg_ctl` fails.
     pub fn start_new() -> Cluster {
+        Cluster::start_with(ClusterSetup::default())
+    }
+
+    /// Creates a cluster with `setup`'s settings, access rules and files, and starts it.
+    ///
+    /// # Panics
+    /// When the server programs cannot be found, `initdb` or `pg_ctl` fails,
+    /// or a file cannot be written.
+    pub fn start_with(setup: ClusterSetup<'_>) -> Cluster {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let root = std::env::temp_dir().join(format!(
             "dbops-testdb-cluster-{}-{}",
@@ -60,6 +81,7 @@ impl Cluster {
             running: false,
         };
         cluster.init();
+        cluster.set_up(setup);
         cluster.start();
         cluster
     }
@@ -149,6 +171,46 @@ impl Cluster {
             .open(&conf)
             .and_then(|mut file| file.write_all(settings.as_bytes()))
             .unwrap_or_else(|e| panic!("writing {}: {e}", conf.display()));
+    }
+
+    fn set_up(&self, setup: ClusterSetup<'_>) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = self.data();
+        let append = |name: &str, text: &str| {
+            let path = data.join(name);
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(format!("\n{text}\n").as_bytes()))
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        };
+        if !setup.settings.is_empty() {
+            append("postgresql.conf", setup.settings);
+        }
+        if let Some(hba) = setup.hba {
+            let path = data.join("pg_hba.conf");
+            std::fs::write(&path, hba)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        }
+        for (name, contents) in setup.files {
+            let path = data.join(name);
+            std::fs::write(&path, contents)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            if let Some(owner) = self.owner {
+                let status = Command::new("chown")
+                    .arg(format!("{owner}:"))
+                    .arg(&path)
+                    .status();
+                assert!(
+                    status.is_ok_and(|status| status.success()),
+                    "chown {owner}: {} failed",
+                    path.display()
+                );
+            }
+        }
     }
 
     fn pg_ctl_stop(&mut self, mode: &str) {

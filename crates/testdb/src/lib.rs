@@ -11,7 +11,7 @@
 mod cluster;
 mod proxy;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, ClusterSetup};
 pub use proxy::{FaultProxy, Trigger};
 
 use std::path::Path;
