@@ -12,7 +12,7 @@ pub const FAILURE: i32 = 1;
 pub const USAGE: i32 = 2;
 /// A configuration file, environment variable or flag value is invalid.
 pub const CONFIG: i32 = 3;
-/// A migration file is misnamed, unpaired, duplicated or unreadable.
+/// A migration file is misnamed, unpaired, duplicated, empty or unreadable, or a stray file sits among them.
 pub const SOURCE: i32 = 4;
 /// The database server cannot be reached.
 pub const UNREACHABLE: i32 = 5;
@@ -50,7 +50,7 @@ pub const TABLE: &[(i32, &str)] = &[
     ),
     (
         SOURCE,
-        "misnamed, unpaired, duplicated or unreadable migration file",
+        "misnamed, unpaired, duplicated, empty or unreadable migration file, or a stray file in a migrations folder",
     ),
     (
         UNREACHABLE,
@@ -151,6 +151,7 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::ReadDir { .. }
         | MigrateError::ReadFile { .. }
         | MigrateError::BadFileName { .. }
+        | MigrateError::EmptyScript { .. }
         | MigrateError::MissingPair { .. }
         | MigrateError::DuplicateVersion { .. } => SOURCE,
         MigrateError::Config { .. } | MigrateError::UnknownVersion { .. } => CONFIG,

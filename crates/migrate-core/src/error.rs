@@ -38,6 +38,15 @@ pub enum Error {
         /// What exactly is wrong with the name.
         reason: String,
     },
+    /// A script has no SQL statement and does not say it is empty on purpose.
+    #[error(
+        "{path}: has no SQL statement; a script that is empty on purpose says so with a line `{}`",
+        crate::source::EMPTY_DIRECTIVE
+    )]
+    EmptyScript {
+        /// The file.
+        path: PathBuf,
+    },
     /// An up migration has no down migration beside it, or the other way round.
     #[error("{path}: has no matching {expected}")]
     MissingPair {

@@ -8,6 +8,11 @@ use crate::error::Error;
 /// The first-line directive that makes a migration run outside a transaction.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "-- dbops:no-transaction";
 
+/// The line that marks a script with no statement as empty on purpose (a
+/// rollback that has nothing to undo, say): without it, such a script is
+/// refused, being more likely a file saved before it was written.
+pub const EMPTY_DIRECTIVE: &str = "-- dbops:empty";
+
 /// Which way a script moves the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,9 +92,11 @@ impl Source {
     /// Reads and checks every migration in `dir`.
     ///
     /// Every file must be named `YYYYMMDDHHMM_slug.up.sql` or
-    /// `YYYYMMDDHHMM_slug.down.sql` (a `README.md` or other non-SQL file is
-    /// ignored), every up script needs its down script and versions must be
-    /// unique.
+    /// `YYYYMMDDHHMM_slug.down.sql`; besides them only notes (`*.md`,
+    /// `*.txt`, `README`) and hidden files (`.gitkeep`) may sit in the folder,
+    /// and anything else is reported rather than skipped. Every up script
+    /// needs its down script, versions must be unique, and a script without
+    /// a statement must say it is empty on purpose ([`EMPTY_DIRECTIVE`]).
     pub fn load(dir: &Path) -> Result<Source, Error> {
         let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadDir {
             path: dir.to_path_buf(),
@@ -103,7 +110,7 @@ impl Source {
                 source,
             })?;
             let path = entry.path();
-            if !path.is_file() || path.extension().is_none_or(|ext| ext != "sql") {
+            if !is_migration(&path)? {
                 continue;
             }
             let name = FileName::parse(&path)?;
@@ -262,12 +269,63 @@ fn version_time(digits: &str) -> Result<time::OffsetDateTime, String> {
     Ok(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
+/// Whether a folder entry is a migration file (`Ok(false)`: a note or hidden
+/// file, which may sit there); anything else is an error naming it.
+fn is_migration(path: &Path) -> Result<bool, Error> {
+    let bad = |reason: &str| Error::BadFileName {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let named_like_one = name.ends_with(".up.sql") || name.ends_with(".down.sql");
+    // Following a symbolic link; a loop or a dangling link is a read error.
+    let metadata = std::fs::metadata(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if named_like_one {
+        return if metadata.is_file() {
+            Ok(true)
+        } else {
+            Err(bad("it is a folder, not a file"))
+        };
+    }
+    let note = lower.ends_with(".md") || lower.ends_with(".txt") || lower == "readme";
+    if name.starts_with('.') || (note && metadata.is_file()) {
+        return Ok(false);
+    }
+    Err(bad(
+        if lower.ends_with(".up.sql") || lower.ends_with(".down.sql") {
+            "the extension must be written in lower case, .up.sql or .down.sql"
+        } else if lower.trim_end().ends_with(".sql") && lower.trim_end() != lower {
+            "the name ends in white space"
+        } else if lower.ends_with(".sql") {
+            "it must end in .up.sql or .down.sql"
+        } else if metadata.is_dir() {
+            "a folder in a migrations folder; migrations are files directly in it"
+        } else {
+            "only migrations, notes (*.md, *.txt, README) and hidden files (.gitkeep) may sit in a migrations folder"
+        },
+    ))
+}
+
 fn read_script(path: &Path) -> Result<Script, Error> {
     let raw = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
     let sql = normalize(&raw);
+    if crate::split::split_statements(&sql).is_empty()
+        && !sql.lines().any(|line| line.trim_end() == EMPTY_DIRECTIVE)
+    {
+        return Err(Error::EmptyScript {
+            path: path.to_path_buf(),
+        });
+    }
     let no_transaction = sql
         .lines()
         .next()
@@ -290,6 +348,66 @@ pub fn normalize(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loads a folder holding a valid pair and `extra` (a file, or with a
+    /// trailing `/` a folder), and returns the error's text, if any.
+    fn load_with(extra: &str, contents: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("202501010000_a.up.sql"), "SELECT 1;").unwrap();
+        std::fs::write(dir.path().join("202501010000_a.down.sql"), "SELECT 1;").unwrap();
+        match extra.strip_suffix('/') {
+            Some(folder) => std::fs::create_dir(dir.path().join(folder)).unwrap(),
+            None => std::fs::write(dir.path().join(extra), contents).unwrap(),
+        }
+        Source::load(dir.path()).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_entry_of_a_migrations_folder_is_a_migration_a_note_or_reported() {
+        for allowed in ["README.md", "README", "notes.txt", ".gitkeep"] {
+            assert_eq!(load_with(allowed, "x"), None, "{allowed}");
+        }
+        for (entry, reason) in [
+            ("202501010100_b.UP.SQL", "lower case"),
+            ("202501010100_b.up.sql ", "white space"),
+            ("202501010100_b.sql", "must end in .up.sql or .down.sql"),
+            ("202501010100_b.up.sql/", "it is a folder"),
+            ("old/", "a folder in a migrations folder"),
+            ("schema.json", "only migrations, notes"),
+        ] {
+            let error =
+                load_with(entry, "SELECT 1;").unwrap_or_else(|| panic!("{entry} was skipped"));
+            assert!(error.contains(reason), "{entry}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_loop_is_reported_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("202501010000_a.up.sql"),
+            dir.path().join("202501010000_a.up.sql"),
+        )
+        .unwrap();
+        let error = Source::load(dir.path()).unwrap_err();
+        assert!(matches!(error, Error::ReadFile { .. }), "{error}");
+    }
+
+    #[test]
+    fn an_empty_script_is_refused_unless_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("202501010000_a.up.sql");
+        let down = dir.path().join("202501010000_a.down.sql");
+        std::fs::write(&up, "CREATE TABLE a (id int);").unwrap();
+        std::fs::write(&down, "-- later\n").unwrap();
+        let error = Source::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, Error::EmptyScript { ref path } if *path == down),
+            "{error}"
+        );
+        std::fs::write(&down, "-- dbops:empty\n-- irreversible\n").unwrap();
+        assert!(Source::load(dir.path()).is_ok());
+    }
 
     fn check_name(name: &str, expected: Result<(i64, &str, Direction), &str>) {
         let got = FileName::parse(Path::new(name));
