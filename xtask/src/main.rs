@@ -24,32 +24,111 @@ use flags::Args;
 type Error = Box<dyn std::error::Error>;
 type Result<T = (), E = Error> = std::result::Result<T, E>;
 
-const USAGE: &str = "\
-cargo xtask <TASK> [OPTIONS]
+/// One task: its name, its synopsis, what it does (as `cargo xtask TASK
+/// --help` prints it) and the function that runs it.
+struct Task {
+    name: &'static str,
+    synopsis: &'static str,
+    about: &'static str,
+    run: fn(&mut Args) -> Result,
+}
 
-Tasks:
-  pg [--durable] [--stop]   Make a PostgreSQL server available and print its URL:
-                            DB_URL when it is set and answers, otherwise a throwaway
-                            cluster under target/pg/ (fsync off unless --durable).
-                            --stop stops that throwaway cluster.
-  smoke [--env NAME] [--keep]
-                            In a fresh database: migrate up, down to 0, up again and
-                            compare catalog fingerprints, then the registered steps.
-  ci                        fmt, clippy, actionlint, all tests and smoke against
-                            PostgreSQL: what .ci/run and the GitHub workflow run.
-  bench [NAME] [--rounds N] [--dbops PATH]
-                            Run a benchmark with the release build of dbops, or the
-                            given binary (no NAME: list the benchmarks).
-  docs [--check]            Regenerate generated docs from a freshly migrated database;
-                            --check fails when that changes a file.
-  analytics-verify [--events N] [--keep]
-                            Seed events with late arrivals, run the rollups on both
-                            targets, assertions, reconciliation, query timings.
-  measure-window [--events N] [--rounds N] [--keep]
-                            On seeded databases: each migration rolled back and applied
-                            again against the 10-minute window, and the longest request
-                            stall while the newest one is rolled back under load.
-";
+/// Every task, in the order `cargo xtask` lists them.
+const TASKS: &[Task] = &[
+    Task {
+        name: "pg",
+        synopsis: "pg [--durable] [--stop]",
+        about: "\
+Make a PostgreSQL server available and print its URL: DB_URL when it is set
+and answers, otherwise a throwaway cluster under target/pg/ started from the
+installed PostgreSQL binaries.
+
+Options:
+  --durable   A cluster with fsync on (benchmarks); the default has fsync off.
+  --stop      Stop that throwaway (or, with --durable, durable) cluster.",
+        run: pg::task,
+    },
+    Task {
+        name: "smoke",
+        synopsis: "smoke [--env NAME] [--keep]",
+        about: "\
+In a fresh database: migrate every target up, down to 0 and up again,
+comparing catalog fingerprints, then run the registered steps as an operator
+would: lint, seed and partitions, docs, rollups, telemetry, health, audit,
+and the commands of docs/quickstart.md.
+
+Options:
+  --env NAME  Run migrate up/down with --env NAME --yes: that environment's
+              policy from configs/migrate.toml applies.
+  --keep      Keep the database after a successful run too (a failed run
+              always keeps it).",
+        run: smoke::task,
+    },
+    Task {
+        name: "ci",
+        synopsis: "ci",
+        about: "\
+Everything a change must pass, fastest failure first: cargo fmt --check,
+clippy -D warnings, actionlint, every test and smoke against PostgreSQL
+(a throwaway cluster unless DB_URL answers). What .ci/run and the GitHub
+workflow run. Takes no options.",
+        run: ci::task,
+    },
+    Task {
+        name: "bench",
+        synopsis: "bench [NAME] [--rounds N] [--dbops PATH]",
+        about: "\
+Run one benchmark against a durable PostgreSQL with the release build of
+dbops; without NAME, list the benchmarks. Figures go to docs/benchmarks.md
+by hand.
+
+Options:
+  --rounds N     Timed rounds (each benchmark has its own default).
+  --dbops PATH   Benchmark this dbops binary instead of building one.
+  --rows N, --runners N, --trials N
+                 The count flags of apply-realistic, fleet and crash.",
+        run: bench::task,
+    },
+    Task {
+        name: "docs",
+        synopsis: "docs [--check]",
+        about: "\
+Regenerate the generated docs (docs/dictionary.md, docs/erd/) with dbops docs
+generate against a freshly migrated database.
+
+Options:
+  --check     Fail when regenerating changed a file under docs/ (CI).",
+        run: docs::task,
+    },
+    Task {
+        name: "analytics-verify",
+        synopsis: "analytics-verify [--events N] [--keep]",
+        about: "\
+Seed usage events with late arrivals, run the rollups on both targets, the
+data-quality assertions and the reconciliation (proving a corrupted row is
+caught), and time the analytics queries; non-zero exit on any failure.
+
+Options:
+  --events N  Usage events to seed (default 200000).
+  --keep      Keep the databases afterwards.",
+        run: analytics_verify::task,
+    },
+    Task {
+        name: "measure-window",
+        synopsis: "measure-window [--events N] [--rounds N] [--keep]",
+        about: "\
+On seeded databases: each migration rolled back and applied again, timed
+against the 10-minute maintenance window, and the longest request stall
+while the newest one is rolled back and re-applied under load.
+
+Options:
+  --events N  Usage events to seed (default 1000000).
+  --rounds N  Rounds of the rollback-under-load part (default 3; the median
+              is reported).
+  --keep      Keep the databases afterwards.",
+        run: measure_window::task,
+    },
+];
 
 fn main() -> ExitCode {
     let mut args = Args::from_env();
@@ -63,22 +142,83 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &mut Args) -> Result {
-    let Some(task) = args.positional() else {
-        print!("{USAGE}");
+    let Some(name) = args.positional() else {
+        print!("{}", usage());
         return Ok(());
     };
-    match task.as_str() {
-        "pg" => pg::task(args),
-        "smoke" => smoke::task(args),
-        "ci" => ci::task(args),
-        "bench" => bench::task(args),
-        "docs" => docs::task(args),
-        "analytics-verify" => analytics_verify::task(args),
-        "measure-window" => measure_window::task(args),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            Ok(())
+    if name == "help" {
+        return match args.positional() {
+            Some(topic) => help(find(&topic)?),
+            None => {
+                print!("{}", usage());
+                Ok(())
+            }
+        };
+    }
+    let task = find(&name)?;
+    if args.flag("--help") || args.flag("-h") {
+        return help(task);
+    }
+    (task.run)(args)
+}
+
+fn find(name: &str) -> Result<&'static Task> {
+    TASKS
+        .iter()
+        .find(|task| task.name == name)
+        .ok_or_else(|| format!("unknown task `{name}`\n\n{}", usage()).into())
+}
+
+/// `cargo xtask` with no task: every task's synopsis and first line.
+fn usage() -> String {
+    let mut text = String::from("cargo xtask <TASK> [OPTIONS]\n\nTasks:\n");
+    for task in TASKS {
+        let summary = task.about.split("\n\n").next().unwrap_or_default();
+        text.push_str(&format!("  {}\n", task.synopsis));
+        for line in summary.lines() {
+            text.push_str(&format!("      {line}\n"));
         }
-        other => Err(format!("unknown task `{other}`\n\n{USAGE}").into()),
+    }
+    text.push_str("\ncargo xtask <TASK> --help (or cargo xtask help <TASK>) describes one task.\n");
+    text
+}
+
+/// `cargo xtask TASK --help`; for `bench`, the list of benchmarks too.
+fn help(task: &Task) -> Result {
+    println!("cargo xtask {}\n\n{}", task.synopsis, task.about);
+    if task.name == "bench" {
+        println!();
+        // Without a name, `bench` only lists the benchmarks.
+        bench::task(&mut Args::new(Vec::new()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::new(line.iter().map(|arg| arg.to_string()).collect())
+    }
+
+    /// `--help` answers for every task without running it: `ci` and `smoke`
+    /// would need PostgreSQL, and `pg` would start a server.
+    #[test]
+    fn every_task_has_help_that_runs_nothing() {
+        for task in TASKS {
+            assert!(task.synopsis.starts_with(task.name), "{}", task.name);
+            assert!(usage().contains(task.synopsis), "{}", task.name);
+            run(&mut args(&[task.name, "--help"])).unwrap();
+            run(&mut args(&[task.name, "-h"])).unwrap();
+            run(&mut args(&["help", task.name])).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_task_is_named_with_the_list() {
+        let err = run(&mut args(&["smok"])).unwrap_err().to_string();
+        assert!(err.starts_with("unknown task `smok`"), "{err}");
+        assert!(err.contains("measure-window"), "{err}");
     }
 }
