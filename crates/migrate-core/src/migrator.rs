@@ -12,7 +12,7 @@ use crate::database::Database;
 use crate::error::Error;
 use crate::history::Target;
 use crate::hooks::{Finding, Hook};
-use crate::plan::{self, DownOptions, Plan, UpOptions};
+use crate::plan::{self, DownOptions, DownTo, Plan, UpOptions};
 use crate::session::Session;
 use crate::source::{Direction, Migration, Source};
 use crate::status::{PendingMigration, Runner, Status};
@@ -286,6 +286,17 @@ impl Migrator {
         down: Option<&DownOptions>,
         started: Instant,
     ) -> Result<RunReport, Error> {
+        self.check_actor()?;
+        if let Some(DownOptions {
+            to: DownTo::Steps(0),
+            ..
+        }) = down
+        {
+            return Err(Error::Config {
+                origin: "rollback steps".into(),
+                message: "must be at least 1 (0 would roll back nothing)".into(),
+            });
+        }
         let mut session =
             Session::open(&self.db, &self.target, &self.settings, self.audit.is_some()).await?;
         let mut expected = options.expected_plan.clone();
@@ -335,6 +346,24 @@ impl Migrator {
         }
         report.duration = started.elapsed();
         Ok(report)
+    }
+
+    /// The actor of the audit trail fits the audit table (1 to 200
+    /// characters), checked before anything runs rather than by the
+    /// table's constraint after a migration did.
+    fn check_actor(&self) -> Result<(), Error> {
+        match &self.audit {
+            Some(audit) if audit.actor.trim().is_empty() || audit.actor.chars().count() > 200 => {
+                Err(Error::Config {
+                    origin: "audit actor".into(),
+                    message: format!(
+                        "must be 1 to 200 characters, not {}",
+                        audit.actor.chars().count()
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Ends a run on its session: see [`Session::close`].
@@ -507,6 +536,7 @@ impl Migrator {
                 message: "a repair needs a reason".to_string(),
             });
         }
+        self.check_actor()?;
         let mut session =
             Session::open(&self.db, &self.target, &self.settings, self.audit.is_some()).await?;
         let partial = self.partial(session.client(), &[]).await?;

@@ -670,6 +670,31 @@ async fn a_final_lock_timeout_names_the_blocker_and_the_attempts() {
 }
 
 #[tokio::test]
+async fn a_rollback_of_zero_steps_and_an_oversized_actor_are_refused_before_anything_runs() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    let error = migrator(&db, dir.path())
+        .with_audit(migrate_core::AuditSettings {
+            actor: "a".repeat(300),
+            metadata: serde_json::Map::new(),
+        })
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Config { .. }) && error.to_string().contains("1 to 200"),
+        "{error}"
+    );
+    assert!(tables(&db).await.is_empty());
+    let migrator = migrator(&db, dir.path());
+    migrator.up(&UpOptions::default()).await.unwrap();
+    let error = migrator.down(&DownTo::Steps(0).into()).await.unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error}");
+    assert_eq!(history(&db).await.len(), 3);
+}
+
+#[tokio::test]
 async fn plan_hash_covers_versions_and_checksums() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
