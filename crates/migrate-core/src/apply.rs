@@ -434,16 +434,15 @@ impl Migrator {
                 Err(e) => tracing::warn!(error = ?e, "a hook failed after a failed migration"),
             }
         }
-        if !step.script().no_transaction {
-            crate::run_log::record_failure(
-                session.client(),
-                &self.target,
-                step.migration,
-                step.direction,
-                error,
-            )
-            .await;
-        }
+        crate::run_log::record_failure(
+            session.client(),
+            &self.target,
+            step.migration,
+            step.direction,
+            !step.script().no_transaction,
+            error,
+        )
+        .await;
         let details = self.details(step, &outcome, attempts, &findings);
         if let Err(e) = self.audit(session, step, details).await {
             tracing::warn!(error = ?e, "the audit entry of a failed migration could not be written");

@@ -71,14 +71,30 @@ pub(crate) fn insert(
     )
 }
 
-/// Records a failed script run, best effort: the failure itself is what the caller reports.
+/// Records a failed script run, best effort: the failure itself is what the
+/// caller reports. A transactional run gets a row of its own; a
+/// no-transaction run's own row (still `running` when a lock wait gave up on
+/// every attempt) is marked failed, which leaves the migration partial.
 pub(crate) async fn record_failure(
     client: &Client,
     target: &Target,
     migration: &Migration,
     direction: Direction,
+    transactional: bool,
     error: &Error,
 ) {
+    let message = error.to_string();
+    if !transactional {
+        let _ = client
+            .execute(
+                "UPDATE dbops.run_log SET outcome = 'failed', finished_at = clock_timestamp(), error = $4
+                 WHERE target = $1 AND version = $2 AND direction = $3 AND NOT transactional
+                   AND outcome = 'running' AND backend_pid = pg_backend_pid()",
+                &[&target.name, &migration.version, &direction.as_str(), &message],
+            )
+            .await;
+        return;
+    }
     let sql = format!(
         "{} RETURNING id",
         insert(target, migration, direction, true, 0, "failed")
@@ -88,7 +104,7 @@ pub(crate) async fn record_failure(
         let _ = client
             .execute(
                 "UPDATE dbops.run_log SET error = $2 WHERE id = $1",
-                &[&id, &error.to_string()],
+                &[&id, &message],
             )
             .await;
     }

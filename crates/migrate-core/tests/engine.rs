@@ -695,6 +695,62 @@ async fn a_rollback_of_zero_steps_and_an_oversized_actor_are_refused_before_anyt
 }
 
 #[tokio::test]
+async fn a_no_transaction_migration_whose_lock_waits_keep_giving_up_is_partial_with_its_error() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "t",
+        "CREATE TABLE t (id bigint);",
+        "DROP TABLE t;",
+    );
+    write(
+        dir.path(),
+        202501010100,
+        "t_idx",
+        "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n",
+        "-- dbops:no-transaction\nDROP INDEX CONCURRENTLY t_id_idx;\n",
+    );
+    let settings = Settings {
+        lock_timeout: std::time::Duration::from_millis(100),
+        retry: migrate_core::RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_millis(20),
+            multiplier: 2.0,
+        },
+        ..Settings::default()
+    };
+    let migrator = Migrator::new(
+        "operational",
+        Source::load(dir.path()).unwrap(),
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap();
+    migrator
+        .up(&UpOptions {
+            to: Some(202501010000),
+            ..UpOptions::default()
+        })
+        .await
+        .unwrap();
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    assert!(error.to_string().contains("after 2 attempt(s)"), "{error}");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let status = migrator.status().await.unwrap();
+    assert_eq!(status.partial.len(), 1, "{status:?}");
+    let error = status.partial[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("after 2 attempt(s)"), "{error}");
+}
+
+#[tokio::test]
 async fn plan_hash_covers_versions_and_checksums() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
