@@ -38,6 +38,13 @@ pub const DOCS_OUT_OF_DATE: i32 = 14;
 pub const CHECK_FAILED: i32 = 15;
 /// `dbops audit verify` found an edited or deleted audit entry.
 pub const AUDIT_TAMPERED: i32 = 16;
+/// The server accepts only TLS and the connection was not, the sslmode
+/// requires TLS and the server does not offer it, the server's certificate
+/// is not trusted (expired, another host name, an unknown CA), or the TLS
+/// handshake failed.
+pub const TLS: i32 = 17;
+/// The database named in the connection does not exist on the server.
+pub const DATABASE_MISSING: i32 = 18;
 
 /// Every code with a one-line meaning, for `dbops --help` and `docs/exit-codes.md`.
 pub const TABLE: &[(i32, &str)] = &[
@@ -54,7 +61,7 @@ pub const TABLE: &[(i32, &str)] = &[
     ),
     (
         UNREACHABLE,
-        "database unreachable or missing, or the connection lost for longer than the reconnect budget",
+        "database server unreachable, or the connection lost for longer than the reconnect budget",
     ),
     (AUTHENTICATION, "database rejected the credentials"),
     (LOCK_TIMEOUT, "another run held the migration lock too long"),
@@ -73,6 +80,14 @@ pub const TABLE: &[(i32, &str)] = &[
     (DOCS_OUT_OF_DATE, "generated docs do not match the database"),
     (CHECK_FAILED, "a data check failed"),
     (AUDIT_TAMPERED, "the audit chain is broken"),
+    (
+        TLS,
+        "TLS required by the server or not offered by it, or the server's certificate not trusted",
+    ),
+    (
+        DATABASE_MISSING,
+        "the database does not exist on the server",
+    ),
 ];
 
 /// The exit-code table as text, for the end of `dbops --help`.
@@ -159,12 +174,29 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         | MigrateError::Pool { .. }
         | MigrateError::ConnectionLost { .. } => UNREACHABLE,
         MigrateError::Authentication { .. } => AUTHENTICATION,
+        MigrateError::Connect(e) => for_connect_error(e),
         MigrateError::LockTimeout { .. } => LOCK_TIMEOUT,
         MigrateError::Drift { .. } | MigrateError::OutOfOrder { .. } => DRIFT,
         MigrateError::Partial { .. } => PARTIAL,
         MigrateError::NothingToRepair { .. } => CONFIG,
         MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
         MigrateError::Refused { .. } | MigrateError::PlanChanged { .. } => REFUSED,
+        _ => FAILURE,
+    }
+}
+
+fn for_connect_error(error: &pgconn::Error) -> i32 {
+    match error {
+        pgconn::Error::TlsRequired { .. }
+        | pgconn::Error::TlsUnsupported { .. }
+        | pgconn::Error::CertificateNotTrusted { .. }
+        | pgconn::Error::Tls { .. } => TLS,
+        pgconn::Error::DatabaseMissing { .. } => DATABASE_MISSING,
+        pgconn::Error::BadCredentials { .. } => AUTHENTICATION,
+        pgconn::Error::Unreachable { .. } => UNREACHABLE,
+        pgconn::Error::InvalidConnectionString { .. }
+        | pgconn::Error::InvalidSetting { .. }
+        | pgconn::Error::File { .. } => CONFIG,
         _ => FAILURE,
     }
 }

@@ -286,7 +286,7 @@ fn an_unreachable_database_and_rejected_credentials_are_told_apart() {
     );
     assert_eq!(code, 5, "{stderr}");
     assert!(
-        stderr.contains("cannot reach the database at postgres://app:***@127.0.0.1:1/app"),
+        stderr.contains("cannot reach the database at postgres://app@127.0.0.1:1/app"),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
@@ -303,14 +303,17 @@ fn an_unreachable_database_and_rejected_credentials_are_told_apart() {
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 
-    // A database that does not exist is as unreachable as a server that does not answer.
+    // A database that does not exist has its own message and exit code.
     let missing = format!(
         "{}/no_such_database_dbops",
         server.rsplit_once('/').unwrap().0
     );
     let (code, _, stderr) = run(&missing, &["migrate", "status", "--dir", dir]);
-    assert_eq!(code, 5, "{stderr}");
-    assert!(stderr.contains("no_such_database_dbops"), "{stderr}");
+    assert_eq!(code, 18, "{stderr}");
+    assert!(
+        stderr.contains("database \"no_such_database_dbops\" does not exist on the server at"),
+        "{stderr}"
+    );
 }
 
 fn url_with_user(server: &str, user: &str, password: &str) -> String {

@@ -3,11 +3,9 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::error::Error;
-use crate::redact::redact_url;
 
 /// A database to migrate.
 ///
@@ -22,7 +20,7 @@ pub struct Database {
 #[derive(Clone)]
 enum Inner {
     Url {
-        config: Box<tokio_postgres::Config>,
+        config: Box<pgconn::ConnConfig>,
         redacted: String,
     },
     Pool(deadpool_postgres::Pool),
@@ -37,16 +35,12 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// A database reached through a `postgres://` URL or libpq key/value string.
+    /// A database reached through a `postgres://` URL or libpq key/value
+    /// string, completed from the `PG*` variables, the service file and the
+    /// password file as libpq does (see the `pgconn` crate).
     pub fn from_url(url: &str) -> Result<Database, Error> {
-        let redacted = redact_url(url);
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Error::Config {
-            origin: format!("database URL {redacted}"),
-            message: format!("not a valid PostgreSQL connection string: {e}"),
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
+        let config = parse_config(url)?;
+        let redacted = config.redacted();
         Ok(Database {
             inner: Inner::Url {
                 config: Box::new(config),
@@ -73,15 +67,13 @@ impl Database {
     /// Opens a connection labelled `application_name` in `pg_stat_activity`.
     pub(crate) async fn connect(&self, application_name: &str) -> Result<Conn, Error> {
         match &self.inner {
-            Inner::Url { config, redacted } => Ok(Conn::Owned(
-                connect_owned(config, redacted, application_name).await?,
-            )),
+            Inner::Url { config, .. } => {
+                Ok(Conn::Owned(connect_owned(config, application_name).await?))
+            }
             Inner::Pool(pool) => {
                 let object = pool.get().await.map_err(|e| match e {
-                    deadpool_postgres::PoolError::Backend(e) => classify_connect_error(
-                        e,
-                        "(connection pool)",
-                        &tokio_postgres::Config::new(),
+                    deadpool_postgres::PoolError::Backend(e) => Error::from_connect(
+                        pgconn::Error::from_connect(e, "(connection pool)", "", "", "(the pool's)"),
                     ),
                     other => Error::Pool { source: other },
                 })?;
@@ -98,77 +90,38 @@ impl Database {
     }
 }
 
-/// Opens one connection from a URL, with the same error classification as the
-/// engine (unreachable server, refused credentials) and the password redacted.
+/// Opens one connection from a URL or key/value string, over TLS as its
+/// sslmode says, with the same error classification as the engine and the
+/// password never shown.
 ///
 /// For the other dbops tools that need a plain client: introspection, seeding, rollups.
 pub async fn connect_url(url: &str, application_name: &str) -> Result<Client, Error> {
-    let redacted = redact_url(url);
-    let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Config {
-        origin: format!("database URL {redacted}"),
-        message: format!("not a valid PostgreSQL connection string: {e}"),
+    let config = parse_config(url)?;
+    connect_owned(&config, application_name).await
+}
+
+/// Reads a connection string as libpq would; a string that cannot be read
+/// is a configuration error that never quotes it.
+fn parse_config(url: &str) -> Result<pgconn::ConnConfig, Error> {
+    let mut config = pgconn::ConnConfig::parse(url).map_err(|e| Error::Config {
+        origin: "database connection".to_string(),
+        message: crate::error::chain(&e),
     })?;
-    connect_owned(&config, &redacted, application_name).await
+    if config.connect_timeout().is_none() {
+        config.set_connect_timeout(Duration::from_secs(10));
+    }
+    Ok(config)
 }
 
 /// Connects with `config`; the connection lives until the client is dropped.
 async fn connect_owned(
-    config: &tokio_postgres::Config,
-    redacted: &str,
+    config: &pgconn::ConnConfig,
     application_name: &str,
 ) -> Result<Client, Error> {
-    let mut config = config.clone();
-    config.application_name(application_name);
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    let (client, connection) = config
-        .connect(NoTls)
+    let (client, _connection) = pgconn::connect(config, application_name)
         .await
-        .map_err(|e| classify_connect_error(e, redacted, &config))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "connection closed with an error");
-        }
-    });
+        .map_err(Error::from_connect)?;
     Ok(client)
-}
-
-/// Tells an unreachable server from refused credentials.
-fn classify_connect_error(
-    error: tokio_postgres::Error,
-    url: &str,
-    config: &tokio_postgres::Config,
-) -> Error {
-    let code = error.as_db_error().map(|db| db.code().clone());
-    let auth_failed = code.as_ref().is_some_and(|code| {
-        *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-    });
-    // A missing database, or a server that is starting up or shutting
-    // down, is as unreachable for the caller as one that does not answer.
-    let unavailable = code.as_ref().is_some_and(|code| {
-        *code == SqlState::INVALID_CATALOG_NAME
-            || *code == SqlState::CANNOT_CONNECT_NOW
-            || *code == SqlState::ADMIN_SHUTDOWN
-    });
-    if auth_failed {
-        Error::Authentication {
-            url: url.to_string(),
-            user: config.get_user().unwrap_or_default().to_string(),
-            source: error,
-        }
-    } else if error.as_db_error().is_some() && !unavailable {
-        Error::Database {
-            context: format!("connecting to {url}"),
-            source: error,
-        }
-    } else {
-        Error::Unreachable {
-            url: url.to_string(),
-            source: error,
-        }
-    }
 }
 
 /// One connection, owned or borrowed from a pool.

@@ -91,6 +91,12 @@ pub enum Error {
         /// The cause.
         source: tokio_postgres::Error,
     },
+    /// The connection was refused for another cause than an unreachable
+    /// server or rejected credentials: TLS required by the server or not
+    /// offered by it, an untrusted server certificate, a missing database,
+    /// or a certificate file that cannot be used.
+    #[error(transparent)]
+    Connect(pgconn::Error),
     /// A pooled connection could not be obtained.
     #[error("cannot get a connection from the pool")]
     Pool {
@@ -232,6 +238,27 @@ impl Error {
             *applied_before = completed.iter().map(|step| step.version).collect();
         }
         self
+    }
+
+    /// The engine's error for a failed connection: an unreachable server and
+    /// rejected credentials keep their own variants.
+    pub(crate) fn from_connect(error: pgconn::Error) -> Error {
+        match error {
+            pgconn::Error::Unreachable { target, source } => Error::Unreachable {
+                url: target,
+                source,
+            },
+            pgconn::Error::BadCredentials {
+                target,
+                user,
+                source,
+            } => Error::Authentication {
+                url: target,
+                user,
+                source,
+            },
+            other => Error::Connect(other),
+        }
     }
 
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {

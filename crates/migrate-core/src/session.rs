@@ -236,7 +236,9 @@ impl<'a> Session<'a> {
                         Err(e) => return Err(e),
                     }
                 }
-                Err(e @ (Error::Authentication { .. } | Error::Config { .. })) => return Err(e),
+                Err(
+                    e @ (Error::Authentication { .. } | Error::Config { .. } | Error::Connect(_)),
+                ) => return Err(e),
                 Err(e) => {
                     tracing::warn!(attempt, error = %crate::error::chain(&e), "reconnecting failed; trying again");
                     last = crate::error::chain(&e);

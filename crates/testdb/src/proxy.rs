@@ -133,15 +133,24 @@ impl FaultProxy {
     }
 
     /// `db_url` with its host and port replaced by the proxy's, keeping the
-    /// user, password, database and parameters.
+    /// user, password, database and parameters, and `sslmode=disable` added
+    /// when it names no sslmode: the triggers read plain text, and a client
+    /// with libpq's default (`prefer`) would use TLS when the server offers it.
     pub fn url_for(&self, db_url: &str) -> String {
         let range = host_and_port(db_url);
-        format!(
+        let url = format!(
             "{}{}{}",
             &db_url[..range.start],
             self.addr,
             &db_url[range.end..]
-        )
+        );
+        if url.contains("sslmode=") {
+            url
+        } else if url.contains('?') {
+            format!("{url}&sslmode=disable")
+        } else {
+            format!("{url}?sslmode=disable")
+        }
     }
 
     /// Closes every open connection, and returns once they are closed: both
