@@ -657,7 +657,10 @@ async fn health_is_ready_only_when_current() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     clean_migration(dir.path(), 202501010000, "widgets");
-    let config = dir.path().join("migrate.toml");
+    // The configuration sits outside the migrations folder, which may hold
+    // only migrations and notes.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("migrate.toml");
     std::fs::write(
         &config,
         format!(
