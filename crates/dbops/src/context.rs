@@ -241,11 +241,6 @@ fn with_hooks(migrator: Migrator, config: &migrate_hooks::HooksConfig) -> Migrat
 
 /// Parses a database URL for a library that opens its own connections,
 /// never echoing the URL's password.
-pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, CliError> {
-    url.parse().map_err(|e| {
-        CliError::Config(format!(
-            "{} is not a valid PostgreSQL connection URL: {e}",
-            migrate_core::redact_url(url)
-        ))
-    })
+pub fn connection_config(url: &str) -> Result<pgconn::ConnConfig, CliError> {
+    pgconn::ConnConfig::parse(url).map_err(|e| CliError::Config(error_chain(&e)))
 }

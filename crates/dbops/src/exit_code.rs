@@ -124,6 +124,7 @@ fn for_seed_error(error: &seeder::Error) -> i32 {
         | seeder::Error::SeededDifferently { .. }
         | seeder::Error::FixtureConflict { .. } => CONFIG,
         seeder::Error::Partitions(e) => for_partitions_error(e),
+        seeder::Error::Connect(e) => for_connect_error(e),
         _ => FAILURE,
     }
 }

@@ -354,6 +354,15 @@ impl ConnConfig {
     }
 }
 
+/// [`ConnConfig::parse`]: the string completed from the process's environment.
+impl std::str::FromStr for ConnConfig {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<ConnConfig, Error> {
+        ConnConfig::parse(input)
+    }
+}
+
 impl std::fmt::Display for ConnConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "postgres://{}@", self.user)?;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio_postgres::NoTls;
 
 use crate::api_key::Pepper;
 use crate::events::{self, Generator};
@@ -128,20 +127,12 @@ pub struct AnalyticsReport {
 /// database refuses a statement.
 #[tracing::instrument(skip_all, fields(seed = config.seed, events = config.events, days = config.days))]
 pub async fn seed_analytics(
-    db: &tokio_postgres::Config,
+    db: &pgconn::ConnConfig,
     config: &AnalyticsConfig,
     pepper: &Pepper,
 ) -> Result<AnalyticsReport, Error> {
     config.validate()?;
-    let (mut client, connection) = db
-        .connect(NoTls)
-        .await
-        .map_err(Error::db("connecting to the database"))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "seeding connection ended with an error");
-        }
-    });
+    let (mut client, _connection) = pgconn::connect(db, "dbops seed").await?;
     // One analytics seeder at a time per database, for the whole run: two
     // runs loading the same chunks side by side would collide on their ids.
     // The lock goes with this connection.

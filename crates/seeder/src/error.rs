@@ -67,6 +67,9 @@ pub enum Error {
         /// The cause.
         source: tokio_postgres::Error,
     },
+    /// A connection could not be opened.
+    #[error(transparent)]
+    Connect(#[from] pgconn::Error),
     /// Creating the partitions for the seeded days failed.
     #[error("cannot prepare the partitions of usage_events")]
     Partitions(#[source] partitions::Error),

@@ -18,9 +18,9 @@ use futures_util::pin_mut;
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use time::{Date, OffsetDateTime};
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls};
 
 use crate::Error;
 use crate::fixtures::{EVENT_STREAM_BASE, SeededModel, SeededOrganization, stream};
@@ -291,7 +291,7 @@ pub(crate) struct LoadCounts {
 /// Loads `chunks` over `streams` connections; each connection takes the next
 /// chunk not yet taken. Chunks already loaded are skipped.
 pub(crate) async fn load(
-    db: &tokio_postgres::Config,
+    db: &pgconn::ConnConfig,
     generator: Arc<Generator>,
     chunks: Arc<Vec<Chunk>>,
     streams: usize,
@@ -299,17 +299,9 @@ pub(crate) async fn load(
 ) -> Result<(u64, u64), Error> {
     let next = Arc::new(AtomicUsize::new(0));
     let counts = Arc::new(LoadCounts::default());
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::<Result<(), Error>>::new();
     for _ in 0..streams.min(chunks.len()).max(1) {
-        let (client, connection) = db
-            .connect(NoTls)
-            .await
-            .map_err(Error::db("opening a loader connection"))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "loader connection ended with an error");
-            }
-        });
+        let (client, _connection) = pgconn::connect(db, "dbops seed loader").await?;
         let (generator, chunks, next, counts, progress) = (
             generator.clone(),
             chunks.clone(),

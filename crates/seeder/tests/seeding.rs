@@ -59,7 +59,7 @@ fn small(seed: u64) -> AnalyticsConfig {
     }
 }
 
-fn config_of(db: &TestDb) -> tokio_postgres::Config {
+fn config_of(db: &TestDb) -> pgconn::ConnConfig {
     db.url().parse().unwrap()
 }
 
