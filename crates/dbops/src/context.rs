@@ -21,7 +21,8 @@ pub struct Context<'a> {
     pub config: ConfigFile,
     /// Where it was read from.
     pub config_path: PathBuf,
-    /// The folder its relative paths start from.
+    /// The folder its relative paths start from: relative to the working
+    /// directory when under it (empty when it is the working directory).
     pub project_root: PathBuf,
     /// The global flags.
     pub global: &'a Global,
@@ -36,7 +37,14 @@ impl<'a> Context<'a> {
         })?;
         let config_path = config::find(global.config.as_deref(), &cwd)?;
         let config = ConfigFile::load(&config_path)?;
+        // Under the working directory, the root stays relative to it, so
+        // that reports name files as before (`migrations/operational/...`,
+        // which GitHub annotations need); elsewhere it is absolute.
         let project_root = config::project_root(&config_path);
+        let project_root = match project_root.strip_prefix(&cwd) {
+            Ok(relative) => relative.to_path_buf(),
+            Err(_) => project_root,
+        };
         Ok(Context {
             config,
             config_path,

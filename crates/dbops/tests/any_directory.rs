@@ -147,3 +147,39 @@ async fn paths_in_a_config_start_from_its_project_from_any_directory() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("ready"), "{stdout}");
 }
+
+#[test]
+fn lint_finds_the_project_migrations_and_names_them_from_where_it_runs() {
+    let project = project();
+    let root = project.path();
+    std::fs::write(
+        root.join("db/migrations/202501020000_t.up.sql"),
+        "CREATE TABLE t (id bigint);",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("db/migrations/202501020000_t.down.sql"),
+        "DROP TABLE t;",
+    )
+    .unwrap();
+    let url = "postgres://127.0.0.1:1/x";
+    let args = ["lint", "--format", "github"];
+
+    // From the project root, files are named relative to it, as GitHub
+    // annotations need.
+    let (code, stdout, stderr) = run_in(root, url, &[], &args);
+    assert_eq!(code, 11, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("file=db/migrations/202501020000_t.up.sql,"),
+        "{stdout}"
+    );
+
+    // From below it, the same files are found, named by their full path.
+    let (code, stdout, stderr) = run_in(&root.join("src/deep"), url, &[], &args);
+    assert_eq!(code, 11, "{stdout}{stderr}");
+    let full = root.join("db/migrations/202501020000_t.up.sql");
+    assert!(
+        stdout.contains(&format!("file={},", full.display())),
+        "{stdout}"
+    );
+}

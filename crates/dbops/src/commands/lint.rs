@@ -18,7 +18,7 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
         targets
             .iter()
-            .map(|t| Ok(context.config.target(t)?.dir.clone()))
+            .map(|t| Ok(context.project_path(&context.config.target(t)?.dir)))
             .collect::<Result<_, CliError>>()?
     } else {
         args.paths.clone()

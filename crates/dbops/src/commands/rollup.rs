@@ -287,7 +287,8 @@ fn load_config(context: &Context<'_>, args: &RollupArgs) -> Result<Config, CliEr
             if path.exists() {
                 Config::load(&path)?
             } else {
-                Config::parse(BUILT_IN_CONFIG, default)?
+                // As if it were there: its assertions file resolves under the project.
+                Config::parse(BUILT_IN_CONFIG, &path)?
             }
         }
     };
