@@ -77,7 +77,10 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The database URL of a target: the flag, then its variable, then its fallback variable.
+    /// The database URL of a target: the flag, then its variable, then its
+    /// fallback variable, then libpq's own variables (an empty connection
+    /// string, completed from `PGHOST`, `PGSERVICE`, `PGDATABASE` and the
+    /// rest; see docs/connections.md).
     pub fn database_url(&self, target: &str) -> Result<String, CliError> {
         let flag = match target {
             "operational" => &self.global.database_url,
@@ -96,9 +99,15 @@ impl<'a> Context<'a> {
                 return Ok(url);
             }
         }
+        if ["PGHOST", "PGSERVICE", "PGDATABASE"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+        {
+            return Ok(String::new());
+        }
         let names: Vec<&str> = variables.map(String::as_str).collect();
         Err(CliError::Config(format!(
-            "no database for target {target:?}: set {} or pass --{}",
+            "no database for target {target:?}: set {} (or PGHOST, PGSERVICE or PGDATABASE) or pass --{}",
             names.join(" or "),
             if target == "analytics" {
                 "analytics-url"

@@ -556,6 +556,7 @@ fn build(options: Options, env: &Environment) -> Result<ConnConfig, Error> {
             .var("USER")
             .or_else(|| env.var("LOGNAME"))
             .map(str::to_string)
+            .or_else(login_name)
             .ok_or_else(|| invalid("user", "no user name given: set user or PGUSER"))?,
     };
     let dbname = options
@@ -652,6 +653,26 @@ fn build(options: Options, env: &Environment) -> Result<ConnConfig, Error> {
         keepalives_retries,
         tcp_user_timeout,
     })
+}
+
+/// The operating system's name for the user running this process, as libpq
+/// takes it when no user is given: the owner of `/proc/self` in `/etc/passwd`.
+fn login_name() -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid).then(|| name.to_string())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 fn default_socket_dir() -> PathBuf {
