@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The environment variable naming the server (any database on it) to create
 /// test databases on.
@@ -140,17 +140,25 @@ pub fn server_url() -> String {
 
 /// Connects to `url`, for a test that has a server of its own (a [`Cluster`]).
 ///
+/// Through pgconn, as the product connects: the URL's sslmode and the `PG*`
+/// variables count, so the suite runs against a TLS-only server too.
+///
 /// # Panics
 /// When the server cannot be reached.
 pub async fn connect_to(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let config = pgconn::ConnConfig::parse(url)
+        .unwrap_or_else(|e| panic!("the test server's URL ({URL_ENV}): {e}"));
+    let (client, _connection) = pgconn::connect(&config, "dbops tests")
         .await
-        .unwrap_or_else(|e| panic!("connecting to the test server ({URL_ENV}): {e}"));
-    tokio::spawn(async move {
-        // The connection ends when the client is dropped; an error after that
-        // is of no interest to a test.
-        let _ = connection.await;
-    });
+        .unwrap_or_else(|e| {
+            panic!(
+                "connecting to the test server ({URL_ENV}): {}",
+                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            )
+        });
     client
 }
 
