@@ -120,7 +120,8 @@ impl Migrator {
                 BlockerWatch::start(&self.db, pid, self.settings.lock_timeout / 2)
             });
             let run = if step.script().no_transaction {
-                self.run_outside_transaction(session, step).await
+                self.run_outside_transaction(session, step, &prepared, attempt)
+                    .await
             } else {
                 self.run_in_transaction(session, step, &prepared, attempt)
                     .await
@@ -148,16 +149,6 @@ impl Migrator {
         match result {
             Ok(after) => {
                 findings.extend(after);
-                if step.script().no_transaction {
-                    let outcome = Outcome {
-                        succeeded: true,
-                        duration,
-                        error: None,
-                    };
-                    findings.extend(self.after_hooks(session, step, &prepared, &outcome).await?);
-                    let details = self.details(step, &outcome, attempt, &findings);
-                    self.audit(session, step, details).await?;
-                }
                 Ok(self.completed(step, duration, attempt, findings))
             }
             Err(StepError::Failed(error)) if !session.client().is_closed() => {
@@ -224,14 +215,34 @@ impl Migrator {
                 return Err(e);
             }
         };
+        self.audit_and_commit(session, step, &rows, &outcome, attempt, prepared, &after)
+            .await?;
+        Ok(after)
+    }
+
+    /// Ends a step's open transaction, whose last query ran the audit
+    /// chain's lock (`rows` hold its answer): the step's audit entry, written
+    /// by the INSERT prepared once per connection with typed parameters, then
+    /// `COMMIT`. A failed entry rolls the step back.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_and_commit(
+        &self,
+        session: &mut Session<'_>,
+        step: Step<'_>,
+        rows: &[tokio_postgres::SimpleQueryMessage],
+        outcome: &Outcome,
+        attempt: u32,
+        prepared: &[Prepared],
+        after: &[Finding],
+    ) -> Result<(), StepError> {
         if self.audit.is_some() {
-            let chain = crate::audit::chain_table(&rows);
+            let chain = crate::audit::chain_table(rows);
             let findings: Vec<Finding> = prepared
                 .iter()
                 .flat_map(|p| p.findings.iter().cloned())
                 .chain(after.iter().cloned())
                 .collect();
-            let details = self.details(step, &outcome, attempt, &findings);
+            let details = self.details(step, outcome, attempt, &findings);
             let entry = self.audit_entry(step, details);
             if let Err(e) = self
                 .write_audit_in_transaction(session, chain, &entry)
@@ -242,7 +253,7 @@ impl Migrator {
             }
         }
         match session.client().batch_execute("COMMIT").await {
-            Ok(()) => Ok(after),
+            Ok(()) => Ok(()),
             Err(e) if is_connection_lost(&e) => Err(StepError::Lost(e.to_string())),
             // A deferred constraint fails at COMMIT, which ends the transaction.
             Err(e) => Err(StepError::Failed(sql_error_at(step, &e, "COMMIT", 0))),
@@ -292,7 +303,10 @@ impl Migrator {
         &self,
         session: &mut Session<'_>,
         step: Step<'_>,
+        prepared: &[Prepared],
+        attempt: u32,
     ) -> Result<Vec<Finding>, StepError> {
+        let started = Instant::now();
         let migration = step.migration;
         let statements = split_statements(&step.script().sql);
         let client = session.client();
@@ -395,17 +409,41 @@ impl Migrator {
                 .map_err(Error::db("recording progress in the run log"))?;
         }
         client
-            .batch_execute(&format!(
-                "{RESET_AFTER_STATEMENTS}
-                 BEGIN; SET LOCAL synchronous_commit = {}; {};
-                 UPDATE dbops.run_log SET outcome = 'succeeded', finished_at = clock_timestamp() WHERE id = {run_id};
-                 COMMIT;",
-                self.settings.durability.synchronous_commit(),
-                self.target.record(migration, step.direction),
-            ))
+            .batch_execute(RESET_AFTER_STATEMENTS)
             .await
-            .map_err(Error::db("recording a no-transaction migration as done"))?;
-        Ok(Vec::new())
+            .map_err(Error::db("resetting the timeouts"))?;
+        // Outside any transaction, the checks see what the statements left;
+        // then the history row, the run-log row and the audit entry commit
+        // together.
+        let outcome = Outcome {
+            succeeded: true,
+            duration: started.elapsed(),
+            error: None,
+        };
+        let after = self.after_hooks(session, step, prepared, &outcome).await?;
+        let mut record = format!(
+            "BEGIN; SET LOCAL synchronous_commit = {}; {};
+             UPDATE dbops.run_log SET outcome = 'succeeded', finished_at = clock_timestamp() WHERE id = {run_id};\n",
+            self.settings.durability.synchronous_commit(),
+            self.target.record(migration, step.direction),
+        );
+        if self.audit.is_some() {
+            record.push_str(crate::audit::PREPARE);
+        }
+        let rows = match session.client().simple_query(&record).await {
+            Ok(rows) => rows,
+            Err(e) if is_connection_lost(&e) => return Err(StepError::Lost(e.to_string())),
+            Err(e) => {
+                let _ = session.client().batch_execute("ROLLBACK").await;
+                return Err(StepError::from(Error::Database {
+                    context: "recording a no-transaction migration as done".into(),
+                    source: e,
+                }));
+            }
+        };
+        self.audit_and_commit(session, step, &rows, &outcome, attempt, prepared, &after)
+            .await?;
+        Ok(after)
     }
 
     /// Records a failed step, best effort (the failure itself is what the
