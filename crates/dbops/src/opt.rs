@@ -221,6 +221,22 @@ pub enum MigrateCommand {
         #[command(flatten)]
         guard: GuardArgs,
     },
+    /// Write a new migration's pair of files, `VERSION_SLUG.up.sql` and
+    /// `.down.sql`, from templates; the version is the current UTC minute (or
+    /// the minute after the folder's newest migration, if that is later).
+    New {
+        /// What the migration does, in lowercase letters, digits and `_` (e.g. add_widgets).
+        slug: String,
+        /// The target whose migrations folder gets the files.
+        #[arg(long, value_enum, default_value_t = TargetChoice::Operational)]
+        target: TargetChoice,
+        /// A migrations folder to write to in place of the target's.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The migration runs outside a transaction (for CREATE INDEX CONCURRENTLY).
+        #[arg(long)]
+        no_transaction: bool,
+    },
     /// Roll back the newest applied migration and apply it again, in one
     /// process: the shortest window for testing a down migration on a copy of production.
     Redo {

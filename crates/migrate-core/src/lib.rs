@@ -38,6 +38,7 @@ mod migrator;
 mod plan;
 mod redact;
 mod run_log;
+pub mod scaffold;
 mod session;
 pub mod source;
 pub mod split;

@@ -169,6 +169,37 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             );
             Ok(exit_code::SUCCESS)
         }
+        MigrateCommand::New {
+            slug,
+            target,
+            dir,
+            no_transaction,
+        } => {
+            let [name] = Context::targets(target) else {
+                return Err(CliError::Config(
+                    "a new migration is for one target: pass --target operational or --target analytics".into(),
+                ));
+            };
+            let dir = match dir {
+                Some(dir) => dir,
+                None => context.project_path(&context.config.target(name)?.dir),
+            };
+            let written = migrate_core::scaffold::new_migration(
+                &dir,
+                &slug,
+                no_transaction,
+                time::OffsetDateTime::now_utc(),
+            )
+            .map_err(|error| match error {
+                migrate_core::Error::BadFileName { reason, .. } => {
+                    CliError::Config(format!("migration slug {slug:?}: {reason}"))
+                }
+                other => other.into(),
+            })?;
+            println!("{}", written.up.display());
+            println!("{}", written.down.display());
+            Ok(exit_code::SUCCESS)
+        }
         MigrateCommand::Status { target, json } => {
             let statuses = statuses(context, &target).await?;
             if json {
