@@ -232,9 +232,13 @@ async fn a_session_holding_a_lock_on_a_touched_table_is_refused_or_warned_about(
 
 /// Opens a connection to `db` as `role`.
 async fn connect_as(db: &TestDb, role: &str) -> Client {
-    let mut config: tokio_postgres::Config = db.url().parse().unwrap();
+    let parsed = pgconn::ConnConfig::parse(db.url()).unwrap();
+    let mut config = parsed.tokio_postgres_config("");
     config.user(role);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = config
+        .connect(parsed.tls_connector().unwrap())
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client
 }

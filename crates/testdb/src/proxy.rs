@@ -133,9 +133,10 @@ impl FaultProxy {
     }
 
     /// `db_url` with its host and port replaced by the proxy's, keeping the
-    /// user, password, database and parameters, and `sslmode=disable` added
-    /// when it names no sslmode: the triggers read plain text, and a client
-    /// with libpq's default (`prefer`) would use TLS when the server offers it.
+    /// user, password, database and parameters but with `sslmode=disable`:
+    /// the triggers read plain text, and a client with libpq's default
+    /// (`prefer`) or the URL's own sslmode would use TLS when the server
+    /// offers it.
     pub fn url_for(&self, db_url: &str) -> String {
         let range = host_and_port(db_url);
         let url = format!(
@@ -144,13 +145,13 @@ impl FaultProxy {
             self.addr,
             &db_url[range.end..]
         );
-        if url.contains("sslmode=") {
-            url
-        } else if url.contains('?') {
-            format!("{url}&sslmode=disable")
-        } else {
-            format!("{url}?sslmode=disable")
-        }
+        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+        let mut params: Vec<&str> = query
+            .split('&')
+            .filter(|param| !param.is_empty() && !param.starts_with("sslmode="))
+            .collect();
+        params.push("sslmode=disable");
+        format!("{base}?{}", params.join("&"))
     }
 
     /// Closes every open connection, and returns once they are closed: both

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// One kind of request, issued in a loop by one task on its own connection.
 #[derive(Debug, Clone, Copy)]
@@ -150,8 +150,16 @@ impl Load {
     }
 }
 
+/// Connects through pgconn's TLS connector, as dbops does: the URL's sslmode counts.
 async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let config = pgconn::ConnConfig::parse(url).expect("the load's database URL is valid");
+    let tls = config
+        .tls_connector()
+        .expect("the database URL's TLS settings are usable");
+    let (client, connection) = config
+        .tokio_postgres_config("dbops steady load")
+        .connect(tls)
+        .await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
