@@ -18,8 +18,13 @@ use migrate_core::{Database, Migrator, Settings, Source, UpOptions};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DB_URL").map_err(|_| "set DB_URL to the database to migrate")?;
-    let config: tokio_postgres::Config = url.parse()?;
-    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    // Read as libpq reads it (PG* variables, .pgpass, sslmode), with TLS
+    // through the same rustls connector dbops uses.
+    let config = pgconn::ConnConfig::parse(&url)?;
+    let manager = deadpool_postgres::Manager::new(
+        config.tokio_postgres_config("embedded migrations"),
+        config.tls_connector()?,
+    );
     let pool = deadpool_postgres::Pool::builder(manager)
         .max_size(4)
         .build()?;

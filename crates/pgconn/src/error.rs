@@ -167,7 +167,7 @@ impl Error {
         if let Some(db) = error.as_db_error() {
             let code = db.code();
             return if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                && db.message().contains("no encryption")
+                && (db.message().contains("no encryption") || db.message().contains("SSL off"))
             {
                 Error::TlsRequired {
                     target,
