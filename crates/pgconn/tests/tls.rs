@@ -301,3 +301,101 @@ async fn sslmodes_against_a_tls_only_server() {
     .unwrap_err();
     assert!(matches!(error, Error::Unreachable { .. }), "{error:?}");
 }
+
+/// A server certificate that expired is refused, and the message says so.
+#[tokio::test]
+async fn an_expired_server_certificate_is_refused_as_expired() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    make_ca(dir, "ca");
+    // `openssl ca` can back-date a certificate; `openssl x509` (3.0) cannot.
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = ca_default\n\
+         [ca_default]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = policy_any\n\
+         [policy_any]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.crt",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "server.csr",
+            "-out",
+            "server.crt",
+            "-notext",
+            "-extfile",
+            "server.ext",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+        ],
+    );
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let (server_crt, server_key) = (read("server.crt"), read("server.key"));
+    let cluster = Cluster::start_with(ClusterSetup {
+        settings: "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'",
+        hba: Some("local all all trust\nhostssl all all 127.0.0.1/32 trust\n"),
+        files: &[("server.crt", &server_crt), ("server.key", &server_key)],
+    });
+    let home = tempfile::tempdir().unwrap();
+    let input = format!(
+        "host=localhost port={} user=postgres dbname=postgres sslmode=verify-full sslrootcert={}",
+        cluster.addr().port(),
+        dir.join("ca.crt").display()
+    );
+    let config =
+        ConnConfig::parse_with(&input, &Environment::default().with_home(home.path())).unwrap();
+    let error = pgconn::connect(&config, "test").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::CertificateNotTrusted {
+                problem: CertificateProblem::Expired,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("is not trusted: it has expired"),
+        "{error}"
+    );
+}
