@@ -113,3 +113,83 @@ fn malformed_urls_are_refused_without_being_echoed() {
         assert!(!stderr.contains("Canary"), "{url}: {stderr}");
     }
 }
+
+/// A self-signed certificate and key for `localhost` in `dir`: `name.crt`, `name.key`.
+fn self_signed(dir: &Path, name: &str) {
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Against a server that accepts only TLS: plain text is exit 17 saying TLS
+/// is required, sslmode=require works, an untrusted certificate is exit 17.
+#[test]
+fn tls_failures_have_their_own_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("202501010000_a.up.sql"),
+        "CREATE TABLE a (id bigint);",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("202501010000_a.down.sql"), "DROP TABLE a;").unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    self_signed(certs.path(), "server");
+    self_signed(certs.path(), "stranger");
+    let read = |name: &str| std::fs::read(certs.path().join(name)).unwrap();
+    let (crt, key) = (read("server.crt"), read("server.key"));
+    let cluster = testdb::Cluster::start_with(testdb::ClusterSetup {
+        settings: "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'",
+        hba: Some("local all all trust\nhostssl all all 127.0.0.1/32 trust\n"),
+        files: &[("server.crt", &crt), ("server.key", &key)],
+    });
+    let url = |params: &str| {
+        format!(
+            "postgres://postgres:Canary@127.0.0.1:{}/postgres?{params}",
+            cluster.addr().port()
+        )
+    };
+
+    let (code, stderr) = status(dir.path(), &[("DB_URL", &url("sslmode=disable"))]);
+    assert_eq!(code, 17, "{stderr}");
+    assert!(stderr.contains("accepts only TLS connections"), "{stderr}");
+
+    let (code, stderr) = status(dir.path(), &[("DB_URL", &url("sslmode=require"))]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let stranger = certs.path().join("stranger.crt");
+    let untrusted = url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        stranger.display()
+    ));
+    let (code, stderr) = status(dir.path(), &[("DB_URL", &untrusted)]);
+    assert_eq!(code, 17, "{stderr}");
+    assert!(stderr.contains("is not trusted"), "{stderr}");
+    assert!(!stderr.contains("Canary"), "{stderr}");
+}
