@@ -206,6 +206,27 @@ fn services_sit_between_the_string_and_the_environment() {
     );
     let from_env = ConnConfig::parse_with("", &env.clone().with_var("PGSERVICE", "prod")).unwrap();
     assert_eq!(from_env.hosts(), [Host::Tcp("svchost".into())]);
+    let elsewhere = write(dir.path(), "services.conf", "[prod]\nhost=elsewhere\n");
+    let from_file = ConnConfig::parse_with(
+        "service=prod",
+        &env.clone()
+            .with_var("PGSERVICEFILE", elsewhere.to_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(from_file.hosts(), [Host::Tcp("elsewhere".into())]);
+    let system_dir = tempfile::tempdir().unwrap();
+    write(
+        system_dir.path(),
+        "pg_service.conf",
+        "[sys]\nhost=systemhost\n",
+    );
+    let from_system = ConnConfig::parse_with(
+        "service=sys",
+        &env.clone()
+            .with_var("PGSYSCONFDIR", system_dir.path().to_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(from_system.hosts(), [Host::Tcp("systemhost".into())]);
     let missing = ConnConfig::parse_with("service=nope", &env).unwrap_err();
     assert!(
         missing.to_string().contains("\"nope\" not found"),

@@ -234,6 +234,13 @@ async fn sslmodes_against_a_tls_only_server() {
     // No sslmode is libpq's prefer: TLS, since the server offers it.
     assert!(server.connect("host=127.0.0.1").await.unwrap());
 
+    // A Unix socket never uses TLS, whatever the sslmode, as in libpq.
+    let socket = format!(
+        "host={} sslmode=require",
+        server.cluster.socket_dir().display()
+    );
+    assert!(!server.connect(&socket).await.unwrap());
+
     // Plain text is refused by pg_hba.conf, and the message says TLS is required.
     let error = server
         .connect("host=127.0.0.1 sslmode=disable")

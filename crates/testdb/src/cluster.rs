@@ -96,6 +96,11 @@ impl Cluster {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The folder holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.root
+    }
+
     /// The server's log file.
     pub fn log_file(&self) -> PathBuf {
         self.root.join("server.log")
