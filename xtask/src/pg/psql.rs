@@ -80,6 +80,24 @@ pub fn redacted(url: &Url) -> String {
         url.set_password(Some("***"))
             .expect("a URL with a password can have another");
     }
+    // A password may also be a query parameter, its name percent-encoded.
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(key, value)| {
+            let value = if key.eq_ignore_ascii_case("password") {
+                "***".to_string()
+            } else {
+                value.into_owned()
+            };
+            (key.into_owned(), value)
+        })
+        .collect();
+    if pairs
+        .iter()
+        .any(|(key, _)| key.eq_ignore_ascii_case("password"))
+    {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
     url.to_string()
 }
 
@@ -145,6 +163,12 @@ mod tests {
             "postgresql://app:***@db:5432/smoke_1?sslmode=require"
         );
         assert_eq!(super::database_name(&other), "smoke_1");
+        let query =
+            Url::parse("postgres://db/ops?user=a&pass%77ord=Canary&sslmode=require").unwrap();
+        assert_eq!(
+            super::redacted(&query),
+            "postgres://db/ops?user=a&password=***&sslmode=require"
+        );
         let plain = Url::parse("postgres://postgres@127.0.0.1:5432/postgres").unwrap();
         assert_eq!(
             super::redacted(&plain),
