@@ -73,7 +73,15 @@ impl Database {
             Inner::Pool(pool) => {
                 let object = pool.get().await.map_err(|e| match e {
                     deadpool_postgres::PoolError::Backend(e) => Error::from_connect(
-                        pgconn::Error::from_connect(e, "(connection pool)", "", "", "(the pool's)"),
+                        // The pool's own config is private to deadpool: its
+                        // user, database and sslmode are not known here.
+                        pgconn::Error::from_connect(
+                            e,
+                            "(connection pool)",
+                            "(the pool's user)",
+                            "(the pool's database)",
+                            "(the pool's sslmode)",
+                        ),
                     ),
                     other => Error::Pool { source: other },
                 })?;
