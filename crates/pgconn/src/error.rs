@@ -215,14 +215,17 @@ impl Error {
                 },
             };
         }
-        let text = error.to_string();
-        if text.contains("server does not support TLS") {
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        if cause.as_deref() == Some("server does not support TLS") {
             return Error::TlsUnsupported {
                 target,
                 sslmode: sslmode.to_string(),
             };
         }
-        if text.starts_with("error performing TLS handshake") {
+        if error
+            .to_string()
+            .starts_with("error performing TLS handshake")
+        {
             return Error::Tls {
                 target,
                 source: error,

@@ -406,3 +406,40 @@ async fn an_expired_server_certificate_is_refused_as_expired() {
         "{error}"
     );
 }
+
+/// sslmode=require against a server without TLS says the server does not support it.
+#[tokio::test]
+async fn require_against_a_server_without_tls_says_so() {
+    let cluster = Cluster::start_with(ClusterSetup {
+        settings: "ssl = off",
+        ..ClusterSetup::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let env = Environment::default().with_home(home.path());
+    let input = |sslmode: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode={sslmode}",
+            cluster.addr().port()
+        )
+    };
+    let required = ConnConfig::parse_with(&input("require"), &env).unwrap();
+    let error = pgconn::connect(&required, "test").await.unwrap_err();
+    assert!(matches!(error, Error::TlsUnsupported { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("does not support TLS, but sslmode=require requires it"),
+        "{error}"
+    );
+    // prefer falls back to plain text.
+    let preferred = ConnConfig::parse_with(&input("prefer"), &env).unwrap();
+    let (client, _task) = pgconn::connect(&preferred, "test").await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+}
