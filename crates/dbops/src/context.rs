@@ -77,6 +77,16 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The targets a choice stands for that the configuration has, in apply
+    /// order: `All` is every configured target.
+    pub fn configured(&self, choice: TargetChoice) -> Vec<&'static str> {
+        Context::targets(choice)
+            .iter()
+            .copied()
+            .filter(|name| choice != TargetChoice::All || self.config.targets.contains_key(*name))
+            .collect()
+    }
+
     /// The database URL of a target: the flag, then its variable, then its
     /// fallback variable, then libpq's own variables (an empty connection
     /// string, completed from `PGHOST`, `PGSERVICE`, `PGDATABASE` and the
@@ -134,7 +144,7 @@ impl<'a> Context<'a> {
     /// The migrations folder of a target, `--dir` taking precedence.
     pub fn migrations_dir(&self, target: &str, args: &TargetArgs) -> Result<PathBuf, CliError> {
         if let Some(dir) = &args.dir {
-            if args.target == TargetChoice::All {
+            if args.target == Some(TargetChoice::All) {
                 return Err(CliError::Config("--dir names one folder: use it with --target operational or --target analytics".into()));
             }
             return Ok(dir.clone());
@@ -260,4 +270,27 @@ fn with_hooks(migrator: Migrator, config: &migrate_hooks::HooksConfig) -> Migrat
 /// never echoing the URL's password.
 pub fn connection_config(url: &str) -> Result<pgconn::ConnConfig, CliError> {
     pgconn::ConnConfig::parse(url).map_err(|e| CliError::Config(error_chain(&e)))
+}
+
+impl TargetArgs {
+    /// `--target`; else, with `--dir`, the operational target; else `default`.
+    pub fn choice(&self, default: TargetChoice) -> TargetChoice {
+        match (self.target, &self.dir) {
+            (Some(choice), _) => choice,
+            (None, Some(_)) => TargetChoice::Operational,
+            (None, None) => default,
+        }
+    }
+
+    /// `--target` (or `--dir`'s operational target) for a command that is
+    /// never run on a target by default, such as a rollback.
+    pub fn required(&self, command: &str) -> Result<TargetChoice, CliError> {
+        match (self.target, &self.dir) {
+            (Some(choice), _) => Ok(choice),
+            (None, Some(_)) => Ok(TargetChoice::Operational),
+            (None, None) => Err(CliError::Config(format!(
+                "{command} names its target: pass --target operational, --target analytics or --target all"
+            ))),
+        }
+    }
 }

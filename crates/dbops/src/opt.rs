@@ -165,9 +165,11 @@ pub enum TargetChoice {
 /// Options every `migrate` subcommand takes.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// The target.
-    #[arg(long, value_enum, default_value_t = TargetChoice::Operational)]
-    pub target: TargetChoice,
+    /// The target: by default every configured target for `status`, `plan`
+    /// and `up`, the operational one for `approve` and `repair`; `down` and
+    /// `redo` need it named (or `--dir`, which is the operational target's).
+    #[arg(long, value_enum)]
+    pub target: Option<TargetChoice>,
     /// A migrations folder to use in place of the configured one (one target only).
     #[arg(long)]
     pub dir: Option<PathBuf>,

@@ -680,7 +680,18 @@ async fn health_is_ready_only_when_current() {
         stdout.contains("not ready: operational: 1 migration(s) pending"),
         "{stdout}"
     );
-    let (code, _, stderr) = run(db.url(), &["--config", config, "migrate", "up"]);
+    // Both targets share one folder and one database here: apply one.
+    let (code, _, stderr) = run(
+        db.url(),
+        &[
+            "--config",
+            config,
+            "migrate",
+            "up",
+            "--target",
+            "operational",
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, _) = run(
         db.url(),
@@ -891,4 +902,37 @@ async fn a_held_migration_lock_times_out_after_the_configured_wait_and_names_the
         "{stderr}"
     );
     assert!(stderr.contains("application \"deploy-42\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn bare_commands_cover_every_target_and_a_rollback_names_its_own() {
+    let db = TestDb::new().await;
+    let (operational, analytics) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    clean_migration(operational.path(), 202501010000, "widgets");
+    clean_migration(analytics.path(), 202501010000, "gadgets");
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[targets.operational]\ndir = {:?}\nurl_env = \"DB_URL\"\n\n[targets.analytics]\ndir = {:?}\nurl_env = \"ANALYTICS_URL\"\nfallback_url_env = \"DB_URL\"\n\n[environments.local]\n",
+            operational.path(),
+            analytics.path()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (code, stdout, stderr) = run(db.url(), &["--config", config, "migrate", "status"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("operational: version none"), "{stdout}");
+    assert!(stdout.contains("analytics: version none"), "{stdout}");
+    let (code, stdout, stderr) = run(db.url(), &["--config", config, "migrate", "up"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("operational: applied 1") && stdout.contains("analytics: applied 1"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(db.url(), &["--config", config, "migrate", "down"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("migrate down names its target"), "{stderr}");
 }

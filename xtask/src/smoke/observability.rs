@@ -20,7 +20,7 @@ pub fn run(ctx: &Context) -> Result {
         }
         cmd::run(&mut dbops)
     };
-    with_telemetry(&["migrate", "down", "--steps", "1"])?;
+    with_telemetry(&["migrate", "down", "--target", "operational", "--steps", "1"])?;
     with_telemetry(&["migrate", "up"])?;
 
     let received = received

@@ -19,7 +19,7 @@ struct Health {
 /// Probes the targets and prints the verdict.
 pub async fn run(context: &Context<'_>, target: TargetChoice, json: bool) -> Result<i32, CliError> {
     let args = TargetArgs {
-        target,
+        target: Some(target),
         dir: None,
         lock_wait: None,
         lock_timeout: None,

@@ -82,7 +82,7 @@ async fn lint_database(
             ))
         })?;
     let target_args = TargetArgs {
-        target: TargetChoice::All,
+        target: Some(TargetChoice::All),
         dir: None,
         lock_wait: None,
         lock_timeout: None,

@@ -9,7 +9,7 @@ use crate::config::EnvironmentPolicy;
 use crate::context::Context;
 use crate::exit_code;
 use crate::guardrails;
-use crate::opt::{GuardArgs, MigrateCommand, RepairChoice, TargetArgs};
+use crate::opt::{GuardArgs, MigrateCommand, RepairChoice, TargetArgs, TargetChoice};
 
 /// Runs one `migrate` subcommand.
 pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, CliError> {
@@ -28,7 +28,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             };
             let policy = context.config.environment(&guard.environment)?.clone();
             let actor = guardrails::actor(context.global.actor.as_deref());
-            for name in Context::targets(target.target) {
+            for name in context.configured(target.choice(TargetChoice::All)) {
                 let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
                 // Lint (CPU) and planning (the database) overlap: every file is
                 // linted, then only the findings in pending files are kept. A
@@ -92,7 +92,11 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             };
             let policy = context.config.environment(&guard.environment)?.clone();
             let actor = guardrails::actor(context.global.actor.as_deref());
-            for name in Context::targets(target.target).iter().rev() {
+            for name in context
+                .configured(target.required("migrate down")?)
+                .iter()
+                .rev()
+            {
                 let migrator = context.changing_migrator(name, &target, &actor, &guard)?;
                 let plan = migrator.plan_down(&to.into()).await?;
                 let warnings = data_loss_warnings(&migrator, &plan);
@@ -129,7 +133,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             Ok(exit_code::SUCCESS)
         }
         MigrateCommand::Redo { target, guard } => {
-            let [name] = Context::targets(target.target) else {
+            let [name] = Context::targets(target.required("migrate redo")?) else {
                 return Err(CliError::Config(
                     "redo acts on one target: pass --target operational or --target analytics"
                         .into(),
@@ -222,7 +226,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 to,
                 ..UpOptions::default()
             };
-            for name in Context::targets(target.target) {
+            for name in context.configured(target.choice(TargetChoice::All)) {
                 let migrator = context.migrator(name, &target)?;
                 let plan = migrator.plan_up(&options).await?;
                 if json {
@@ -239,7 +243,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             approver,
             environment,
         } => {
-            let [name] = Context::targets(target.target) else {
+            let [name] = Context::targets(target.choice(TargetChoice::Operational)) else {
                 return Err(CliError::Config("an approval is for one target: pass --target operational or --target analytics".into()));
             };
             context.config.environment(&environment)?;
@@ -265,7 +269,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             reason,
             action,
         } => {
-            let [name] = Context::targets(target.target) else {
+            let [name] = Context::targets(target.choice(TargetChoice::Operational)) else {
                 return Err(CliError::Config(
                     "repair acts on one target: pass --target operational or --target analytics"
                         .into(),
@@ -499,7 +503,7 @@ fn print_done_by_others(report: &migrate_core::RunReport) {
 /// The status of every target `args` names.
 pub async fn statuses(context: &Context<'_>, args: &TargetArgs) -> Result<Vec<Status>, CliError> {
     let mut statuses = Vec::new();
-    for name in Context::targets(args.target) {
+    for name in context.configured(args.choice(TargetChoice::All)) {
         statuses.push(context.migrator(name, args)?.status().await?);
     }
     Ok(statuses)
