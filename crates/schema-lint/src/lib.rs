@@ -26,6 +26,7 @@
 
 mod config;
 mod engine;
+mod english;
 mod error;
 mod ignore;
 mod model;

@@ -13,11 +13,6 @@ static INFO: RuleInfo = RuleInfo {
     summary: "Foreign keys are `<table>_<cols>_fkey`; a column referencing `<things>.id` is named `<thing>_id`.",
 };
 
-/// The singular of a table name: the name without its final `s`.
-pub(crate) fn singular(table: &str) -> &str {
-    table.strip_suffix('s').unwrap_or(table)
-}
-
 impl Rule for NamingForeignKey {
     fn info(&self) -> &'static RuleInfo {
         &INFO
@@ -42,7 +37,7 @@ impl Rule for NamingForeignKey {
                 );
                 for (column, referenced) in constraint.columns.iter().zip(&fk.referenced_columns) {
                     let expected = if referenced == "id" {
-                        format!("{}_id", singular(&fk.referenced_table))
+                        format!("{}_id", crate::english::singular(&fk.referenced_table))
                     } else {
                         referenced.clone()
                     };
@@ -102,6 +97,31 @@ mod tests {
                  7 |              CREATE TABLE teams (id bigint, api_key_id bigint REFERENCES api_keys);
                    |                                                               ^^^^^^^^^^^^^^^^^^^
                    = help: write `CONSTRAINT teams_api_key_id_fkey ...`: names are part of the schema's interface
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_referencing_column_is_named_after_the_real_singular() {
+        check(
+            "naming-foreign-key",
+            "CREATE TABLE identities (id bigint PRIMARY KEY);
+             CREATE TABLE addresses (id bigint PRIMARY KEY);
+             CREATE TABLE people (id bigint PRIMARY KEY);
+             CREATE TABLE logins (id bigint,
+                 identity_id bigint CONSTRAINT logins_identity_id_fkey REFERENCES identities,
+                 billing_address_id bigint CONSTRAINT logins_billing_address_id_fkey REFERENCES addresses,
+                 person_id bigint CONSTRAINT logins_person_id_fkey REFERENCES people,
+                 identitie_id bigint CONSTRAINT logins_identitie_id_fkey REFERENCES identities);",
+            expect_test::expect![[r#"
+                error[naming-foreign-key]: column `logins.identitie_id` references `identities.id` but is not named `identity_id`
+                  --> 202601010000_a.up.sql:8:38
+                   |
+                 4 |              CREATE TABLE logins (id bigint,
+                   | ...
+                 8 |                  identitie_id bigint CONSTRAINT logins_identitie_id_fkey REFERENCES identities);
+                   |                                      ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: name it `identity_id` (or `<role>_identity_id`)
             "#]],
         );
     }
