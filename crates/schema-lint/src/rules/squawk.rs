@@ -59,6 +59,13 @@ pub(crate) const RULES: &[Mapping] = &[
         false
     ),
     mapping!(
+        "reindex-without-concurrently",
+        Error,
+        "Indexes are rebuilt with REINDEX ... CONCURRENTLY (a plain REINDEX blocks writes, and reads through the index, until it ends).",
+        [RequireConcurrentReindex],
+        false
+    ),
+    mapping!(
         "adding-required-column",
         Error,
         "A NOT NULL column added to an existing table has a default.",
@@ -435,6 +442,27 @@ mod tests {
                |                                                           ^^^^
                = help: Use 64-bit integer values instead to prevent hitting this limit.
         "#]],
+        );
+    }
+
+    #[test]
+    fn reindex_without_concurrently() {
+        check(
+            "reindex-without-concurrently",
+            "REINDEX INDEX usage_events_org_idx;",
+            expect_test::expect![[r#"
+                error[reindex-without-concurrently]: Reindexing a table or index without `concurrently` blocks reads and writes.
+                  --> 202601010000_a.up.sql:1:1
+                   |
+                 1 | REINDEX INDEX usage_events_org_idx;
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: Use `concurrently` to avoid blocking reads and writes.
+            "#]],
+        );
+        check(
+            "reindex-without-concurrently",
+            "-- dbops:no-transaction\nREINDEX INDEX CONCURRENTLY usage_events_org_idx;",
+            expect_test::expect![[""]],
         );
     }
 
