@@ -408,7 +408,7 @@ mod tests {
                   "text": "Dropping a column may break existing clients."
                 },
                 "ruleId": "drop-column",
-                "ruleIndex": 33
+                "ruleIndex": 34
               }
             ]"#]].assert_eq(&serde_json::to_string_pretty(&results[..2]).unwrap());
     }
