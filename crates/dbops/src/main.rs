@@ -70,11 +70,26 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", context::error_chain(&error));
-            exit_code::for_error(&error)
+            let code = exit_code::for_error(&error);
+            print_error(&error, code, opt.global.log_format);
+            code
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The final error on standard error: `error: ...` with its causes, or with
+/// `--log-format json` one JSON object (`level`, `message`, `exit_code`), as
+/// the log lines before it are.
+fn print_error(error: &CliError, code: i32, format: opt::LogFormat) {
+    let message = context::error_chain(error);
+    match format {
+        opt::LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({ "level": "ERROR", "message": message, "exit_code": code })
+        ),
+        _ => eprintln!("error: {message}"),
+    }
 }
 
 /// Runs a command that reads the configuration, with telemetry installed.

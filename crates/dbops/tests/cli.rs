@@ -936,3 +936,24 @@ async fn bare_commands_cover_every_target_and_a_rollback_names_its_own() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("migrate down names its target"), "{stderr}");
 }
+
+#[test]
+fn with_json_logs_the_final_error_is_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "202501010000_a.UP.SQL", "SELECT 1;");
+    let dir = dir.path().to_str().unwrap();
+    let (code, _, stderr) = run(
+        "postgres://nobody@127.0.0.1:1/none",
+        &["--log-format", "json", "migrate", "status", "--dir", dir],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    let error: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["exit_code"], 4);
+    assert!(
+        error["message"].as_str().unwrap().contains("lower case"),
+        "{error}"
+    );
+}
