@@ -342,7 +342,10 @@ fn target_table(stmt: &ast::Stmt) -> Option<(String, String)> {
     qualified_name(name.syntax())
 }
 
-/// Whether the statement's table was created earlier in the same file.
+/// Whether the statement's table was created earlier in the same file, by
+/// `CREATE TABLE`, `CREATE TABLE ... AS`, `SELECT ... INTO` or `CREATE
+/// MATERIALIZED VIEW`: nothing can be reading it yet, nor hold rows anyone
+/// waits for.
 fn targets_table_created_before(file: &ast::SourceFile, stmt: &ast::Stmt) -> bool {
     let Some(target) = target_table(stmt) else {
         return false;
@@ -350,12 +353,27 @@ fn targets_table_created_before(file: &ast::SourceFile, stmt: &ast::Stmt) -> boo
     let stmt_start = stmt.syntax().text_range().start();
     file.stmts()
         .take_while(|s| s.syntax().text_range().start() < stmt_start)
-        .any(|s| match s {
-            ast::Stmt::CreateTable(create) => {
-                create.table_name().and_then(|n| qualified_name(n.syntax())) == Some(target.clone())
-            }
-            _ => false,
-        })
+        .any(|s| created_table(&s) == Some(target.clone()))
+}
+
+/// The table (or materialized view) a statement creates.
+fn created_table(stmt: &ast::Stmt) -> Option<(String, String)> {
+    match stmt {
+        ast::Stmt::CreateTable(create) => {
+            create.table_name().and_then(|n| qualified_name(n.syntax()))
+        }
+        ast::Stmt::CreateTableAs(create) => {
+            create.table_name().and_then(|n| qualified_name(n.syntax()))
+        }
+        ast::Stmt::SelectInto(select) => select
+            .into_clause()
+            .and_then(|into| into.table_name())
+            .and_then(|n| qualified_name(n.syntax())),
+        ast::Stmt::CreateMaterializedView(view) => {
+            view.view().and_then(|v| qualified_name(v.syntax()))
+        }
+        _ => None,
+    }
 }
 
 /// Whether the column whose type squawk flagged is a key: `id`, `*_id`, or part of a primary or foreign key.
@@ -505,6 +523,35 @@ ALTER TABLE users ALTER COLUMN email SET NOT NULL;";
             "constraint-without-not-valid",
             &format!("{create}ALTER TABLE t ADD CONSTRAINT t_x_check CHECK (x > 0);"),
             expect_test::expect![""],
+        );
+    }
+
+    #[test]
+    fn tables_made_by_a_query_in_the_same_migration_are_exempt_too() {
+        for create in [
+            "CREATE TABLE t AS SELECT 1::bigint AS x;",
+            "CREATE TABLE IF NOT EXISTS public.t AS SELECT 1::bigint AS x;",
+            "SELECT 1::bigint AS x INTO t;",
+            "CREATE MATERIALIZED VIEW t AS SELECT 1::bigint AS x;",
+        ] {
+            check(
+                "index-without-concurrently",
+                &format!("{create}\nCREATE INDEX t_x_idx ON t (x);"),
+                expect_test::expect![""],
+            );
+        }
+        // A table made by a query in another migration is an existing table.
+        check(
+            "index-without-concurrently",
+            "CREATE INDEX t_x_idx ON t (x);",
+            expect_test::expect![[r#"
+                error[index-without-concurrently]: During normal index creation, table updates are blocked, but reads are still allowed.
+                  --> 202601010000_a.up.sql:1:1
+                   |
+                 1 | CREATE INDEX t_x_idx ON t (x);
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: Use `concurrently` to avoid blocking writes.
+            "#]],
         );
     }
 }
