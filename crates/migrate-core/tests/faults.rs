@@ -30,6 +30,24 @@ fn write_migrations(dir: &Path, count: usize) {
     }
 }
 
+/// Writes the pair `NAME.up.sql` / `NAME.down.sql`.
+fn pair(dir: &Path, name: &str, up: &str, down: &str) {
+    std::fs::write(dir.join(format!("{name}.up.sql")), up).unwrap();
+    std::fs::write(dir.join(format!("{name}.down.sql")), down).unwrap();
+}
+
+/// Applies the migrations of `dir` to `db` through `proxy`, with a reconnect budget of 20 s.
+async fn up_through(proxy: &FaultProxy, db: &TestDb, dir: &Path) -> migrate_core::RunReport {
+    migrator(
+        &proxy.url_for(db.url()),
+        dir,
+        settings(Duration::from_secs(20)),
+    )
+    .up(&UpOptions::default())
+    .await
+    .unwrap()
+}
+
 fn settings(budget: Duration) -> Settings {
     Settings {
         reconnect_budget: budget,
@@ -91,14 +109,7 @@ async fn a_connection_cut_during_a_migration_is_ridden_through() {
     write_migrations(dir.path(), 5);
     let proxy = FaultProxy::in_front_of(db.url());
     let trigger = proxy.cut_when_client_sends(b"CREATE TABLE m2 ");
-    let report = migrator(
-        &proxy.url_for(db.url()),
-        dir.path(),
-        settings(Duration::from_secs(20)),
-    )
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    let report = up_through(&proxy, &db, dir.path()).await;
     assert!(trigger.fired());
     assert_eq!(report.completed.len(), 5);
     assert_eq!(bookkeeping(&db).await, each_once(5));
@@ -111,14 +122,7 @@ async fn a_connection_cut_before_commit_reaches_the_server_is_ridden_through() {
     write_migrations(dir.path(), 5);
     let proxy = FaultProxy::in_front_of(db.url());
     let trigger = proxy.cut_when_client_sends(COMMIT_QUERY);
-    let report = migrator(
-        &proxy.url_for(db.url()),
-        dir.path(),
-        settings(Duration::from_secs(20)),
-    )
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    let report = up_through(&proxy, &db, dir.path()).await;
     assert!(trigger.fired());
     assert_eq!(report.completed.len(), 5);
     assert_eq!(bookkeeping(&db).await, each_once(5));
@@ -131,14 +135,7 @@ async fn a_commit_whose_answer_is_lost_counts_once() {
     write_migrations(dir.path(), 5);
     let proxy = FaultProxy::in_front_of(db.url());
     let trigger = proxy.cut_after_server_replies_to(COMMIT_QUERY);
-    let report = migrator(
-        &proxy.url_for(db.url()),
-        dir.path(),
-        settings(Duration::from_secs(20)),
-    )
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    let report = up_through(&proxy, &db, dir.path()).await;
     assert!(trigger.fired());
     let versions: Vec<i64> = report.completed.iter().map(|c| c.version).collect();
     assert_eq!(
@@ -157,37 +154,22 @@ async fn a_commit_whose_answer_is_lost_counts_once() {
 async fn a_no_transaction_migration_cut_part_way_resumes_after_its_last_statement() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("202501010000_t.up.sql"),
+    pair(
+        dir.path(),
+        "202501010000_t",
         "CREATE TABLE t (id bigint);\nINSERT INTO t SELECT generate_series(1, 1000);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("202501010000_t.down.sql"),
         "DROP TABLE t;\n",
-    )
-    .unwrap();
+    );
     // Statement 1 is not safe to run twice: a rerun from the top would fail.
-    std::fs::write(
-        dir.path().join("202501010100_t_idx.up.sql"),
+    pair(
+        dir.path(),
+        "202501010100_t_idx",
         "-- dbops:no-transaction\nCREATE TABLE side (id bigint);\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("202501010100_t_idx.down.sql"),
         "-- dbops:no-transaction\nDROP INDEX CONCURRENTLY t_id_idx;\nDROP TABLE side;\n",
-    )
-    .unwrap();
+    );
     let proxy = FaultProxy::in_front_of(db.url());
     let trigger = proxy.cut_when_client_sends(b"CREATE INDEX CONCURRENTLY t_id_idx");
-    let report = migrator(
-        &proxy.url_for(db.url()),
-        dir.path(),
-        settings(Duration::from_secs(20)),
-    )
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    let report = up_through(&proxy, &db, dir.path()).await;
     assert!(trigger.fired());
     assert_eq!(report.completed.len(), 2);
     let client = db.connect().await;
@@ -206,38 +188,23 @@ async fn a_no_transaction_migration_cut_part_way_resumes_after_its_last_statemen
 async fn a_statement_that_finished_on_the_server_after_the_cut_is_not_run_again() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("202501010000_t.up.sql"),
+    pair(
+        dir.path(),
+        "202501010000_t",
         "CREATE TABLE t (id bigint);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("202501010000_t.down.sql"),
         "DROP TABLE t;\n",
-    )
-    .unwrap();
+    );
     // Neither statement is safe to run twice.
-    std::fs::write(
-        dir.path().join("202501010100_t_idx.up.sql"),
+    pair(
+        dir.path(),
+        "202501010100_t_idx",
         "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\nCREATE TABLE side (id bigint);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("202501010100_t_idx.down.sql"),
         "-- dbops:no-transaction\nDROP TABLE side;\nDROP INDEX CONCURRENTLY t_id_idx;\n",
-    )
-    .unwrap();
+    );
     let proxy = FaultProxy::in_front_of(db.url());
     // The server builds the index; its answer never reaches the run.
     let trigger = proxy.cut_after_server_replies_to(b"CREATE INDEX CONCURRENTLY t_id_idx");
-    let report = migrator(
-        &proxy.url_for(db.url()),
-        dir.path(),
-        settings(Duration::from_secs(20)),
-    )
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    let report = up_through(&proxy, &db, dir.path()).await;
     assert!(trigger.fired());
     assert_eq!(report.completed.len(), 2);
     let client = db.connect().await;
