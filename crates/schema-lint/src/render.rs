@@ -385,7 +385,7 @@ mod tests {
                   "text": "index `users_id_idx` (id) is redundant with `users_pkey` (id) Help: `users_pkey` serves the same lookups: drop `users_id_idx`"
                 },
                 "ruleId": "duplicate-index",
-                "ruleIndex": 16
+                "ruleIndex": 17
               },
               {
                 "level": "warning",
@@ -408,7 +408,7 @@ mod tests {
                   "text": "Dropping a column may break existing clients."
                 },
                 "ruleId": "drop-column",
-                "ruleIndex": 34
+                "ruleIndex": 35
               }
             ]"#]].assert_eq(&serde_json::to_string_pretty(&results[..2]).unwrap());
     }

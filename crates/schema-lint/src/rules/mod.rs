@@ -36,6 +36,7 @@ mod naming_partition;
 mod naming_primary_key;
 mod naming_table;
 mod naming_timestamp_column;
+mod no_transaction_rerun;
 mod partition_key_in_unique;
 mod partitioned_index_on_only;
 mod pii_retention;
@@ -105,6 +106,7 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &migration_version_future::MigrationVersionFuture,
     &migration_edited_after_apply::MigrationEditedAfterApply,
     &concurrently_in_transaction::ConcurrentlyInTransaction,
+    &no_transaction_rerun::NoTransactionRerun,
     &naming_identifier::NamingIdentifier,
     &naming_table::NamingTable,
     &naming_timestamp_column::NamingTimestampColumn,
