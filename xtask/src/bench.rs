@@ -22,6 +22,7 @@ mod realistic;
 mod rollup;
 mod seed;
 mod status;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -84,6 +85,7 @@ const BENCHES: &[Bench] = &[
         crash::run,
     )
     .with_flags(&["--trials"]),
+    Bench::new("tls", "300 migrations up over TLS vs plain TCP", tls::run),
     Bench::new("status", "status of 1,000 migrations", status::run),
     Bench::new(
         "seed",
