@@ -320,9 +320,9 @@ pub enum SeedCommand {
         /// The seed: the same seed gives the same rows.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// How many organizations.
-        #[arg(long, default_value_t = 3)]
-        orgs: usize,
+        /// How many organizations (1 to 100,000).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        orgs: u32,
     },
     /// Organizations, models, budgets and usage events at scale, loaded with binary COPY.
     Analytics {
@@ -335,9 +335,9 @@ pub enum SeedCommand {
         /// How many days (ending at --until) the events spread over.
         #[arg(long, default_value_t = 30)]
         days: u32,
-        /// How many organizations the events belong to.
-        #[arg(long, default_value_t = 1000)]
-        orgs: usize,
+        /// How many organizations the events belong to (1 to 1,000,000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        orgs: u32,
         /// Share of events ingested 1 to 48 hours after they occurred.
         #[arg(long, default_value_t = 0.02)]
         late_share: f64,
@@ -487,8 +487,8 @@ pub enum RollupCommand {
         /// Shared rollup options.
         #[command(flatten)]
         args: RollupArgs,
-        /// How many recent runs to show.
-        #[arg(long, default_value_t = 20)]
+        /// How many recent runs to show (1 to 10,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
 }

@@ -957,3 +957,25 @@ fn with_json_logs_the_final_error_is_json_too() {
         "{error}"
     );
 }
+
+#[test]
+fn counts_out_of_range_are_refused_before_anything_runs() {
+    for (args, expected) in [
+        (
+            &["seed", "operational", "--orgs", "4294967296"][..],
+            "4294967296 is not in 1..=100000",
+        ),
+        (
+            &["seed", "analytics", "--events", "10", "--orgs", "0"][..],
+            "0 is not in 1..=1000000",
+        ),
+        (
+            &["rollup", "status", "--limit=-1"][..],
+            "-1 is not in 1..=10000",
+        ),
+    ] {
+        let (code, _, stderr) = run("postgres://nobody@127.0.0.1:1/none", args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

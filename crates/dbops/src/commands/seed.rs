@@ -20,7 +20,7 @@ pub async fn run(context: &Context<'_>, command: SeedCommand) -> Result<i32, Cli
             let mut client = connect_url(&url, "dbops seed").await?;
             let settings = OperationalConfig {
                 seed,
-                organizations: orgs,
+                organizations: orgs as usize,
             };
             let report = seed_operational(&mut client, &settings, &pepper).await?;
             println!(
@@ -58,7 +58,7 @@ pub async fn run(context: &Context<'_>, command: SeedCommand) -> Result<i32, Cli
                 seed,
                 events,
                 days,
-                organizations: orgs,
+                organizations: orgs as usize,
                 late_share,
                 until,
                 streams,
