@@ -35,6 +35,33 @@ fn three_migrations(dir: &Path) {
     );
 }
 
+/// A migrator whose statements give up on a lock after `lock_timeout` and
+/// retry quickly, `max_attempts` times in all.
+fn quick_retry_migrator(
+    db: &TestDb,
+    dir: &Path,
+    lock_timeout_ms: u64,
+    max_attempts: u32,
+) -> Migrator {
+    let settings = Settings {
+        lock_timeout: std::time::Duration::from_millis(lock_timeout_ms),
+        retry: migrate_core::RetryPolicy {
+            max_attempts,
+            initial_backoff: std::time::Duration::from_millis(20),
+            max_backoff: std::time::Duration::from_millis(50),
+            multiplier: 2.0,
+        },
+        ..Settings::default()
+    };
+    Migrator::new(
+        "operational",
+        Source::load(dir).unwrap(),
+        Database::from_url(db.url()).unwrap(),
+        settings,
+    )
+    .unwrap()
+}
+
 fn migrator(db: &TestDb, dir: &Path) -> Migrator {
     let source = Source::load(dir).unwrap();
     Migrator::new(
@@ -620,23 +647,7 @@ async fn a_final_lock_timeout_names_the_blocker_and_the_attempts() {
         "ALTER TABLE t ADD COLUMN c text;",
         "ALTER TABLE t DROP COLUMN c;",
     );
-    let settings = Settings {
-        lock_timeout: std::time::Duration::from_millis(300),
-        retry: migrate_core::RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: std::time::Duration::from_millis(20),
-            max_backoff: std::time::Duration::from_millis(50),
-            multiplier: 2.0,
-        },
-        ..Settings::default()
-    };
-    let migrator = Migrator::new(
-        "operational",
-        Source::load(dir.path()).unwrap(),
-        Database::from_url(db.url()).unwrap(),
-        settings,
-    )
-    .unwrap();
+    let migrator = quick_retry_migrator(&db, dir.path(), 300, 3);
     migrator
         .up(&UpOptions {
             to: Some(202501010000),
@@ -712,23 +723,7 @@ async fn a_no_transaction_migration_whose_lock_waits_keep_giving_up_is_partial_w
         "-- dbops:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n",
         "-- dbops:no-transaction\nDROP INDEX CONCURRENTLY t_id_idx;\n",
     );
-    let settings = Settings {
-        lock_timeout: std::time::Duration::from_millis(100),
-        retry: migrate_core::RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: std::time::Duration::from_millis(10),
-            max_backoff: std::time::Duration::from_millis(20),
-            multiplier: 2.0,
-        },
-        ..Settings::default()
-    };
-    let migrator = Migrator::new(
-        "operational",
-        Source::load(dir.path()).unwrap(),
-        Database::from_url(db.url()).unwrap(),
-        settings,
-    )
-    .unwrap();
+    let migrator = quick_retry_migrator(&db, dir.path(), 100, 2);
     migrator
         .up(&UpOptions {
             to: Some(202501010000),
