@@ -319,7 +319,10 @@ async fn backend_pid(client: &Client) -> Result<i32, Error> {
         tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
         _ => None,
     });
-    Ok(pid.expect("SELECT pg_backend_pid() returns one row"))
+    pid.ok_or_else(|| Error::Config {
+        origin: "database connection".into(),
+        message: "the server answered SELECT pg_backend_pid() without a row".into(),
+    })
 }
 
 /// Whether an error means the connection is gone (or going) rather than that
