@@ -13,6 +13,9 @@ pub(crate) struct Reading {
     pub touched: Touched,
     /// The half-done states it can leave.
     pub leftovers: Leftovers,
+    /// Whether it can change a table's row count: see
+    /// [`crate::row_counts::may_change_rows`].
+    pub changes_rows: bool,
 }
 
 impl Reading {
@@ -30,6 +33,7 @@ impl Reading {
             let leftovers = Leftovers::of_tree(&tree);
             reading.leftovers.invalid_indexes |= leftovers.invalid_indexes;
             reading.leftovers.not_valid_constraints |= leftovers.not_valid_constraints;
+            reading.changes_rows |= crate::row_counts::may_change_rows(&tree);
         }
         reading
     }

@@ -56,9 +56,7 @@ impl StandardChecks {
             invalid_indexes: config.invalid_indexes && reading.leftovers.invalid_indexes,
             not_valid_constraints: config.not_valid_constraints
                 && reading.leftovers.not_valid_constraints,
-            count_rows_up_to: config
-                .row_counts
-                .enabled
+            count_rows_up_to: (config.row_counts.enabled && reading.changes_rows)
                 .then_some(config.row_counts.exact_max_rows),
             sessions: config
                 .blocking_sessions
