@@ -173,14 +173,18 @@ pub struct TargetArgs {
     /// A migrations folder to use in place of the configured one (one target only).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// How long to wait for another run's migration lock (e.g. 30s); overrides `settings.lock_wait`.
-    #[arg(long, env = "DBOPS_LOCK_WAIT", value_parser = humantime_duration)]
+    // The variables of these three (DBOPS_LOCK_WAIT, DBOPS_LOCK_TIMEOUT,
+    // DBOPS_STATEMENT_TIMEOUT) are read by `Context::migrator`, not by clap,
+    // so that a bad value is a configuration error (exit 3) naming the
+    // variable, checked with the file's and the flags' values merged.
+    /// How long to wait for another run's migration lock (e.g. 30s); overrides DBOPS_LOCK_WAIT and `settings.lock_wait`.
+    #[arg(long, value_parser = humantime_duration)]
     pub lock_wait: Option<std::time::Duration>,
-    /// `lock_timeout` of every migration statement; overrides `settings.lock_timeout`.
-    #[arg(long, env = "DBOPS_LOCK_TIMEOUT", value_parser = humantime_duration)]
+    /// `lock_timeout` of every migration statement; overrides DBOPS_LOCK_TIMEOUT and `settings.lock_timeout`.
+    #[arg(long, value_parser = humantime_duration)]
     pub lock_timeout: Option<std::time::Duration>,
-    /// `statement_timeout` of every migration statement; overrides `settings.statement_timeout`.
-    #[arg(long, env = "DBOPS_STATEMENT_TIMEOUT", value_parser = humantime_duration)]
+    /// `statement_timeout` of every migration statement; overrides DBOPS_STATEMENT_TIMEOUT and `settings.statement_timeout`.
+    #[arg(long, value_parser = humantime_duration)]
     pub statement_timeout: Option<std::time::Duration>,
 }
 

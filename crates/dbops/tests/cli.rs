@@ -979,3 +979,67 @@ fn counts_out_of_range_are_refused_before_anything_runs() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// A duration from DBOPS_LOCK_WAIT, DBOPS_LOCK_TIMEOUT or
+/// DBOPS_STATEMENT_TIMEOUT, or from a flag, is checked with the file's
+/// settings merged: a bad value is a configuration error (exit 3) naming the
+/// variable or flag it came from, before anything connects.
+#[test]
+fn bad_settings_from_variables_and_flags_name_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    valid_pair(dir.path());
+    let dir_arg = dir.path().to_str().unwrap();
+    // Nothing listens there: a run that got as far as connecting would exit 5.
+    let url = "postgres://postgres@127.0.0.1:1/postgres";
+    let cases: [(&[(&str, &str)], &[&str], &str); 6] = [
+        (
+            &[("DBOPS_LOCK_TIMEOUT", "banana")],
+            &[],
+            "DBOPS_LOCK_TIMEOUT: \"banana\" is not a duration",
+        ),
+        (
+            &[("DBOPS_STATEMENT_TIMEOUT", "99999999d")],
+            &[],
+            "DBOPS_STATEMENT_TIMEOUT: must be at most 24 days",
+        ),
+        (
+            &[("DBOPS_LOCK_WAIT", "1s")],
+            &["--lock-wait", "99999999d"],
+            "--lock-wait: must be at most 24 days",
+        ),
+        (
+            &[],
+            &["--statement-timeout", "0"],
+            "--statement-timeout: must be positive",
+        ),
+        (
+            &[("DBOPS_LOCK_TIMEOUT", "0s")],
+            &[],
+            "DBOPS_LOCK_TIMEOUT: must be positive",
+        ),
+        (
+            &[("DBOPS_LOCK_TIMEOUT", "0s")],
+            &["--lock-timeout", "2s", "--lock-wait", "25d"],
+            "--lock-wait: must be at most 24 days",
+        ),
+    ];
+    for (variables, flags, expected) in cases {
+        let mut args = vec!["migrate", "status", "--dir", dir_arg];
+        args.extend_from_slice(flags);
+        let mut command = dbops(url, &args);
+        for (name, value) in variables {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{variables:?} {flags:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{variables:?} {flags:?}: {stderr}"
+        );
+    }
+}
