@@ -37,7 +37,7 @@ impl<'a> Context<'a> {
             source,
         })?;
         let config_path = config::find(global.config.as_deref(), &cwd)?;
-        let config = ConfigFile::load(&config_path)?;
+        let mut config = ConfigFile::load(&config_path)?;
         // Under the working directory, the root stays relative to it, so
         // that reports name files as before (`migrations/operational/...`,
         // which GitHub annotations need); elsewhere it is absolute.
@@ -46,6 +46,11 @@ impl<'a> Context<'a> {
             Ok(relative) => relative.to_path_buf(),
             Err(_) => project_root,
         };
+        for policy in config.environments.values_mut() {
+            if let Some(path) = &mut policy.allowed_signers {
+                *path = project_root.join(&*path);
+            }
+        }
         Ok(Context {
             config,
             config_path,

@@ -149,6 +149,19 @@ pub struct GuardArgs {
     /// Run even though linting the pending migrations found errors (audited; not allowed everywhere).
     #[arg(long)]
     pub allow_lint_errors: bool,
+    /// The actor's SSH signature of the run (namespace dbops-run), where the
+    /// environment requires approvals; once per target (docs/security.md).
+    #[arg(long)]
+    pub run_signature: Vec<PathBuf>,
+}
+
+/// A plan's direction, for `migrate approve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionChoice {
+    /// Applying migrations.
+    Up,
+    /// Rolling them back.
+    Down,
 }
 
 /// Which migration targets a command acts on.
@@ -282,12 +295,18 @@ pub enum MigrateCommand {
         /// The plan hash.
         #[arg(long)]
         plan: String,
-        /// The approver's name.
-        #[arg(long = "as")]
-        approver: String,
         /// The environment the approval is for.
         #[arg(long = "env", default_value = "production")]
         environment: String,
+        /// The plan's direction.
+        #[arg(long, value_enum, default_value_t = DirectionChoice::Up)]
+        direction: DirectionChoice,
+        /// The approver's SSH signature of the plan (`ssh-keygen -Y sign -n dbops-approval`), or - for standard input.
+        #[arg(long, required_unless_present = "message")]
+        signature: Option<PathBuf>,
+        /// Print the text to sign, and nothing else: pipe it to `ssh-keygen -Y sign`.
+        #[arg(long, conflicts_with = "signature")]
+        message: bool,
     },
     /// Resolve a partial (interrupted non-transactional) migration.
     Repair {
