@@ -162,12 +162,11 @@ impl<'a> Context<'a> {
     pub fn migrator(&self, target: &str, args: &TargetArgs) -> Result<Migrator, CliError> {
         let source = Source::load(&self.migrations_dir(target, args)?)?;
         let settings = self.settings(args, |name| std::env::var_os(name))?;
-        Ok(Migrator::new(
-            target,
-            source,
-            self.database(target)?,
-            settings,
-        )?)
+        let migrator = Migrator::new(target, source, self.database(target)?, settings)?;
+        Ok(match audit_key()? {
+            Some(key) => migrator.with_audit_key(key),
+            None => migrator,
+        })
     }
 
     /// The engine's settings with every layer merged, flags over environment
@@ -300,6 +299,26 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
     text
+}
+
+/// The variable holding the key that authenticates audit entries
+/// (docs/security.md); unset, entries are hash-chained only.
+pub const AUDIT_KEY_VARIABLE: &str = "DBOPS_AUDIT_KEY";
+
+/// The audit key from [`AUDIT_KEY_VARIABLE`], when set: its UTF-8 bytes, at
+/// least 32 of them. The error never shows the value.
+pub fn audit_key() -> Result<Option<migrate_core::audit::AuditKey>, CliError> {
+    match std::env::var_os(AUDIT_KEY_VARIABLE) {
+        None => Ok(None),
+        Some(value) => migrate_core::audit::AuditKey::new(value.as_encoded_bytes())
+            .map(Some)
+            .map_err(|e| match e {
+                migrate_core::Error::Config { message, .. } => {
+                    CliError::Config(format!("{AUDIT_KEY_VARIABLE}: {message}"))
+                }
+                other => other.into(),
+            }),
+    }
 }
 
 /// The lint configuration file, relative to the project root.

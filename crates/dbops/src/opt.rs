@@ -126,7 +126,9 @@ pub enum LintFormat {
 /// `dbops audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the audit chains and report edited or deleted entries.
+    /// Recompute the audit chains and report edited, deleted, forged or
+    /// unhashed entries and disabled append-only triggers; with
+    /// DBOPS_AUDIT_KEY, check every entry's authentication code.
     Verify {
         /// The targets whose databases to check.
         #[arg(long, value_enum, default_value_t = TargetChoice::All)]
@@ -134,7 +136,25 @@ pub enum AuditCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// A head published earlier (`SEQ:HASH`, from `dbops audit head` or
+        /// the `audit.head` log field): it must still be in the chain.
+        #[arg(long, value_name = "SEQ:HASH", value_parser = published_head)]
+        expect_head: Vec<migrate_core::audit::PublishedHead>,
+        /// A file of published heads: every `SEQ:HASH` in it (log lines
+        /// carrying `audit.head=SEQ:HASH` will do) must still be in the chain.
+        #[arg(long, value_name = "FILE")]
+        heads: Option<PathBuf>,
     },
+    /// Print the newest entry of each audit chain as `SEQ:HASH`, to keep outside the database.
+    Head {
+        /// The targets whose databases to read.
+        #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+        target: TargetChoice,
+    },
+}
+
+fn published_head(text: &str) -> Result<migrate_core::audit::PublishedHead, String> {
+    text.parse()
 }
 
 /// Guardrails of `migrate up` and `migrate down`.

@@ -506,7 +506,7 @@ async fn environments_that_confirm_need_yes_without_a_terminal() {
 }
 
 #[tokio::test]
-async fn the_audit_chain_detects_edits_and_deletions() {
+async fn every_change_is_audited_in_an_append_only_chain() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     clean_migration(dir.path(), 202501010000, "widgets");
@@ -550,42 +550,17 @@ async fn the_audit_chain_detects_edits_and_deletions() {
         "{first}"
     );
 
-    // An edit is caught at the edited entry.
-    client
+    // The table is append-only; tampering as a superuser would (with the
+    // triggers bypassed) is tried in tests/audit.rs.
+    let err = client
         .batch_execute("UPDATE dbops.audit_log SET actor = 'mallory' WHERE id = 2")
         .await
-        .unwrap();
-    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
-    assert_eq!(code, 16, "{stdout}");
+        .unwrap_err();
     assert!(
-        stdout.contains("id 2: content does not match its hash"),
-        "{stdout}"
-    );
-    client
-        .batch_execute("UPDATE dbops.audit_log SET actor = 'ann' WHERE id = 2")
-        .await
-        .unwrap();
-
-    // So is a deletion in the middle, and at the end.
-    client
-        .batch_execute("DELETE FROM dbops.audit_log WHERE id = 4")
-        .await
-        .unwrap();
-    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
-    assert_eq!(code, 16, "{stdout}");
-    assert!(
-        stdout.contains("entries at the end of the chain were deleted"),
-        "{stdout}"
-    );
-    client
-        .batch_execute("DELETE FROM dbops.audit_log WHERE id = 2")
-        .await
-        .unwrap();
-    let (code, stdout, _) = run(db.url(), &["audit", "verify", "--target", "operational"]);
-    assert_eq!(code, 16, "{stdout}");
-    assert!(
-        stdout.contains("id 3: previous-hash link is broken"),
-        "{stdout}"
+        err.as_db_error().is_some_and(|e| e
+            .message()
+            .contains("dbops.audit_log is append-only: UPDATE")),
+        "{err:?}"
     );
 }
 

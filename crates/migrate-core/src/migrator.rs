@@ -36,6 +36,7 @@ pub struct Migrator {
     pub(crate) settings: Settings,
     pub(crate) hooks: Vec<Arc<dyn Hook>>,
     pub(crate) audit: Option<AuditSettings>,
+    pub(crate) audit_key: Option<crate::audit::AuditKey>,
 }
 
 /// Who is acting, for the audit trail, and what to add to every entry.
@@ -135,12 +136,20 @@ impl Migrator {
             settings,
             hooks: Vec::new(),
             audit: None,
+            audit_key: None,
         })
     }
 
     /// Records every apply, rollback and repair in the audit trail (see [`crate::audit`]).
     pub fn with_audit(mut self, audit: AuditSettings) -> Migrator {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Authenticates every audit entry this migrator writes with `key` (see
+    /// [`crate::audit`]), approvals included.
+    pub fn with_audit_key(mut self, key: crate::audit::AuditKey) -> Migrator {
+        self.audit_key = Some(key);
         self
     }
 
@@ -653,7 +662,7 @@ impl Migrator {
                 "key_fingerprint": signer.fingerprint,
             }),
         };
-        crate::audit::record(session.client(), &entry).await?;
+        crate::audit::record(session.client(), &entry, self.audit_key.as_ref()).await?;
         Ok(signer)
     }
 
@@ -707,7 +716,7 @@ impl Migrator {
             target_id: Some(target_id.to_string()),
             metadata: serde_json::Value::Object(merged),
         };
-        crate::audit::record(client, &entry).await?;
+        crate::audit::record(client, &entry, self.audit_key.as_ref()).await?;
         Ok(())
     }
 }
