@@ -309,7 +309,9 @@ pub const AUDIT_KEY_VARIABLE: &str = "DBOPS_AUDIT_KEY";
 /// least 32 of them. The error never shows the value.
 pub fn audit_key() -> Result<Option<migrate_core::audit::AuditKey>, CliError> {
     match std::env::var_os(AUDIT_KEY_VARIABLE) {
+        // Empty counts as unset, as an env file's `DBOPS_AUDIT_KEY=` line.
         None => Ok(None),
+        Some(value) if value.is_empty() => Ok(None),
         Some(value) => migrate_core::audit::AuditKey::new(value.as_encoded_bytes())
             .map(Some)
             .map_err(|e| match e {

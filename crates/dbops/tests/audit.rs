@@ -269,9 +269,10 @@ async fn entries_from_before_the_key_still_verify_and_are_marked_unauthenticated
             ),
         "{stdout}"
     );
-    let (code, stdout, _) = dbops(
+    // An empty DBOPS_AUDIT_KEY (an env file's `DBOPS_AUDIT_KEY=`) is no key.
+    let (code, stdout, _) = dbops_keyed(
         db.url(),
-        false,
+        Some(""),
         &["audit", "verify", "--target", "operational"],
     );
     assert_eq!(code, 0, "{stdout}");
