@@ -400,3 +400,62 @@ async fn an_unusable_allowed_signers_file_is_a_configuration_error_naming_the_li
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn approvals_need_a_readable_signature_a_signers_file_and_an_allowed_namespace() {
+    let db = TestDb::new().await;
+    let url = db.url();
+    let keys = Keys::new(&["ann", "eve"]);
+    // ann's key may sign git commits only.
+    let signers = format!(
+        "ann namespaces=\"git\" {}\neve {}\n",
+        keys.public("ann"),
+        keys.public("eve")
+    );
+    let project = Project::new(&signers);
+    let plan = project.plan_hash(url);
+    let message = project.message(url, &plan, "production");
+    let ann = keys.sign("ann", "dbops-approval", &message, "ann.sig");
+    let (code, _, stderr) = project.approve(url, &plan, &ann);
+    assert_eq!(code, 12, "{stderr}");
+    assert!(
+        stderr.contains("is not allowed to sign in namespace \"dbops-approval\""),
+        "{stderr}"
+    );
+
+    // A rollback plan is another text: an approval of the apply does not fit it.
+    let down = project.approve_with(
+        url,
+        &plan,
+        "production",
+        &["--direction", "down", "--message"],
+    );
+    assert_eq!(down.0, 0, "{}", down.2);
+    assert_eq!(down.1, message.replace("direction: up", "direction: down"));
+
+    let (code, _, stderr) = project.approve(url, &plan, &project.path().join("missing.sig"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("reading the signature"), "{stderr}");
+
+    // An environment without allowed signers cannot take approvals.
+    let signature = ann.to_str().unwrap();
+    let (code, _, stderr) =
+        project.approve_with(url, &plan, "staging", &["--signature", signature]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("environment staging names no allowed_signers"),
+        "{stderr}"
+    );
+
+    // The signers file named by the policy is gone.
+    std::fs::remove_file(project.path().join("allowed_signers")).unwrap();
+    let (code, _, stderr) = project.approve(url, &plan, &ann);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("cannot read the allowed signers"),
+        "{stderr}"
+    );
+    let run = keys.sign("eve", "dbops-run", &message, "run.sig");
+    let (code, _, stderr) = project.up(url, "eve", Some(&run));
+    assert_eq!(code, 3, "{stderr}");
+}

@@ -176,6 +176,16 @@ fn tamperings() -> Vec<Tampering> {
             [true; 4],
         ),
         t(
+            "drop an append-only trigger",
+            "DROP TRIGGER audit_log_append_only_truncate ON dbops.audit_log".into(),
+            [true; 4],
+        ),
+        t(
+            "make an append-only trigger fire only in replica sessions",
+            "ALTER TABLE dbops.audit_log ENABLE REPLICA TRIGGER audit_log_append_only".into(),
+            [true; 4],
+        ),
+        t(
             "disable the codes' truncate trigger",
             "ALTER TABLE dbops.audit_mac DISABLE TRIGGER audit_mac_append_only_truncate".into(),
             [true; 4],
@@ -300,6 +310,40 @@ async fn entries_from_before_the_key_still_verify_and_are_marked_unauthenticated
     let args = ["audit", "verify", "--target", "operational"];
     let (code, stdout, _) = dbops_keyed(db.url(), Some(&other), &args);
     assert_eq!(code, 16, "{stdout}");
+}
+
+#[tokio::test]
+async fn a_rotated_key_leaves_the_earlier_codes_unchecked_but_in_order() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    migration(dir.path(), 202501010000, "widgets");
+    let dir_arg = dir.path().to_str().unwrap();
+    let new_key = "the key after the rotation, 32 bytes or more";
+    let verify = ["audit", "verify", "--target", "operational"];
+    for key in [KEY, new_key] {
+        let (code, _, stderr) =
+            dbops_keyed(db.url(), Some(key), &["migrate", "up", "--dir", dir_arg]);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) =
+            dbops_keyed(db.url(), Some(key), &["migrate", "down", "--dir", dir_arg]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, _) = dbops_keyed(db.url(), Some(new_key), &verify);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("2 entries authenticated, 0 unauthenticated (written before the key was in use), 2 by an earlier key (not checked)"),
+        "{stdout}"
+    );
+    // A runner still on the old key after the rotation: its entry is out of order.
+    let (code, _, stderr) = dbops_keyed(db.url(), Some(KEY), &["migrate", "up", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = dbops_keyed(db.url(), Some(new_key), &verify);
+    assert_eq!(code, 16, "{stdout}");
+    assert!(
+        stdout.contains("id 5: authenticated by another key")
+            && stdout.contains("after entry 3 of this key"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
