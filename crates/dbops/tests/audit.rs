@@ -102,28 +102,31 @@ struct Tampering {
     sql: String,
     then_dbops_writes: bool,
     detected: [bool; 4],
+    /// What the fullest check (key and head) says.
+    says: &'static str,
 }
 
 fn tamperings() -> Vec<Tampering> {
     let recompute = recompute();
-    let t = |name, sql: String, detected| Tampering {
+    let t = |name, sql: String, detected, says| Tampering {
         name,
         sql,
         then_dbops_writes: false,
         detected,
+        says,
     };
     vec![
-        t("edit an entry", "UPDATE dbops.audit_log SET actor = 'mallory' WHERE id = 2".into(), [true; 4]),
-        t("delete a middle entry", "DELETE FROM dbops.audit_log WHERE id = 2".into(), [true; 4]),
+        t("edit an entry", "UPDATE dbops.audit_log SET actor = 'mallory' WHERE id = 2".into(), [true; 4], "content does not match its hash"),
+        t("delete a middle entry", "DELETE FROM dbops.audit_log WHERE id = 2".into(), [true; 4], "previous-hash link is broken"),
         t(
             "edit a middle entry, recompute the later hashes and the head",
             format!("UPDATE dbops.audit_log SET actor = 'mallory' WHERE id = 2; {recompute}"),
-            [false, true, true, true],
+            [false, true, true, true], "authentication code does not match",
         ),
         t(
             "delete a middle entry and its code, recompute",
             format!("DELETE FROM dbops.audit_log WHERE id = 2; DELETE FROM dbops.audit_mac WHERE entry_id = 2; {recompute}"),
-            [false, true, true, true],
+            [false, true, true, true], "authentication code does not match",
         ),
         t(
             "swap two middle entries, recompute",
@@ -131,14 +134,14 @@ fn tamperings() -> Vec<Tampering> {
                 "UPDATE dbops.audit_log a SET action = b.action, metadata = b.metadata, occurred_at = b.occurred_at
                  FROM dbops.audit_log b WHERE (a.id, b.id) IN ((2, 3), (3, 2)); {recompute}"
             ),
-            [false, true, true, true],
+            [false, true, true, true], "authentication code does not match",
         ),
         t(
             "append a forged entry without a code, move the head",
             format!(
                 "INSERT INTO dbops.audit_log (actor, action, target_type, target_id, metadata) VALUES ('mallory', 'migration.apply', 'migration', '1', '{{}}'); {recompute}"
             ),
-            [true; 4],
+            [true; 4], "has no authentication code, though entry 4 before it has one",
         ),
         t(
             "append a forged entry with a made-up code, move the head",
@@ -146,49 +149,50 @@ fn tamperings() -> Vec<Tampering> {
                 "INSERT INTO dbops.audit_log (actor, action, target_type, target_id, metadata) VALUES ('mallory', 'migration.apply', 'migration', '1', '{{}}'); {recompute}
                  INSERT INTO dbops.audit_mac SELECT chain, 5, key_id, sha256('made up') FROM dbops.audit_mac WHERE entry_id = 4"
             ),
-            [false, true, false, true],
+            [false, true, false, true], "id 5: authentication code does not match",
         ),
         t(
             "delete the last entry and its code, move the head back",
             format!("DELETE FROM dbops.audit_log WHERE id = 4; DELETE FROM dbops.audit_mac WHERE entry_id = 4; {recompute}"),
-            [false, false, true, true],
+            [false, false, true, true], "published head 4:",
         ),
-        t("delete the head row", "DELETE FROM dbops.audit_head".into(), [true; 4]),
+        t("delete the head row", "DELETE FROM dbops.audit_head".into(), [true; 4], "has no head row in dbops.audit_head"),
         t(
             "TRUNCATE the chain, its codes and its head",
             "TRUNCATE dbops.audit_log; TRUNCATE dbops.audit_mac; DELETE FROM dbops.audit_head".into(),
-            [false, false, true, true],
+            [false, false, true, true], "is gone: the chain was truncated",
         ),
         Tampering {
             name: "drop the chain, its codes and its head; dbops recreates them and writes on",
             sql: "DROP TABLE dbops.audit_log; DROP TABLE dbops.audit_mac; DELETE FROM dbops.audit_head".into(),
             then_dbops_writes: true,
             detected: [false, false, true, true],
+            says: "is gone: the chain was truncated",
         },
         t(
             "remove an entry's hash",
             "UPDATE dbops.audit_log SET entry_hash = NULL WHERE id = 3".into(),
-            [true; 4],
+            [true; 4], "id 3: has no hash",
         ),
         t(
             "disable an append-only trigger",
             "ALTER TABLE dbops.audit_log DISABLE TRIGGER audit_log_append_only".into(),
-            [true; 4],
+            [true; 4], "append-only trigger audit_log_append_only is disabled",
         ),
         t(
             "drop an append-only trigger",
             "DROP TRIGGER audit_log_append_only_truncate ON dbops.audit_log".into(),
-            [true; 4],
+            [true; 4], "append-only trigger audit_log_append_only_truncate is missing",
         ),
         t(
             "make an append-only trigger fire only in replica sessions",
             "ALTER TABLE dbops.audit_log ENABLE REPLICA TRIGGER audit_log_append_only".into(),
-            [true; 4],
+            [true; 4], "audit_log_append_only fires only in replica sessions",
         ),
         t(
             "disable the codes' truncate trigger",
             "ALTER TABLE dbops.audit_mac DISABLE TRIGGER audit_mac_append_only_truncate".into(),
-            [true; 4],
+            [true; 4], "dbops.audit_mac: append-only trigger audit_mac_append_only_truncate is disabled",
         ),
     ]
 }
@@ -243,6 +247,12 @@ async fn every_tampering_is_detected_where_the_key_or_the_published_head_can_see
                 "{}: verify failed: {stdout}{stderr}",
                 tampering.name
             );
+            if key && with_head && !stdout.contains(tampering.says) {
+                mismatches.push(format!(
+                    "{}: the output does not say {:?}\n{stdout}",
+                    tampering.name, tampering.says
+                ));
+            }
             if detected != expected {
                 mismatches.push(format!(
                     "{} (key: {key}, head: {with_head}): detected {detected}, expected {expected}\n{stdout}",
@@ -301,7 +311,7 @@ async fn entries_from_before_the_key_still_verify_and_are_marked_unauthenticated
     );
     assert_eq!(code, 16, "{stdout}");
     assert!(
-        stdout.contains("id 7: has no authentication code, though entry 5 before it has one"),
+        stdout.contains("id 7: has no authentication code, though entry 6 before it has one"),
         "{stdout}"
     );
 
@@ -341,7 +351,7 @@ async fn a_rotated_key_leaves_the_earlier_codes_unchecked_but_in_order() {
     assert_eq!(code, 16, "{stdout}");
     assert!(
         stdout.contains("id 5: authenticated by another key")
-            && stdout.contains("after entry 3 of this key"),
+            && stdout.contains("after entry 4 of this key"),
         "{stdout}"
     );
 }

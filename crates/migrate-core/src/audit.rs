@@ -560,19 +560,19 @@ pub async fn verify(client: &Client, options: VerifyOptions<'_>) -> Result<Verif
             let code: Option<Vec<u8>> = row.get(5);
             match (key_id, code, options.key) {
                 (None, _, _) | (_, None, _) => {
-                    if let Some(first) = coded_before {
-                        found.push(broken(Some(id), format!("has no authentication code, though entry {first} before it has one: it was written or rewritten without the key")));
+                    if let Some(last) = coded_before {
+                        found.push(broken(Some(id), format!("has no authentication code, though entry {last} before it has one: it was written or rewritten without the key")));
                     } else {
                         verification.unauthenticated += 1;
                     }
                 }
                 (Some(_), Some(_), None) => {
-                    coded_before.get_or_insert(id);
+                    coded_before = Some(id);
                     verification.unauthenticated += 1;
                 }
                 (Some(key_id), Some(code), Some(key)) if key_id == key.id() => {
-                    coded_before.get_or_insert(id);
-                    keyed_before.get_or_insert(id);
+                    coded_before = Some(id);
+                    keyed_before = Some(id);
                     if key.mac(table, id, &hash).as_slice() == code.as_slice() {
                         verification.authenticated += 1;
                     } else {
@@ -580,9 +580,9 @@ pub async fn verify(client: &Client, options: VerifyOptions<'_>) -> Result<Verif
                     }
                 }
                 (Some(key_id), Some(_), Some(_)) => {
-                    coded_before.get_or_insert(id);
-                    if let Some(first) = keyed_before {
-                        found.push(broken(Some(id), format!("authenticated by another key ({key_id}) after entry {first} of this key: forged")));
+                    coded_before = Some(id);
+                    if let Some(last) = keyed_before {
+                        found.push(broken(Some(id), format!("authenticated by another key ({key_id}) after entry {last} of this key: forged")));
                     } else {
                         verification.other_key += 1;
                     }
@@ -646,10 +646,12 @@ async fn check_published(
 ) -> Result<(), Error> {
     let shown = format!("{}:{}", published.id, hex::encode(&published.hash));
     let mut now = None;
+    let mut searched = Vec::new();
     for table in [PLATFORM_TABLE, FALLBACK_TABLE] {
         if !exists(client, table).await? {
             continue;
         }
+        searched.push(table);
         let row = client
             .query_opt(
                 &format!("SELECT entry_hash FROM {table} WHERE id = $1"),
@@ -668,21 +670,21 @@ async fn check_published(
     }
     let (table, problem) = match now {
         Some((table, hash)) => (
-            table,
+            table.to_string(),
             format!(
                 "published head {shown} now has hash {}: the chain up to it was rewritten and recomputed",
                 hash.map_or_else(|| "NULL".to_string(), hex::encode)
             ),
         ),
         None => (
-            PLATFORM_TABLE,
+            searched.join(" and "),
             format!(
                 "published head {shown} is gone: the chain was truncated, rolled back past it, or recreated"
             ),
         ),
     };
     verification.breaks.push(Break {
-        table: table.into(),
+        table,
         id: Some(published.id),
         problem,
     });
