@@ -43,6 +43,10 @@ pub struct EnvironmentPolicy {
     pub confirm: bool,
     /// Whether `--allow-lint-errors` may override error-level lint findings here.
     pub allow_lint_override: bool,
+    /// The allowed-signers file (ssh-keygen's format) of the people whose
+    /// SSH signatures may approve a plan or sign a run here, relative to the
+    /// project root ([`project_root`]); required when `approvals` is above 0.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// The contents of `configs/migrate.toml`.
@@ -136,6 +140,14 @@ impl ConfigFile {
             .settings
             .validate()
             .map_err(|e| CliError::Config(format!("{origin}: {e}")))?;
+        for (name, policy) in &config.environments {
+            if policy.approvals > 0 && policy.allowed_signers.is_none() {
+                return Err(CliError::Config(format!(
+                    "{origin}: environments.{name}: approvals = {} needs allowed_signers, the file of the keys whose signatures count",
+                    policy.approvals
+                )));
+            }
+        }
         Ok(config)
     }
 
@@ -226,6 +238,17 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("migrate.toml: settings.retry.max_attempts:"),
+            "{err}"
+        );
+
+        let text = "[targets.operational]\ndir = \"m\"\nurl_env = \"DB_URL\"\n[environments.production]\napprovals = 2\n";
+        let err = ConfigFile::parse(text, "migrate.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "migrate.toml: environments.production: approvals = 2 needs allowed_signers"
+            ),
             "{err}"
         );
 

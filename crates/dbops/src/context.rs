@@ -7,8 +7,9 @@
 //! behaves the same from any directory.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use migrate_core::{AuditSettings, Database, Migrator, Source};
+use migrate_core::{AuditSettings, Database, Migrator, Settings, Source};
 
 use crate::CliError;
 use crate::config::{self, ConfigFile};
@@ -36,7 +37,7 @@ impl<'a> Context<'a> {
             source,
         })?;
         let config_path = config::find(global.config.as_deref(), &cwd)?;
-        let config = ConfigFile::load(&config_path)?;
+        let mut config = ConfigFile::load(&config_path)?;
         // Under the working directory, the root stays relative to it, so
         // that reports name files as before (`migrations/operational/...`,
         // which GitHub annotations need); elsewhere it is absolute.
@@ -45,6 +46,11 @@ impl<'a> Context<'a> {
             Ok(relative) => relative.to_path_buf(),
             Err(_) => project_root,
         };
+        for policy in config.environments.values_mut() {
+            if let Some(path) = &mut policy.allowed_signers {
+                *path = project_root.join(&*path);
+            }
+        }
         Ok(Context {
             config,
             config_path,
@@ -155,29 +161,80 @@ impl<'a> Context<'a> {
     /// A migrator for a target, with `--dir` and `--lock-wait` applied, for reading and approving.
     pub fn migrator(&self, target: &str, args: &TargetArgs) -> Result<Migrator, CliError> {
         let source = Source::load(&self.migrations_dir(target, args)?)?;
-        let mut settings = self.config.settings.clone();
-        // Flags (and their variables) over the configuration file.
-        let overrides = [
-            (args.lock_wait, &mut settings.lock_wait),
-            (args.lock_timeout, &mut settings.lock_timeout),
-            (args.statement_timeout, &mut settings.statement_timeout),
+        let settings = self.settings(args, |name| std::env::var_os(name))?;
+        let migrator = Migrator::new(target, source, self.database(target)?, settings)?;
+        Ok(match audit_key()? {
+            Some(key) => migrator.with_audit_key(key),
+            None => migrator,
+        })
+    }
+
+    /// The engine's settings with every layer merged, flags over environment
+    /// variables over the configuration file, and then checked as a whole:
+    /// an error names the flag, variable or file setting the bad value came
+    /// from. `var` reads a variable (the process environment, or a test's).
+    fn settings(
+        &self,
+        args: &TargetArgs,
+        var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Settings, CliError> {
+        type Field = fn(&mut Settings) -> &mut Duration;
+        let layers: [(&str, &str, &str, Option<Duration>, Field); 3] = [
+            (
+                "settings.lock_wait",
+                "--lock-wait",
+                "DBOPS_LOCK_WAIT",
+                args.lock_wait,
+                |s| &mut s.lock_wait,
+            ),
+            (
+                "settings.lock_timeout",
+                "--lock-timeout",
+                "DBOPS_LOCK_TIMEOUT",
+                args.lock_timeout,
+                |s| &mut s.lock_timeout,
+            ),
+            (
+                "settings.statement_timeout",
+                "--statement-timeout",
+                "DBOPS_STATEMENT_TIMEOUT",
+                args.statement_timeout,
+                |s| &mut s.statement_timeout,
+            ),
         ];
-        for (flag, setting) in overrides {
-            if let Some(value) = flag {
-                *setting = value;
+        let mut settings = self.config.settings.clone();
+        let mut origins = Vec::new();
+        for (key, flag, variable, flag_value, field) in layers {
+            let (value, origin) = match (flag_value, var(variable)) {
+                (Some(value), _) => (value, flag),
+                (None, Some(text)) => {
+                    let text = text.to_string_lossy();
+                    let value = humantime::parse_duration(text.trim()).map_err(|e| {
+                        CliError::Config(format!(
+                            "{variable}: {text:?} is not a duration: {e} (examples: 30s, 2min, 500ms)"
+                        ))
+                    })?;
+                    (value, variable)
+                }
+                (None, None) => continue,
+            };
+            *field(&mut settings) = value;
+            origins.push((key, origin));
+        }
+        settings.validate().map_err(|error| match error {
+            migrate_core::Error::Config { origin, message } => {
+                let named = origins
+                    .iter()
+                    .find(|(key, _)| *key == origin.as_str())
+                    .map_or_else(
+                        || format!("{}: {origin}", self.config_path.display()),
+                        |(_, layer)| (*layer).to_string(),
+                    );
+                CliError::Config(format!("{named}: {message}"))
             }
-        }
-        if settings.lock_timeout.is_zero() {
-            return Err(CliError::Config(
-                "--lock-timeout (DBOPS_LOCK_TIMEOUT) must be positive".into(),
-            ));
-        }
-        Ok(Migrator::new(
-            target,
-            source,
-            self.database(target)?,
-            settings,
-        )?)
+            other => other.into(),
+        })?;
+        Ok(settings)
     }
 
     /// A migrator that changes the schema: the standard hooks from `[hooks]`
@@ -242,6 +299,28 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
     text
+}
+
+/// The variable holding the key that authenticates audit entries
+/// (docs/security.md); unset, entries are hash-chained only.
+pub const AUDIT_KEY_VARIABLE: &str = "DBOPS_AUDIT_KEY";
+
+/// The audit key from [`AUDIT_KEY_VARIABLE`], when set: its UTF-8 bytes, at
+/// least 32 of them. The error never shows the value.
+pub fn audit_key() -> Result<Option<migrate_core::audit::AuditKey>, CliError> {
+    match std::env::var_os(AUDIT_KEY_VARIABLE) {
+        // Empty counts as unset, as an env file's `DBOPS_AUDIT_KEY=` line.
+        None => Ok(None),
+        Some(value) if value.is_empty() => Ok(None),
+        Some(value) => migrate_core::audit::AuditKey::new(value.as_encoded_bytes())
+            .map(Some)
+            .map_err(|e| match e {
+                migrate_core::Error::Config { message, .. } => {
+                    CliError::Config(format!("{AUDIT_KEY_VARIABLE}: {message}"))
+                }
+                other => other.into(),
+            }),
+    }
 }
 
 /// The lint configuration file, relative to the project root.

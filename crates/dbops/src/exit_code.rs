@@ -181,7 +181,9 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::Partial { .. } => PARTIAL,
         MigrateError::NothingToRepair { .. } => CONFIG,
         MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
-        MigrateError::Refused { .. } | MigrateError::PlanChanged { .. } => REFUSED,
+        MigrateError::Refused { .. }
+        | MigrateError::PlanChanged { .. }
+        | MigrateError::SignatureRejected { .. } => REFUSED,
         _ => FAILURE,
     }
 }

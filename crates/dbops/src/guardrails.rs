@@ -3,6 +3,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use std::path::Path;
+
+use migrate_core::approvals::{self, Subject};
+use migrate_core::signers::{APPROVAL_NAMESPACE, AllowedSigners, RUN_NAMESPACE};
 use migrate_core::{Migrator, Plan};
 
 use crate::CliError;
@@ -20,8 +24,11 @@ pub fn actor(flag: Option<&str>) -> String {
 
 /// Checks a non-empty plan against the environment's policy before it runs.
 ///
-/// `warnings` are printed before the confirmation question (for example the
-/// tables a rollback drops).
+/// Where the policy requires approvals, the actor proves who they are with
+/// a signature of the run (`--run-signature`), and the approvals are
+/// verified against the policy's allowed signers; see
+/// `migrate_core::approvals`. `warnings` are printed before the confirmation
+/// question (for example the tables a rollback drops).
 pub async fn check(
     migrator: &Migrator,
     plan: &Plan,
@@ -31,15 +38,55 @@ pub async fn check(
     warnings: &[String],
 ) -> Result<(), CliError> {
     if policy.approvals > 0 {
-        let approvals = migrator.approvals(&guard.environment).await?;
-        if let Err(reason) =
-            migrate_core::approvals::check(&approvals, &plan.hash, actor, policy.approvals)
-        {
+        let environment = &guard.environment;
+        let path = policy.allowed_signers.as_deref().ok_or_else(|| {
+            CliError::Config(format!(
+                "environment {environment} requires approvals but names no allowed_signers"
+            ))
+        })?;
+        let signers = AllowedSigners::load(path)?;
+        let subject = Subject {
+            target: migrator.target(),
+            environment,
+            direction: plan.direction,
+            plan_hash: &plan.hash,
+        };
+        let signatures = guard
+            .run_signature
+            .iter()
+            .map(|path| read_signature(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer =
+            approvals::verify_actor(&signers, &subject, &signatures).map_err(|reason| {
+                CliError::Refused(format!(
+                    "environment {environment}: {reason}; {}",
+                    how_to_sign(&subject, RUN_NAMESPACE)
+                ))
+            })?;
+        if !signer.principals.iter().any(|p| p == actor) {
             return Err(CliError::Refused(format!(
-                "environment {}: {reason}",
-                guard.environment
+                "environment {environment}: the run is signed by {} (key {}), not by the actor {actor:?}: pass --actor with your own principal",
+                signer.names(),
+                signer.fingerprint
             )));
         }
+        let recorded = migrator.approvals(environment).await?;
+        let counted = approvals::check(&recorded, &signers, &subject, &signer, policy.approvals)
+            .map_err(|reason| {
+                CliError::Refused(format!(
+                    "environment {environment}: {reason}; {}",
+                    how_to_sign(&subject, APPROVAL_NAMESPACE)
+                ))
+            })?;
+        let names: Vec<String> = counted.iter().map(|c| c.names()).collect();
+        tracing::info!(
+            environment = environment.as_str(),
+            plan = plan.hash.as_str(),
+            actor = signer.names(),
+            actor_key = signer.fingerprint.as_str(),
+            approvers = names.join("; "),
+            "approvals verified"
+        );
     }
     for warning in warnings {
         eprintln!("warning: {warning}");
@@ -48,6 +95,41 @@ pub async fn check(
         confirm(plan, &guard.environment)?;
     }
     Ok(())
+}
+
+/// How to make the signature an environment asks for, as commands to copy.
+pub fn how_to_sign(subject: &Subject<'_>, namespace: &str) -> String {
+    let approve = format!(
+        "dbops migrate approve --target {} --env {} --direction {} --plan {}",
+        subject.target,
+        subject.environment,
+        subject.direction.as_str(),
+        subject.plan_hash
+    );
+    let sign =
+        format!("{approve} --message | ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n {namespace}");
+    if namespace == RUN_NAMESPACE {
+        format!(
+            "to sign the run with your own key: `{sign} > run.sig`, then pass --run-signature run.sig"
+        )
+    } else {
+        format!(
+            "to approve, each approver other than the actor signs the plan with their own key: `{sign} > approval.sig`, then `{approve} --signature approval.sig`"
+        )
+    }
+}
+
+/// An armored signature from a file, or from standard input for `-`.
+pub fn read_signature(path: &Path) -> Result<String, CliError> {
+    let read = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|source| CliError::Io {
+        context: format!("reading the signature {}", path.display()),
+        source,
+    })
 }
 
 /// Asks on the terminal; refuses without one.

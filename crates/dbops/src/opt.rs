@@ -126,7 +126,9 @@ pub enum LintFormat {
 /// `dbops audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the audit chains and report edited or deleted entries.
+    /// Recompute the audit chains and report edited, deleted, forged or
+    /// unhashed entries and disabled append-only triggers; with
+    /// DBOPS_AUDIT_KEY, check every entry's authentication code.
     Verify {
         /// The targets whose databases to check.
         #[arg(long, value_enum, default_value_t = TargetChoice::All)]
@@ -134,7 +136,25 @@ pub enum AuditCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// A head published earlier (`SEQ:HASH`, from `dbops audit head` or
+        /// the `audit.head` log field): it must still be in the chain.
+        #[arg(long, value_name = "SEQ:HASH", value_parser = published_head)]
+        expect_head: Vec<migrate_core::audit::PublishedHead>,
+        /// A file of published heads: every `SEQ:HASH` in it (log lines
+        /// carrying `audit.head=SEQ:HASH` will do) must still be in the chain.
+        #[arg(long, value_name = "FILE")]
+        heads: Option<PathBuf>,
     },
+    /// Print the newest entry of each audit chain as `SEQ:HASH`, to keep outside the database.
+    Head {
+        /// The targets whose databases to read.
+        #[arg(long, value_enum, default_value_t = TargetChoice::All)]
+        target: TargetChoice,
+    },
+}
+
+fn published_head(text: &str) -> Result<migrate_core::audit::PublishedHead, String> {
+    text.parse()
 }
 
 /// Guardrails of `migrate up` and `migrate down`.
@@ -149,6 +169,19 @@ pub struct GuardArgs {
     /// Run even though linting the pending migrations found errors (audited; not allowed everywhere).
     #[arg(long)]
     pub allow_lint_errors: bool,
+    /// The actor's SSH signature of the run (namespace dbops-run), where the
+    /// environment requires approvals; once per target (docs/security.md).
+    #[arg(long)]
+    pub run_signature: Vec<PathBuf>,
+}
+
+/// A plan's direction, for `migrate approve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionChoice {
+    /// Applying migrations.
+    Up,
+    /// Rolling them back.
+    Down,
 }
 
 /// Which migration targets a command acts on.
@@ -173,14 +206,18 @@ pub struct TargetArgs {
     /// A migrations folder to use in place of the configured one (one target only).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// How long to wait for another run's migration lock (e.g. 30s); overrides `settings.lock_wait`.
-    #[arg(long, env = "DBOPS_LOCK_WAIT", value_parser = humantime_duration)]
+    // The variables of these three (DBOPS_LOCK_WAIT, DBOPS_LOCK_TIMEOUT,
+    // DBOPS_STATEMENT_TIMEOUT) are read by `Context::migrator`, not by clap,
+    // so that a bad value is a configuration error (exit 3) naming the
+    // variable, checked with the file's and the flags' values merged.
+    /// How long to wait for another run's migration lock (e.g. 30s); overrides DBOPS_LOCK_WAIT and `settings.lock_wait`.
+    #[arg(long, value_parser = humantime_duration)]
     pub lock_wait: Option<std::time::Duration>,
-    /// `lock_timeout` of every migration statement; overrides `settings.lock_timeout`.
-    #[arg(long, env = "DBOPS_LOCK_TIMEOUT", value_parser = humantime_duration)]
+    /// `lock_timeout` of every migration statement; overrides DBOPS_LOCK_TIMEOUT and `settings.lock_timeout`.
+    #[arg(long, value_parser = humantime_duration)]
     pub lock_timeout: Option<std::time::Duration>,
-    /// `statement_timeout` of every migration statement; overrides `settings.statement_timeout`.
-    #[arg(long, env = "DBOPS_STATEMENT_TIMEOUT", value_parser = humantime_duration)]
+    /// `statement_timeout` of every migration statement; overrides DBOPS_STATEMENT_TIMEOUT and `settings.statement_timeout`.
+    #[arg(long, value_parser = humantime_duration)]
     pub statement_timeout: Option<std::time::Duration>,
 }
 
@@ -278,12 +315,18 @@ pub enum MigrateCommand {
         /// The plan hash.
         #[arg(long)]
         plan: String,
-        /// The approver's name.
-        #[arg(long = "as")]
-        approver: String,
         /// The environment the approval is for.
         #[arg(long = "env", default_value = "production")]
         environment: String,
+        /// The plan's direction.
+        #[arg(long, value_enum, default_value_t = DirectionChoice::Up)]
+        direction: DirectionChoice,
+        /// The approver's SSH signature of the plan (`ssh-keygen -Y sign -n dbops-approval`), or - for standard input.
+        #[arg(long, required_unless_present = "message")]
+        signature: Option<PathBuf>,
+        /// Print the text to sign, and nothing else: pipe it to `ssh-keygen -Y sign`.
+        #[arg(long, conflicts_with = "signature")]
+        message: bool,
     },
     /// Resolve a partial (interrupted non-transactional) migration.
     Repair {

@@ -173,6 +173,15 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
         attributes.contains_key("checksum") && attributes.contains_key("duration_ms"),
         "{attributes:?}"
     );
+    // The audit chain's new head, published outside the database.
+    let head = attributes
+        .get("audit.head")
+        .expect("an audit.head attribute");
+    assert!(
+        head.split_once(':')
+            .is_some_and(|(seq, hash)| seq.parse::<i64>().is_ok() && hash.len() == 64),
+        "{head}"
+    );
     let run = spans
         .iter()
         .find(|s| s.name == "migrate.run")

@@ -83,6 +83,7 @@ impl Migrator {
             attempts = tracing::field::Empty,
             rows_affected = tracing::field::Empty,
             outcome = tracing::field::Empty,
+            audit.head = tracing::field::Empty,
         );
         match self.apply_in_span(session, step).instrument(span).await {
             // Whatever failed (a hook's query, say), a closed connection
@@ -235,6 +236,7 @@ impl Migrator {
         prepared: &[Prepared],
         after: &[Finding],
     ) -> Result<(), StepError> {
+        let mut head = None;
         if self.audit.is_some() {
             let chain = crate::audit::chain_table(rows);
             let findings: Vec<Finding> = prepared
@@ -244,29 +246,53 @@ impl Migrator {
                 .collect();
             let details = self.details(step, outcome, attempt, &findings);
             let entry = self.audit_entry(step, details);
-            if let Err(e) = self
+            match self
                 .write_audit_in_transaction(session, chain, &entry)
                 .await
             {
-                let _ = session.client().batch_execute("ROLLBACK").await;
-                return Err(e);
+                Ok(written) => head = Some(written),
+                Err(e) => {
+                    let _ = session.client().batch_execute("ROLLBACK").await;
+                    return Err(e);
+                }
             }
         }
-        match session.client().batch_execute("COMMIT").await {
-            Ok(()) => Ok(()),
+        // The entry's code goes with the COMMIT, in the same round trip.
+        let code = match (&head, &self.audit_key) {
+            (Some(head), Some(key)) => key.mac_statement(head),
+            _ => String::new(),
+        };
+        match session
+            .client()
+            .batch_execute(&format!("{code}COMMIT"))
+            .await
+        {
+            Ok(()) => {
+                if let Some(head) = head {
+                    head.publish();
+                }
+                Ok(())
+            }
             Err(e) if is_connection_lost(&e) => Err(StepError::Lost(e.to_string())),
-            // A deferred constraint fails at COMMIT, which ends the transaction.
-            Err(e) => Err(StepError::Failed(sql_error_at(step, &e, "COMMIT", 0))),
+            Err(e) => {
+                // A deferred constraint fails at COMMIT, which ends the
+                // transaction; a failed code leaves it open, to roll back.
+                if !code.is_empty() {
+                    let _ = session.client().batch_execute("ROLLBACK").await;
+                }
+                Err(StepError::Failed(sql_error_at(step, &e, "COMMIT", 0)))
+            }
         }
     }
 
-    /// Writes `entry` with the audit INSERT prepared once per connection, with typed parameters.
+    /// Writes `entry` with the audit INSERT prepared once per connection,
+    /// with typed parameters. Returns the chain's new head.
     async fn write_audit_in_transaction(
         &self,
         session: &mut Session<'_>,
         table: &'static str,
         entry: &crate::audit::AuditEntry,
-    ) -> Result<(), StepError> {
+    ) -> Result<crate::audit::Head, StepError> {
         let statement = match session.audit_inserts.get(table) {
             Some(statement) => statement.clone(),
             None => {
@@ -281,7 +307,7 @@ impl Migrator {
                 statement
             }
         };
-        crate::audit::insert(session.client(), &statement, table, entry)
+        let head = crate::audit::insert(session.client(), &statement, table, entry)
             .await
             .map_err(|e| {
                 StepError::from(Error::Database {
@@ -292,7 +318,7 @@ impl Migrator {
                     source: e,
                 })
             })?;
-        Ok(())
+        Ok(head)
     }
 
     /// Runs a `no-transaction` step statement by statement, recording its
@@ -630,7 +656,7 @@ impl Migrator {
             return Ok(());
         }
         let entry = self.audit_entry(step, details);
-        crate::audit::record(session.client(), &entry).await?;
+        crate::audit::record(session.client(), &entry, self.audit_key.as_ref()).await?;
         Ok(())
     }
 }

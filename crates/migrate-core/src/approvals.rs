@@ -1,14 +1,24 @@
 //! Approvals of a plan hash, kept in `dbops.approvals`.
 //!
-//! An approval names one exact plan (its hash), target and environment. A
-//! plan that changes after approval has a different hash, so the approval no
-//! longer counts: there is nothing to invalidate.
+//! An approval is an SSH signature (`ssh-keygen -Y sign`, namespace
+//! [`APPROVAL_NAMESPACE`]) over [`Subject::message`]: the plan hash, target,
+//! environment and direction. It counts only when it verifies, at run time,
+//! against the allowed-signers file the environment's policy names
+//! ([`crate::signers`]). A plan that changes after approval has a different
+//! hash, so the approval no longer counts: there is nothing to invalidate.
+//!
+//! Who runs the plan (the actor) proves it the same way: a signature over the
+//! same message in namespace [`RUN_NAMESPACE`] by a key in the same file.
+//! That key, and every key listed under one of its principals, cannot
+//! approve the run.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::Client;
 
 use crate::error::Error;
+use crate::signers::{APPROVAL_NAMESPACE, AllowedSigners, RUN_NAMESPACE, Signer};
+use crate::source::Direction;
 
 const DDL: &str = "
 CREATE SCHEMA IF NOT EXISTS dbops;
@@ -21,27 +31,77 @@ CREATE TABLE IF NOT EXISTS dbops.approvals (
     approved_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (target, environment, plan_hash, approver)
 );
+ALTER TABLE dbops.approvals
+    ADD COLUMN IF NOT EXISTS signature text,
+    ADD COLUMN IF NOT EXISTS key_fingerprint text;
 ";
 
 /// One recorded approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Approval {
-    /// Who approved.
+    /// Who approved: the principals of the signing key (or, on rows written
+    /// before approvals were signed, a typed name).
     pub approver: String,
     /// The plan approved.
     pub plan_hash: String,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub approved_at: OffsetDateTime,
+    /// The armored SSH signature; `None` on rows written before approvals were signed.
+    pub signature: Option<String>,
+    /// The signing key's fingerprint, as recorded when the approval was given.
+    pub key_fingerprint: Option<String>,
 }
 
-/// Records an approval; approving the same plan twice is a no-op.
+/// What an approval (or the actor's run signature) is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    /// The migration target.
+    pub target: &'a str,
+    /// The deployment environment.
+    pub environment: &'a str,
+    /// Up or down.
+    pub direction: Direction,
+    /// The plan's hash.
+    pub plan_hash: &'a str,
+}
+
+impl Subject<'_> {
+    /// The exact text that is signed, one `name: value` line each, ending in a newline.
+    pub fn message(&self) -> String {
+        format!(
+            "dbops plan approval v1\ntarget: {}\nenvironment: {}\ndirection: {}\nplan: {}\n",
+            self.target,
+            self.environment,
+            self.direction.as_str(),
+            self.plan_hash
+        )
+    }
+}
+
+/// Checks that `plan_hash` looks like a plan hash.
+pub(crate) fn check_hash(plan_hash: &str) -> Result<(), Error> {
+    let valid = plan_hash.len() == 64
+        && plan_hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    if valid {
+        return Ok(());
+    }
+    Err(Error::Config {
+        origin: "plan hash".into(),
+        message: format!(
+            "{plan_hash:?} is not a plan hash (64 lowercase hex digits, as a plan reports it)"
+        ),
+    })
+}
+
+/// Records a verified approval; approving the same plan again replaces the signature.
 pub(crate) async fn record(
     client: &Client,
-    target: &str,
-    environment: &str,
-    plan_hash: &str,
-    approver: &str,
+    subject: &Subject<'_>,
+    signer: &Signer,
+    signature: &str,
 ) -> Result<(), Error> {
     client
         .batch_execute(DDL)
@@ -49,9 +109,18 @@ pub(crate) async fn record(
         .map_err(Error::db("creating dbops.approvals"))?;
     client
         .execute(
-            "INSERT INTO dbops.approvals (target, environment, plan_hash, approver) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (target, environment, plan_hash, approver) DO NOTHING",
-            &[&target, &environment, &plan_hash, &approver],
+            "INSERT INTO dbops.approvals (target, environment, plan_hash, approver, signature, key_fingerprint)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (target, environment, plan_hash, approver) DO UPDATE
+             SET signature = excluded.signature, key_fingerprint = excluded.key_fingerprint, approved_at = now()",
+            &[
+                &subject.target,
+                &subject.environment,
+                &subject.plan_hash,
+                &signer.names(),
+                &signature.trim(),
+                &signer.fingerprint,
+            ],
         )
         .await
         .map_err(Error::db("recording the approval"))?;
@@ -64,17 +133,28 @@ pub(crate) async fn list(
     target: &str,
     environment: &str,
 ) -> Result<Vec<Approval>, Error> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('dbops.approvals') IS NOT NULL", &[])
+    let row = client
+        .query_one(
+            "SELECT to_regclass('dbops.approvals') IS NOT NULL,
+                    (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('dbops.approvals')
+                       AND attname IN ('signature', 'key_fingerprint') AND NOT attisdropped)",
+            &[],
+        )
         .await
-        .map_err(Error::db("looking for dbops.approvals"))?
-        .get(0);
+        .map_err(Error::db("looking for dbops.approvals"))?;
+    let (exists, columns): (bool, i64) = (row.get(0), row.get(1));
     if !exists {
         return Ok(Vec::new());
     }
+    // A table from before approvals were signed has only names.
+    let signed = if columns == 2 {
+        "signature, key_fingerprint"
+    } else {
+        "NULL::text, NULL::text"
+    };
     let rows = client
         .query(
-            "SELECT approver, plan_hash, approved_at FROM dbops.approvals WHERE target = $1 AND environment = $2 ORDER BY approved_at DESC, id DESC",
+            &format!("SELECT approver, plan_hash, approved_at, {signed} FROM dbops.approvals WHERE target = $1 AND environment = $2 ORDER BY approved_at DESC, id DESC"),
             &[&target, &environment],
         )
         .await
@@ -85,47 +165,123 @@ pub(crate) async fn list(
             approver: row.get(0),
             plan_hash: row.get(1),
             approved_at: row.get(2),
+            signature: row.get(3),
+            key_fingerprint: row.get(4),
         })
         .collect())
 }
 
-/// Whether `approvals` satisfy a policy of `required` distinct approvers other than `actor` for `plan_hash`.
+/// The actor of a run: the first of `signatures` that verifies as a
+/// signature over `subject` in namespace [`RUN_NAMESPACE`].
 ///
-/// Returns the approvers that count, or why the plan is not approved.
+/// # Errors
+/// Why none does, signature by signature (or that there is none).
+pub fn verify_actor(
+    signers: &AllowedSigners,
+    subject: &Subject<'_>,
+    signatures: &[String],
+) -> Result<Signer, String> {
+    let message = subject.message();
+    let mut reasons = Vec::new();
+    for signature in signatures {
+        match signers.verify(signature, RUN_NAMESPACE, message.as_bytes()) {
+            Ok(signer) => return Ok(signer),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    if reasons.is_empty() {
+        return Err(format!(
+            "the run of plan {} is not signed by its actor (namespace {RUN_NAMESPACE})",
+            subject.plan_hash
+        ));
+    }
+    Err(format!(
+        "no signature of the run verifies: {}",
+        reasons.join("; ")
+    ))
+}
+
+/// Whether `approvals` satisfy a policy of `required` approvals of
+/// `subject` by distinct people in `signers`, none of them `actor`.
+///
+/// Every approval is verified here, at run time, against `signers`. People
+/// are told apart by key and by principal: a key counts once whatever names
+/// it was recorded under, and a principal counts once whatever keys it has.
+///
+/// Returns the signers that count, or why the plan is not approved.
 pub fn check(
     approvals: &[Approval],
-    plan_hash: &str,
-    actor: &str,
+    signers: &AllowedSigners,
+    subject: &Subject<'_>,
+    actor: &Signer,
     required: u32,
-) -> Result<Vec<String>, String> {
-    let mut counted: Vec<String> = approvals
+) -> Result<Vec<Signer>, String> {
+    let message = subject.message();
+    let mut counted: Vec<Signer> = Vec::new();
+    let mut notes = Vec::new();
+    // Oldest first, so that what counts does not depend on later additions.
+    for approval in approvals
         .iter()
-        .filter(|a| a.plan_hash == plan_hash && !a.approver.eq_ignore_ascii_case(actor))
-        .map(|a| a.approver.clone())
-        .collect();
-    counted.sort_by_key(|approver| approver.to_lowercase());
-    counted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        .rev()
+        .filter(|a| a.plan_hash == subject.plan_hash)
+    {
+        let Some(signature) = &approval.signature else {
+            notes.push(format!(
+                "the approval as {:?} has no signature and does not count",
+                approval.approver
+            ));
+            continue;
+        };
+        let signer = match signers.verify(signature, APPROVAL_NAMESPACE, message.as_bytes()) {
+            Ok(signer) => signer,
+            Err(reason) => {
+                notes.push(format!(
+                    "the approval as {:?} does not count: {reason}",
+                    approval.approver
+                ));
+                continue;
+            }
+        };
+        if signer.same_person(actor) {
+            notes.push(format!(
+                "{} (key {}) approved it, but nobody counts for their own run",
+                signer.names(),
+                signer.fingerprint
+            ));
+        } else if let Some(earlier) = counted.iter().find(|c| c.same_person(&signer)) {
+            notes.push(format!(
+                "{} (key {}) is the same person as {} (key {}) and counts once",
+                signer.names(),
+                signer.fingerprint,
+                earlier.names(),
+                earlier.fingerprint
+            ));
+        } else {
+            counted.push(signer);
+        }
+    }
     if counted.len() >= required as usize {
         return Ok(counted);
     }
     let mut reason = format!(
-        "plan {plan_hash} needs {required} approval(s) by people other than {actor:?}; it has {}",
+        "plan {} needs {required} signed approval(s) by distinct keys in {} other than the actor's ({}, key {}); it has {}",
+        subject.plan_hash,
+        signers.origin(),
+        actor.names(),
+        actor.fingerprint,
         counted.len()
     );
     if !counted.is_empty() {
-        reason.push_str(&format!(" ({})", counted.join(", ")));
+        let names: Vec<String> = counted.iter().map(Signer::names).collect();
+        reason.push_str(&format!(" ({})", names.join(", ")));
     }
-    if approvals
-        .iter()
-        .any(|a| a.plan_hash == plan_hash && a.approver.eq_ignore_ascii_case(actor))
-    {
-        reason.push_str(&format!(
-            "; {actor:?} approved it, but nobody counts for their own run"
-        ));
+    for note in notes {
+        reason.push_str("; ");
+        reason.push_str(&note);
     }
     let mut stale: Vec<&str> = approvals
         .iter()
-        .filter(|a| a.plan_hash != plan_hash)
+        .filter(|a| a.plan_hash != subject.plan_hash)
         .map(|a| a.plan_hash.as_str())
         .collect();
     stale.dedup();
@@ -146,40 +302,68 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn approval(approver: &str, plan: &str) -> Approval {
-        Approval {
-            approver: approver.into(),
-            plan_hash: plan.into(),
-            approved_at: OffsetDateTime::UNIX_EPOCH,
-        }
+    #[test]
+    fn the_signed_message_names_target_environment_direction_and_plan() {
+        let subject = Subject {
+            target: "operational",
+            environment: "production",
+            direction: Direction::Down,
+            plan_hash: "ab",
+        };
+        expect_test::expect![[r#"
+            dbops plan approval v1
+            target: operational
+            environment: production
+            direction: down
+            plan: ab
+        "#]]
+        .assert_eq(&subject.message());
     }
 
     #[test]
-    fn two_distinct_approvers_other_than_the_actor() {
+    fn unsigned_and_stale_approvals_do_not_count() {
         let a = "a".repeat(64);
         let b = "b".repeat(64);
-        let approvals = [
-            approval("ann", &a),
-            approval("ANN", &a),
-            approval("bob", &b),
-            approval("eve", &a),
-        ];
-        let reason = check(&approvals, &a, "eve", 2).unwrap_err();
-        let expected =
-            format!("plan {a} needs 2 approval(s) by people other than \"eve\"; it has 1 (ann);");
-        assert!(reason.starts_with(&expected), "{reason}");
+        let approval = |approver: &str, plan: &str| Approval {
+            approver: approver.into(),
+            plan_hash: plan.into(),
+            approved_at: OffsetDateTime::UNIX_EPOCH,
+            signature: None,
+            key_fingerprint: None,
+        };
+        let signers = AllowedSigners::parse("", "signers").unwrap();
+        let subject = Subject {
+            target: "operational",
+            environment: "production",
+            direction: Direction::Up,
+            plan_hash: &a,
+        };
+        let actor = Signer {
+            principals: vec!["eve".into()],
+            fingerprint: "SHA256:eve".into(),
+        };
+        let reason = check(
+            &[approval("ann", &a), approval("bob", &b)],
+            &signers,
+            &subject,
+            &actor,
+            1,
+        )
+        .unwrap_err();
         assert!(
-            reason.contains("nobody counts for their own run"),
+            reason.contains("in signers other than the actor's (eve, key SHA256:eve); it has 0"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("the approval as \"ann\" has no signature"),
             "{reason}"
         );
         assert!(
             reason.contains("the plan changed after it was approved"),
             "{reason}"
         );
-        assert_eq!(
-            check(&[approval("ann", &a), approval("bob", &a)], &a, "eve", 2).unwrap(),
-            ["ann", "bob"]
-        );
-        assert!(check(&[], &a, "eve", 0).is_ok());
+        assert!(check(&[], &signers, &subject, &actor, 0).is_ok());
+        let err = verify_actor(&signers, &subject, &[]).unwrap_err();
+        assert!(err.contains("is not signed by its actor"), "{err}");
     }
 }

@@ -141,6 +141,12 @@ impl Settings {
                 "must be positive: 0 would let a migration queue behind locks forever",
             ));
         }
+        if self.statement_timeout.is_zero() {
+            return Err(invalid(
+                "statement_timeout",
+                "must be positive: 0 would turn the limit off",
+            ));
+        }
         // PostgreSQL takes timeouts in milliseconds, as a 32-bit integer.
         let longest = Duration::from_millis(i32::MAX as u64);
         for (setting, value) in [
@@ -210,6 +216,13 @@ mod tests {
                 ..Settings::default()
             },
             "settings.statement_timeout: ",
+        );
+        check(
+            Settings {
+                statement_timeout: Duration::ZERO,
+                ..Settings::default()
+            },
+            "settings.statement_timeout: must be positive",
         );
         Settings::default().validate().unwrap();
     }

@@ -210,6 +210,12 @@ pub enum Error {
         /// Why.
         finding: String,
     },
+    /// A signature (an approval, or the actor's signature of a run) does not verify.
+    #[error("the signature is refused: {reason}")]
+    SignatureRejected {
+        /// Why, in words: not a signature, a key not allowed, another namespace or content.
+        reason: String,
+    },
     /// The connection was lost during a run and could not be got back within
     /// the reconnect budget. What the run committed before is in the
     /// history; the step in flight may or may not be.

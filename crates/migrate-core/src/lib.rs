@@ -40,6 +40,7 @@ mod redact;
 mod run_log;
 pub mod scaffold;
 mod session;
+pub mod signers;
 pub mod source;
 pub mod split;
 pub mod status;

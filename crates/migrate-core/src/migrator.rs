@@ -36,6 +36,7 @@ pub struct Migrator {
     pub(crate) settings: Settings,
     pub(crate) hooks: Vec<Arc<dyn Hook>>,
     pub(crate) audit: Option<AuditSettings>,
+    pub(crate) audit_key: Option<crate::audit::AuditKey>,
 }
 
 /// Who is acting, for the audit trail, and what to add to every entry.
@@ -135,12 +136,20 @@ impl Migrator {
             settings,
             hooks: Vec::new(),
             audit: None,
+            audit_key: None,
         })
     }
 
     /// Records every apply, rollback and repair in the audit trail (see [`crate::audit`]).
     pub fn with_audit(mut self, audit: AuditSettings) -> Migrator {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Authenticates every audit entry this migrator writes with `key` (see
+    /// [`crate::audit`]), approvals included.
+    pub fn with_audit_key(mut self, key: crate::audit::AuditKey) -> Migrator {
+        self.audit_key = Some(key);
         self
     }
 
@@ -608,49 +617,53 @@ impl Migrator {
         })
     }
 
-    /// Records `approver`'s approval of a plan for an environment, and audits it.
+    /// Verifies an approval (an armored SSH signature over the plan's
+    /// [`crate::approvals::Subject::message`] in namespace
+    /// [`crate::signers::APPROVAL_NAMESPACE`]) against `signers`, records
+    /// it with its signer, and audits it. Returns the signer.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a malformed plan hash,
+    /// [`Error::SignatureRejected`] for a signature that does not verify.
     pub async fn approve(
         &self,
         environment: &str,
+        direction: Direction,
         plan_hash: &str,
-        approver: &str,
-    ) -> Result<(), Error> {
-        let valid = plan_hash.len() == 64
-            && plan_hash
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        if !valid {
-            return Err(Error::Config {
-                origin: "plan hash".into(),
-                message: format!(
-                    "{plan_hash:?} is not a plan hash (64 lowercase hex digits, as a plan reports it)"
-                ),
-            });
-        }
-        if approver.trim().is_empty() {
-            return Err(Error::Config {
-                origin: "approver".into(),
-                message: "an approval needs the approver's name".into(),
-            });
-        }
-        let session = Session::connect(&self.db, &self.target, &self.settings).await?;
-        crate::approvals::record(
-            session.client(),
-            &self.target.name,
+        signature: &str,
+        signers: &crate::signers::AllowedSigners,
+    ) -> Result<crate::signers::Signer, Error> {
+        crate::approvals::check_hash(plan_hash)?;
+        let subject = crate::approvals::Subject {
+            target: &self.target.name,
             environment,
+            direction,
             plan_hash,
-            approver,
-        )
-        .await?;
+        };
+        let signer = signers
+            .verify(
+                signature,
+                crate::signers::APPROVAL_NAMESPACE,
+                subject.message().as_bytes(),
+            )
+            .map_err(|reason| Error::SignatureRejected { reason })?;
+        let session = Session::connect(&self.db, &self.target, &self.settings).await?;
+        crate::approvals::record(session.client(), &subject, &signer, signature).await?;
         let entry = crate::audit::AuditEntry {
-            actor: approver.to_string(),
+            actor: signer.names(),
             action: "migration.approve".into(),
             target_type: "plan".into(),
             target_id: Some(plan_hash.to_string()),
-            metadata: serde_json::json!({ "target": self.target.name, "environment": environment, "plan_hash": plan_hash }),
+            metadata: serde_json::json!({
+                "target": self.target.name,
+                "environment": environment,
+                "direction": direction.as_str(),
+                "plan_hash": plan_hash,
+                "key_fingerprint": signer.fingerprint,
+            }),
         };
-        crate::audit::record(session.client(), &entry).await?;
-        Ok(())
+        crate::audit::record(session.client(), &entry, self.audit_key.as_ref()).await?;
+        Ok(signer)
     }
 
     /// Every approval recorded for this target in `environment`, newest first.
@@ -703,7 +716,7 @@ impl Migrator {
             target_id: Some(target_id.to_string()),
             metadata: serde_json::Value::Object(merged),
         };
-        crate::audit::record(client, &entry).await?;
+        crate::audit::record(client, &entry, self.audit_key.as_ref()).await?;
         Ok(())
     }
 }

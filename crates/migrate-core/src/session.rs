@@ -82,11 +82,13 @@ impl<'a> Session<'a> {
         let ready: bool = self
             .client()
             .query_one(
-                "SELECT to_regclass($1) IS NOT NULL AND to_regclass('dbops.runs') IS NOT NULL
+                &format!(
+                    "SELECT to_regclass($1) IS NOT NULL AND to_regclass('dbops.runs') IS NOT NULL
                         AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('dbops.run_log')
                                     AND attname = 'application_name' AND NOT attisdropped)
-                        AND (NOT $2 OR (to_regclass('dbops.audit_log') IS NOT NULL
-                                        AND to_regclass('dbops.audit_head') IS NOT NULL))",
+                        AND (NOT $2 OR {})",
+                    crate::audit::FALLBACK_READY
+                ),
                 &[&self.target.history_table, &audit],
             )
             .await

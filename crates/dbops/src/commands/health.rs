@@ -1,5 +1,6 @@
 //! `dbops health`: a readiness probe. Exit 0 only when every target's database
-//! answers and its schema is current: nothing pending, partial or drifted.
+//! answers and its schema is current: nothing pending, partial or drifted,
+//! and no append-only trigger of the audit tables missing or disabled.
 
 use serde::Serialize;
 
@@ -50,6 +51,19 @@ pub async fn run(context: &Context<'_>, target: TargetChoice, json: bool) -> Res
                 "{name}: the last run failed on {}_{}",
                 last.version, last.name
             ));
+        }
+    }
+    // Append-only triggers of the audit tables switched off: the audit
+    // trail can be rewritten without a trace in the table.
+    let mut seen = std::collections::BTreeSet::new();
+    for status in &targets {
+        let name = &status.target;
+        if !seen.insert(context.database_url(name)?) {
+            continue;
+        }
+        let client = context.connect(name, "dbops health").await?;
+        for problem in migrate_core::audit::trigger_problems(&client).await? {
+            problems.push(format!("{name}: {}: {}", problem.table, problem.problem));
         }
     }
     let health = Health {

@@ -25,9 +25,24 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
     };
     let mut violations =
         schema_lint::lint_paths(&paths, &config).map_err(|e| CliError::Config(error_chain(&e)))?;
+    let mut audit_problems = Vec::new();
+    let mut databases = std::collections::BTreeSet::new();
     if args.db {
         for target in targets {
             violations.extend(lint_database(context, target, &config).await?);
+            // Not a schema-lint rule: the audit tables are dbops's bookkeeping,
+            // which the linter ignores. Reported beside its findings, once
+            // per database.
+            if !databases.insert(context.database_url(target)?) {
+                continue;
+            }
+            let client = context.connect(target, "dbops lint").await?;
+            audit_problems.extend(
+                migrate_core::audit::trigger_problems(&client)
+                    .await?
+                    .into_iter()
+                    .map(|p| format!("{target}: {}: {}", p.table, p.problem)),
+            );
         }
     }
     let rendered = match args.format {
@@ -42,11 +57,16 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
             context: "writing the lint report".into(),
             source,
         })?;
-    Ok(if schema_lint::has_errors(&violations) {
-        exit_code::LINT_ERRORS
-    } else {
-        exit_code::SUCCESS
-    })
+    for problem in &audit_problems {
+        eprintln!("error: audit trail: {problem}");
+    }
+    Ok(
+        if schema_lint::has_errors(&violations) || !audit_problems.is_empty() {
+            exit_code::LINT_ERRORS
+        } else {
+            exit_code::SUCCESS
+        },
+    )
 }
 
 /// The live checks of one target: its schemas introspected, its history from the migration engine's status.

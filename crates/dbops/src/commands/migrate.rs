@@ -2,14 +2,20 @@
 
 use std::io::Write;
 
-use migrate_core::{DownOptions, DownTo, Migrator, Plan, RepairAction, Status, UpOptions};
+use migrate_core::approvals::Subject;
+use migrate_core::signers::{APPROVAL_NAMESPACE, AllowedSigners};
+use migrate_core::{
+    Direction, DownOptions, DownTo, Migrator, Plan, RepairAction, Status, UpOptions,
+};
 
 use crate::CliError;
 use crate::config::EnvironmentPolicy;
 use crate::context::Context;
 use crate::exit_code;
 use crate::guardrails;
-use crate::opt::{GuardArgs, MigrateCommand, RepairChoice, TargetArgs, TargetChoice};
+use crate::opt::{
+    DirectionChoice, GuardArgs, MigrateCommand, RepairChoice, TargetArgs, TargetChoice,
+};
 
 /// Runs one `migrate` subcommand.
 pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, CliError> {
@@ -240,26 +246,71 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
         MigrateCommand::Approve {
             target,
             plan,
-            approver,
             environment,
+            direction,
+            signature,
+            message,
         } => {
             let [name] = Context::targets(target.choice(TargetChoice::Operational)) else {
                 return Err(CliError::Config("an approval is for one target: pass --target operational or --target analytics".into()));
             };
-            context.config.environment(&environment)?;
+            let policy = context.config.environment(&environment)?;
+            let direction = match direction {
+                DirectionChoice::Up => Direction::Up,
+                DirectionChoice::Down => Direction::Down,
+            };
+            let subject = Subject {
+                target: name,
+                environment: &environment,
+                direction,
+                plan_hash: &plan,
+            };
+            if message {
+                print!("{}", subject.message());
+                return Ok(exit_code::SUCCESS);
+            }
+            let Some(path) = &policy.allowed_signers else {
+                return Err(CliError::Config(format!(
+                    "environment {environment} names no allowed_signers: approvals there could not be verified"
+                )));
+            };
+            let signers = AllowedSigners::load(path)?;
+            let signature = guardrails::read_signature(
+                signature
+                    .as_deref()
+                    .expect("clap requires --signature or --message"),
+            )?;
             let migrator = context.migrator(name, &target)?;
-            migrator.approve(&environment, &plan, &approver).await?;
-            let current = migrator
-                .plan_up(&UpOptions::default())
+            let signer = migrator
+                .approve(&environment, direction, &plan, &signature, &signers)
                 .await
-                .ok()
-                .map(|p| p.hash);
-            println!("{name}: {approver} approved plan {plan} for {environment}");
-            if current.as_deref().is_some_and(|current| current != plan) {
-                eprintln!(
-                    "warning: the pending plan of {name} is now {}, not the plan just approved",
-                    current.unwrap_or_default()
-                );
+                .map_err(|error| match error {
+                    migrate_core::Error::SignatureRejected { reason } => {
+                        CliError::Refused(format!(
+                            "{reason}; {}",
+                            guardrails::how_to_sign(&subject, APPROVAL_NAMESPACE)
+                        ))
+                    }
+                    other => other.into(),
+                })?;
+            println!(
+                "{name}: {} (key {}) approved plan {plan} ({}) for {environment}",
+                signer.names(),
+                signer.fingerprint,
+                direction.as_str()
+            );
+            if direction == Direction::Up {
+                let current = migrator
+                    .plan_up(&UpOptions::default())
+                    .await
+                    .ok()
+                    .map(|p| p.hash);
+                if current.as_deref().is_some_and(|current| current != plan) {
+                    eprintln!(
+                        "warning: the pending plan of {name} is now {}, not the plan just approved",
+                        current.unwrap_or_default()
+                    );
+                }
             }
             Ok(exit_code::SUCCESS)
         }
@@ -285,6 +336,7 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                 environment: "local".into(),
                 yes: true,
                 allow_lint_errors: false,
+                run_signature: Vec::new(),
             };
             let report = context
                 .changing_migrator(name, &target, &actor, &guard)?

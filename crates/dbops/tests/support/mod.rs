@@ -1,4 +1,6 @@
 //! Shared by the CLI tests that migrate throwaway folders (`--dir`).
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -17,4 +19,13 @@ pub fn standalone_config() -> &'static Path {
         std::fs::write(&path, include_str!("../../../../configs/migrate.toml")).unwrap();
         path
     })
+}
+
+/// A finished dbops process as (exit code, stdout, stderr).
+pub fn outcome(output: std::process::Output) -> (i32, String, String) {
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
