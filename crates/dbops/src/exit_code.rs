@@ -146,6 +146,7 @@ fn for_rollup_error(error: &rollup_engine::Error) -> i32 {
         | rollup_engine::Error::InvalidOption { .. }
         | rollup_engine::Error::UnknownTarget { .. } => CONFIG,
         rollup_engine::Error::SchemaMissing => UNHEALTHY,
+        rollup_engine::Error::MissingReadAllStats { .. } => REFUSED,
         _ => FAILURE,
     }
 }
