@@ -120,6 +120,9 @@ fn for_seed_error(error: &seeder::Error) -> i32 {
     match error {
         seeder::Error::PepperMissing { .. }
         | seeder::Error::PepperTooShort { .. }
+        | seeder::Error::KeyringInvalid { .. }
+        | seeder::Error::PepperConflict { .. }
+        | seeder::Error::PepperUnknown { .. }
         | seeder::Error::InvalidSetting { .. }
         | seeder::Error::SeededDifferently { .. }
         | seeder::Error::FixtureConflict { .. } => CONFIG,

@@ -323,6 +323,8 @@ pub enum SeedCommand {
         /// How many organizations (1 to 100,000).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         orgs: u32,
+        #[command(flatten)]
+        env: SeedEnvArgs,
     },
     /// Organizations, models, budgets and usage events at scale, loaded with binary COPY.
     Analytics {
@@ -347,7 +349,17 @@ pub enum SeedCommand {
         /// Parallel COPY connections.
         #[arg(long, default_value_t = 2)]
         streams: usize,
+        #[command(flatten)]
+        env: SeedEnvArgs,
     },
+}
+
+/// The environment `dbops seed` writes to.
+#[derive(Debug, Args)]
+pub struct SeedEnvArgs {
+    /// The deployment environment (configs/migrate.toml `[environments]`) whose `allow_seed` applies; default local.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
 }
 
 /// `dbops partitions ...`
