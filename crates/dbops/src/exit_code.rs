@@ -229,4 +229,27 @@ mod tests {
             assert!(doc.contains(&row), "docs/exit-codes.md lacks the row {row}");
         }
     }
+
+    #[test]
+    fn refused_rollups_and_bad_peppers_have_their_codes() {
+        use super::{CONFIG, REFUSED, for_rollup_error, for_seed_error};
+        let refused = rollup_engine::Error::MissingReadAllStats {
+            role: "reader".into(),
+        };
+        assert_eq!(for_rollup_error(&refused), REFUSED);
+        for error in [
+            seeder::Error::PepperConflict {
+                keyring: "A",
+                single: "B",
+            },
+            seeder::Error::PepperUnknown { id: "9".into() },
+            seeder::Error::KeyringInvalid {
+                origin: "A",
+                entry: 1,
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(for_seed_error(&error), CONFIG, "{error}");
+        }
+    }
 }

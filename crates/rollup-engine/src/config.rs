@@ -264,6 +264,28 @@ mod tests {
     }
 
     #[test]
+    fn missing_read_all_stats_is_warn_unless_set_to_refuse() {
+        let with = |value: &str| {
+            parse(&format!(
+                "[engine]\nsafety_lag = \"1m\"\nmax_batch_buckets = 10\nslow_run_per_hour = \"5m\"\n{value}\n\
+                 [targets.local]\ndescription = \"x\"\nrollups_database = \"operational\"\n\
+                 [check]\nassertions = \"a.toml\"\n"
+            ))
+        };
+        let unset = with("").unwrap();
+        assert_eq!(unset.engine.missing_read_all_stats, MissingGrant::Warn);
+        let refuse = with("missing_read_all_stats = \"refuse\"").unwrap();
+        assert_eq!(refuse.engine.missing_read_all_stats, MissingGrant::Refuse);
+        let message = with("missing_read_all_stats = \"ignore\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("unknown variant `ignore`, expected `warn` or `refuse`"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn an_unknown_target_lists_the_known_ones() {
         let config = parse(
             "[targets.local]\ndescription = \"x\"\nrollups_database = \"operational\"\n\
