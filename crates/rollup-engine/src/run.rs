@@ -591,21 +591,52 @@ async fn recompute_queued(
             None,
             report.run_id,
         )
-        .await?;
+        .await
+        .map_err(in_buckets(&buckets))?;
         report.hourly_rows_written += copied.rows;
         report.events_quarantined += copied.quarantined;
         hours_seen.extend(buckets.iter().map(|&(hour, _)| hour));
-        report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets).await?;
+        report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets)
+            .await
+            .map_err(in_buckets(&buckets))?;
         days_seen.extend(day_buckets.iter().map(|&(day, _)| day));
         tx.commit()
             .await
-            .map_err(Error::db("committing a batch of recomputed buckets"))?;
+            .map_err(Error::db("committing a batch of recomputed buckets"))
+            .map_err(in_buckets(&buckets))?;
         report.buckets_covered += buckets.len() as u64;
         tracing::debug!(buckets = buckets.len(), "recomputed a batch");
     }
     report.hours_covered = hours_seen.len() as u64;
     report.days_covered = days_seen.len() as u64;
     Ok(())
+}
+
+/// Names the buckets of a failed batch in the error's context (up to
+/// five, then how many more), so that a failure says where it happened.
+fn in_buckets(buckets: &BTreeSet<Bucket>) -> impl FnOnce(Error) -> Error + '_ {
+    move |error| match error {
+        Error::Database { context, source } => {
+            let mut named: Vec<String> = buckets
+                .iter()
+                .take(5)
+                .map(|&(hour, org)| {
+                    format!(
+                        "(organization {org}, hour {})",
+                        timestamp_text(hour_start(hour))
+                    )
+                })
+                .collect();
+            if buckets.len() > 5 {
+                named.push(format!("and {} more", buckets.len() - 5));
+            }
+            Error::Database {
+                context: format!("{context}, in the batch of bucket(s) {}", named.join(", ")),
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Groups sorted `(key, organization)` pairs by key.

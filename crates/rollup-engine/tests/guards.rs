@@ -245,6 +245,53 @@ async fn costs_whose_sum_overflows_are_quarantined_and_the_rest_of_their_row_kep
     assert_eq!(expected, actual);
 }
 
+#[tokio::test]
+async fn a_batch_that_fails_anyway_names_its_buckets() {
+    let mut db = Databases::local().await;
+    db.insert(&events(50, 3, hour_ago(0), 7)).await;
+    db.run().await;
+    // A rule of the rollups table that the engine does not know about.
+    db.rollups
+        .batch_execute(
+            "ALTER TABLE analytics.usage_hourly_rollups ADD CONSTRAINT usage_hourly_rollups_model_id_check \
+             CHECK (model_id <> 77)",
+        )
+        .await
+        .unwrap();
+    let hour = hour_ago(2);
+    let mut event = one_event(hour + time::Duration::minutes(5));
+    event.model_id = 77;
+    db.insert(&[event]).await;
+    let options = RunOptions {
+        target: "local".into(),
+        mode: RunMode::Incremental,
+    };
+    let error = rollup_engine::run::run(&db.source, &mut db.rollups, &settings(), &options)
+        .await
+        .unwrap_err();
+    let bucket = format!(
+        "(organization 9, hour {})",
+        hour.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("in the batch of bucket(s) {bucket}")),
+        "{error}"
+    );
+    let recorded: String = db
+        .rollups
+        .query_one(
+            "SELECT error_message FROM analytics.rollup_runs WHERE status = 'failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(recorded.contains(&bucket), "{recorded}");
+}
+
 /// Inserts one event whose `column` is `value` (SQL), the others ordinary.
 async fn insert_with(
     client: &Client,
