@@ -64,7 +64,7 @@ pub enum Command {
     /// Generate the data dictionary and ER diagram, or validate them against the database.
     #[command(subcommand)]
     Docs(DocsCommand),
-    /// Load deterministic, idempotent seed data (API keys hashed with DBOPS_API_KEY_PEPPER).
+    /// Load deterministic, idempotent seed data (API keys hashed with DBOPS_API_KEY_PEPPERS or DBOPS_API_KEY_PEPPER; refused where allow_seed forbids).
     #[command(subcommand)]
     Seed(SeedCommand),
     /// Maintain daily partitions: create ahead, empty the default partition, retire old days.

@@ -27,10 +27,24 @@
 //! this; `reconcile` reports its bucket and a [`RunMode::Recompute`] run
 //! repairs it.
 //!
+//! A prepared (two-phase) transaction is not in `pg_stat_activity` while it
+//! waits, though its events carry its start as `ingested_at`: while one is
+//! listed in `pg_prepared_xacts`, the watermark stays where it is. A role
+//! without `pg_read_all_stats` cannot see other roles' transactions at all:
+//! the run warns, or refuses ([`EngineSettings::missing_read_all_stats`]).
+//!
+//! # Poisoned events
+//! A row of `hourly_rollup.sql` flagged `poisoned` (an event with a value
+//! the rollups refuse, or a sum above [`HOURLY_SUM_LIMIT`]) is not written:
+//! its events at fault go to `analytics.quarantined_events` with their
+//! reason (`quarantine_events.sql`), and the row is read again without them.
+//! Every other row proceeds; see `docs/analytics.md`.
+//!
 //! A crash loses nothing: the watermark moves in the transaction that queues
 //! the buckets, and queue entries are deleted in the transaction that
 //! rewrites the buckets. Running again with no new events queues nothing and
-//! writes nothing.
+//! writes nothing. A run whose session ended while it was `running` is
+//! marked `abandoned` by the next run.
 //!
 //! The first run (no watermark yet) and a [`RunMode::Full`] run rebuild
 //! everything in one transaction, holding the global lock exclusively.
@@ -57,7 +71,7 @@ pub const SOURCE_TABLE: &str = "public.usage_events";
 
 /// The largest sum an hourly row may hold: bigint's maximum / 24, so that
 /// the sum of a day's hours (in SQL or in [`Sums::add`]) never overflows.
-/// A row past it is poisoned: see [`quarantine_group`].
+/// A row past it is poisoned: see the module documentation.
 pub const HOURLY_SUM_LIMIT: i64 = i64::MAX / 24;
 
 /// How many days one daily statement of a full rebuild covers, which bounds
