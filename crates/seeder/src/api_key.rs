@@ -19,7 +19,7 @@
 //! [`PEPPER_ENV`] is a keyring of one pepper with id [`DEFAULT_PEPPER_ID`].
 //!
 //! Seeded keys are reproducible, so their secret part is derived from the
-//! pepper ([`derive`]): two databases seeded with different peppers print
+//! pepper ([`derive()`]): two databases seeded with different peppers print
 //! different keys, and nobody reproduces them without the pepper.
 //!
 //! Services authenticate a request with [`parse_prefix`], a lookup by prefix,
