@@ -36,7 +36,7 @@ fn the_projects_own_migrations_keep_their_checksums() {
         expect![[r#"
         202511150001 core_entities 3267264642367209973
         202511150002 usage_events 8760098611697052378
-        202512060001 usage_events_bounds 10812658130614237846
+        202512060001 usage_events_bounds 9259593646840160532
         202512060002 api_keys_pepper_id 16996110416738781184
     "#]],
     );
