@@ -248,3 +248,34 @@ async fn a_keyring_names_the_pepper_of_new_keys_and_one_pepper_variable_is_enoug
         .collect();
     assert_eq!(ids, ["7"]);
 }
+
+/// The keys a `seed operational` run printed, in order.
+fn printed_keys(stdout: &str) -> Vec<String> {
+    stdout
+        .split_whitespace()
+        .filter(|word| word.starts_with("dbk_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_databases_seeded_with_different_peppers_print_different_keys() {
+    let (a, b, c) = (migrated().await, migrated().await, migrated().await);
+    let seed = ["seed", "operational", "--seed", "3"];
+    let other = "another test pepper, just as long as the first one";
+    let run = |db: &TestDb, pepper: &str| {
+        let (code, stdout, stderr) = dbops(db.url(), Some(pepper), &seed);
+        assert_eq!(code, 0, "{stderr}");
+        printed_keys(&stdout)
+    };
+    let (from_a, from_b, from_c) = (run(&a, PEPPER), run(&b, other), run(&c, PEPPER));
+    assert_eq!(from_a.len(), 9);
+    assert_eq!(
+        from_a, from_c,
+        "the same seed and pepper print the same keys"
+    );
+    for (key_a, key_b) in from_a.iter().zip(&from_b) {
+        assert_eq!(key_a[..16], key_b[..16], "the seed fixes the public prefix");
+        assert_ne!(key_a, key_b);
+    }
+}
