@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use seeder::analytics::{AnalyticsConfig, seed_analytics};
-use seeder::api_key::{self, ApiKeySecret, NewApiKey, Pepper};
+use seeder::api_key::{self, ApiKeySecret, Keyring, NewApiKey, Pepper};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::runtime::Runtime;
@@ -124,6 +124,7 @@ async fn prepare() -> Fixture {
     }
 
     let pepper = Pepper::new(PEPPER.to_vec()).unwrap();
+    let keyring = Keyring::single(api_key::DEFAULT_PEPPER_ID, pepper.clone()).unwrap();
     let events = std::env::var("BENCH_EVENTS").map_or(DEFAULT_EVENTS, |n| {
         n.parse().expect("BENCH_EVENTS is a number")
     });
@@ -137,7 +138,7 @@ async fn prepare() -> Fixture {
         streams: 2,
         progress: true,
     };
-    let report = seed_analytics(&url.parse().unwrap(), &config, &pepper)
+    let report = seed_analytics(&url.parse().unwrap(), &config, &keyring)
         .await
         .expect("seeding the benchmark database");
     if report.events_loaded > 0 {
@@ -183,7 +184,7 @@ async fn prepare() -> Fixture {
             secret: api_key::generate(&mut rng),
         })
         .collect();
-    api_key::insert(&client, &pepper, &new_keys).await.unwrap();
+    api_key::insert(&client, &keyring, &new_keys).await.unwrap();
     let keys = new_keys.into_iter().map(|k| k.secret).collect();
 
     let mut statements = Vec::new();

@@ -47,6 +47,16 @@ pub struct EnvironmentPolicy {
     /// SSH signatures may approve a plan or sign a run here, relative to the
     /// project root ([`project_root`]); required when `approvals` is above 0.
     pub allowed_signers: Option<PathBuf>,
+    /// Whether `dbops seed` may write seed data (and print API keys) here;
+    /// unset, everywhere but an environment named `production`.
+    pub allow_seed: Option<bool>,
+}
+
+impl EnvironmentPolicy {
+    /// Whether seeding the environment called `name` is allowed.
+    pub fn allows_seed(&self, name: &str) -> bool {
+        self.allow_seed.unwrap_or(name != "production")
+    }
 }
 
 /// The contents of `configs/migrate.toml`.
@@ -186,6 +196,23 @@ mod tests {
         let config = ConfigFile::load(&path).unwrap();
         assert!(config.targets.contains_key("operational"));
         assert!(config.targets.contains_key("analytics"));
+    }
+
+    #[test]
+    fn seeding_is_refused_in_production_unless_allowed_explicitly() {
+        let unset = EnvironmentPolicy::default();
+        assert!(!unset.allows_seed("production"));
+        assert!(unset.allows_seed("local") && unset.allows_seed("staging"));
+        let allowed = EnvironmentPolicy {
+            allow_seed: Some(true),
+            ..EnvironmentPolicy::default()
+        };
+        assert!(allowed.allows_seed("production"));
+        let refused = EnvironmentPolicy {
+            allow_seed: Some(false),
+            ..EnvironmentPolicy::default()
+        };
+        assert!(!refused.allows_seed("local"));
     }
 
     #[test]

@@ -120,6 +120,9 @@ fn for_seed_error(error: &seeder::Error) -> i32 {
     match error {
         seeder::Error::PepperMissing { .. }
         | seeder::Error::PepperTooShort { .. }
+        | seeder::Error::KeyringInvalid { .. }
+        | seeder::Error::PepperConflict { .. }
+        | seeder::Error::PepperUnknown { .. }
         | seeder::Error::InvalidSetting { .. }
         | seeder::Error::SeededDifferently { .. }
         | seeder::Error::FixtureConflict { .. } => CONFIG,
@@ -146,6 +149,7 @@ fn for_rollup_error(error: &rollup_engine::Error) -> i32 {
         | rollup_engine::Error::InvalidOption { .. }
         | rollup_engine::Error::UnknownTarget { .. } => CONFIG,
         rollup_engine::Error::SchemaMissing => UNHEALTHY,
+        rollup_engine::Error::MissingReadAllStats { .. } => REFUSED,
         _ => FAILURE,
     }
 }
@@ -225,6 +229,29 @@ mod tests {
         for (code, meaning) in TABLE {
             let row = format!("| {code} | {meaning} |");
             assert!(doc.contains(&row), "docs/exit-codes.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn refused_rollups_and_bad_peppers_have_their_codes() {
+        use super::{CONFIG, REFUSED, for_rollup_error, for_seed_error};
+        let refused = rollup_engine::Error::MissingReadAllStats {
+            role: "reader".into(),
+        };
+        assert_eq!(for_rollup_error(&refused), REFUSED);
+        for error in [
+            seeder::Error::PepperConflict {
+                keyring: "A",
+                single: "B",
+            },
+            seeder::Error::PepperUnknown { id: "9".into() },
+            seeder::Error::KeyringInvalid {
+                origin: "A",
+                entry: 1,
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(for_seed_error(&error), CONFIG, "{error}");
         }
     }
 }

@@ -64,7 +64,7 @@ pub enum Command {
     /// Generate the data dictionary and ER diagram, or validate them against the database.
     #[command(subcommand)]
     Docs(DocsCommand),
-    /// Load deterministic, idempotent seed data (API keys hashed with DBOPS_API_KEY_PEPPER).
+    /// Load deterministic, idempotent seed data (API keys hashed with DBOPS_API_KEY_PEPPERS or DBOPS_API_KEY_PEPPER; refused where allow_seed forbids).
     #[command(subcommand)]
     Seed(SeedCommand),
     /// Maintain daily partitions: create ahead, empty the default partition, retire old days.
@@ -366,6 +366,8 @@ pub enum SeedCommand {
         /// How many organizations (1 to 100,000).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         orgs: u32,
+        #[command(flatten)]
+        env: SeedEnvArgs,
     },
     /// Organizations, models, budgets and usage events at scale, loaded with binary COPY.
     Analytics {
@@ -390,7 +392,17 @@ pub enum SeedCommand {
         /// Parallel COPY connections.
         #[arg(long, default_value_t = 2)]
         streams: usize,
+        #[command(flatten)]
+        env: SeedEnvArgs,
     },
+}
+
+/// The environment `dbops seed` writes to.
+#[derive(Debug, Args)]
+pub struct SeedEnvArgs {
+    /// The deployment environment (configs/migrate.toml `[environments]`) whose `allow_seed` applies; default local.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
 }
 
 /// `dbops partitions ...`

@@ -36,12 +36,15 @@ fn the_projects_own_migrations_keep_their_checksums() {
         expect![[r#"
         202511150001 core_entities 3267264642367209973
         202511150002 usage_events 8760098611697052378
+        202512060001 usage_events_bounds 9259593646840160532
+        202512060002 api_keys_pepper_id 16996110416738781184
     "#]],
     );
     check(
         &repository("migrations/analytics"),
         expect![[r#"
         202511160001 rollups 17307347391010873487
+        202512060001 rollup_quarantine 8392039988018476556
     "#]],
     );
 }

@@ -336,6 +336,7 @@ mod tests {
             "hourly_buckets_unique",
             "error_ratio_within_bounds",
             "daily_counts_and_token_sums_match_hourly",
+            "no_quarantined_events",
         ] {
             assert!(
                 names.contains(&expected),

@@ -46,6 +46,23 @@ pub struct EngineSettings {
     /// from the written hourly rows with `daily_rollup.sql` (slower, same rows).
     #[serde(default = "default_rebuild_memory_mib")]
     pub rebuild_memory_mib: u32,
+    /// What a run does when its role on the operational database lacks
+    /// `pg_read_all_stats` and so cannot see other roles' open transactions,
+    /// which the watermark then covers only by the safety lag.
+    #[serde(default)]
+    pub missing_read_all_stats: MissingGrant,
+}
+
+/// What a run does when a grant it needs to see everything is missing:
+/// `engine.missing_read_all_stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingGrant {
+    /// Log a warning naming the grant and go on (the default).
+    #[default]
+    Warn,
+    /// Fail before doing anything, naming the grant.
+    Refuse,
 }
 
 fn default_rebuild_memory_mib() -> u32 {
@@ -59,6 +76,7 @@ impl Default for EngineSettings {
             max_batch_buckets: 1000,
             slow_run_per_hour: Duration::from_secs(5 * 60),
             rebuild_memory_mib: default_rebuild_memory_mib(),
+            missing_read_all_stats: MissingGrant::Warn,
         }
     }
 }
@@ -243,6 +261,28 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("unknown variant `elsewhere`"), "{message}");
+    }
+
+    #[test]
+    fn missing_read_all_stats_is_warn_unless_set_to_refuse() {
+        let with = |value: &str| {
+            parse(&format!(
+                "[engine]\nsafety_lag = \"1m\"\nmax_batch_buckets = 10\nslow_run_per_hour = \"5m\"\n{value}\n\
+                 [targets.local]\ndescription = \"x\"\nrollups_database = \"operational\"\n\
+                 [check]\nassertions = \"a.toml\"\n"
+            ))
+        };
+        let unset = with("").unwrap();
+        assert_eq!(unset.engine.missing_read_all_stats, MissingGrant::Warn);
+        let refuse = with("missing_read_all_stats = \"refuse\"").unwrap();
+        assert_eq!(refuse.engine.missing_read_all_stats, MissingGrant::Refuse);
+        let message = with("missing_read_all_stats = \"ignore\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("unknown variant `ignore`, expected `warn` or `refuse`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -53,11 +53,21 @@ pub enum Error {
         /// The targets it defines, comma-separated.
         known: String,
     },
-    /// The analytics schema is missing from the rollups database.
+    /// The analytics schema, or its latest migration, is missing from the
+    /// rollups database.
     #[error(
-        "the rollups database has no analytics schema: run `dbops migrate up --target analytics` first"
+        "the rollups database has no analytics schema, or not its latest version: run `dbops migrate up --target analytics` first"
     )]
     SchemaMissing,
+    /// The role reading the events lacks `pg_read_all_stats` and the
+    /// settings say to refuse such runs.
+    #[error(
+        "role {role} on the operational database lacks pg_read_all_stats, so the rollup watermark cannot see other roles' open transactions and may pass over their events: GRANT pg_read_all_stats TO {role}, or set missing_read_all_stats = \"warn\" in [engine]"
+    )]
+    MissingReadAllStats {
+        /// The role (`current_user`).
+        role: String,
+    },
     /// A database statement failed.
     #[error("database error while {context}")]
     Database {

@@ -42,11 +42,12 @@ mod transform;
 pub use error::Error;
 
 /// Fails with [`Error::SchemaMissing`] unless the rollups database has the
-/// analytics schema of migrations/analytics.
+/// analytics schema of migrations/analytics, up to its latest migration
+/// (the quarantine and the runs' backends).
 pub(crate) async fn ensure_schema(rollups: &tokio_postgres::Client) -> Result<(), Error> {
     let row = rollups
         .query_one(
-            "SELECT to_regclass('analytics.rollup_runs') IS NOT NULL",
+            "SELECT to_regclass('analytics.quarantined_events') IS NOT NULL",
             &[],
         )
         .await

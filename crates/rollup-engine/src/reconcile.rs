@@ -4,7 +4,9 @@
 //! order and merge-joined, so the comparison needs memory for one bucket at a
 //! time. A bucket that the rollups cannot reflect yet is counted as pending,
 //! not as a mismatch: it is queued, or some of its events were
-//! ingested at or after the watermark. Run it while no `rollup run` is
+//! ingested at or after the watermark. A bucket with quarantined events is
+//! counted apart too: its rollups leave those events out on purpose
+//! (`analytics.quarantined_events`, reported by `check`). Run it while no `rollup run` is
 //! writing, or a bucket rewritten in between may show as a mismatch.
 
 use std::cmp::Ordering;
@@ -28,9 +30,11 @@ const FIELDS: [&str; 6] = [
     "latency_ms_sum",
 ];
 
+// Sums are capped at bigint's maximum rather than overflow: a bucket that
+// reaches it has quarantined events, and is not compared.
 const EVENTS_SQL: &str = "SELECT date_trunc('hour', occurred_at, 'UTC') AS hour_at, organization_id, \
      count(*), count(*) FILTER (WHERE status <> 'ok'), sum(input_tokens)::bigint, sum(output_tokens)::bigint, \
-     sum(cost_micros)::bigint, sum(latency_ms)::bigint, bool_or(ingested_at >= coalesce($1::timestamptz, '-infinity')) \
+     least(sum(cost_micros), 9223372036854775807)::bigint, sum(latency_ms)::bigint, bool_or(ingested_at >= coalesce($1::timestamptz, '-infinity')) \
      FROM public.usage_events GROUP BY 1, 2 ORDER BY 1, 2";
 
 const ROLLUPS_SQL: &str = "SELECT hour_at, organization_id, \
@@ -45,6 +49,8 @@ pub struct ReconcileReport {
     pub buckets_compared: u64,
     /// Buckets skipped because the rollups cannot reflect them yet.
     pub buckets_pending: u64,
+    /// Buckets skipped because some of their events are quarantined.
+    pub buckets_quarantined: u64,
     /// Every bucket where the rollups and the events disagree.
     pub mismatches: Vec<Mismatch>,
 }
@@ -88,6 +94,23 @@ struct Bucket {
     ingested_after_watermark: bool,
 }
 
+/// The (hour, organization) buckets that have rows in `analytics.<table>`.
+async fn buckets_in(
+    rollups: &Client,
+    table: &str,
+) -> Result<BTreeSet<(OffsetDateTime, i64)>, Error> {
+    Ok(rollups
+        .query(
+            &format!("SELECT DISTINCT hour_at, organization_id FROM analytics.{table}"),
+            &[],
+        )
+        .await
+        .map_err(Error::db(format!("reading analytics.{table}")))?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
 /// Compares every (organization, hour) bucket of the hourly rollups with the
 /// events of the operational database.
 pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileReport, Error> {
@@ -100,16 +123,8 @@ pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileRep
         .await
         .map_err(Error::db("reading the watermark"))?
         .and_then(|row| row.get(0));
-    let queued: BTreeSet<(OffsetDateTime, i64)> = rollups
-        .query(
-            "SELECT DISTINCT hour_at, organization_id FROM analytics.rollup_dirty_buckets",
-            &[],
-        )
-        .await
-        .map_err(Error::db("reading the queue"))?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let queued = buckets_in(rollups, "rollup_dirty_buckets").await?;
+    let quarantined = buckets_in(rollups, "quarantined_events").await?;
 
     // Before the first run (no watermark) every event is pending.
     let params: [&(dyn ToSql + Sync); 1] = [&watermark];
@@ -164,6 +179,8 @@ pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileRep
             queued.contains(&key) || e.as_ref().is_some_and(|e| e.ingested_after_watermark);
         if pending {
             report.buckets_pending += 1;
+        } else if quarantined.contains(&key) {
+            report.buckets_quarantined += 1;
         } else {
             report.buckets_compared += 1;
             let kind = match (&e, &r) {
@@ -208,6 +225,7 @@ pub async fn reconcile(source: &Client, rollups: &Client) -> Result<ReconcileRep
     tracing::info!(
         buckets_compared = report.buckets_compared,
         buckets_pending = report.buckets_pending,
+        buckets_quarantined = report.buckets_quarantined,
         mismatches = report.mismatches.len(),
         "reconciled rollups with events"
     );

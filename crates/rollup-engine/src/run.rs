@@ -27,10 +27,24 @@
 //! this; `reconcile` reports its bucket and a [`RunMode::Recompute`] run
 //! repairs it.
 //!
+//! A prepared (two-phase) transaction is not in `pg_stat_activity` while it
+//! waits, though its events carry its start as `ingested_at`: while one is
+//! listed in `pg_prepared_xacts`, the watermark stays where it is. A role
+//! without `pg_read_all_stats` cannot see other roles' transactions at all:
+//! the run warns, or refuses ([`EngineSettings::missing_read_all_stats`]).
+//!
+//! # Poisoned events
+//! A row of `hourly_rollup.sql` flagged `poisoned` (an event with a value
+//! the rollups refuse, or a sum above [`HOURLY_SUM_LIMIT`]) is not written:
+//! its events at fault go to `analytics.quarantined_events` with their
+//! reason (`quarantine_events.sql`), and the row is read again without them.
+//! Every other row proceeds; see `docs/analytics.md`.
+//!
 //! A crash loses nothing: the watermark moves in the transaction that queues
 //! the buckets, and queue entries are deleted in the transaction that
 //! rewrites the buckets. Running again with no new events queues nothing and
-//! writes nothing.
+//! writes nothing. A run whose session ended while it was `running` is
+//! marked `abandoned` by the next run.
 //!
 //! The first run (no watermark yet) and a [`RunMode::Full`] run rebuild
 //! everything in one transaction, holding the global lock exclusively.
@@ -45,13 +59,20 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 use tracing::Instrument;
 
-use crate::config::EngineSettings;
+use crate::config::{EngineSettings, MissingGrant};
 use crate::histogram::Histogram;
-use crate::transform::{Bound, DAILY_ROLLUP, DIRTY_BUCKETS, HOURLY_ROLLUP, Value};
+use crate::transform::{
+    Bound, DAILY_ROLLUP, DIRTY_BUCKETS, HOURLY_ROLLUP, QUARANTINE_EVENTS, Value,
+};
 use crate::{Error, ensure_schema, locks};
 
 /// The table whose events are rolled up, as recorded in `rollup_watermarks`.
 pub const SOURCE_TABLE: &str = "public.usage_events";
+
+/// The largest sum an hourly row may hold: bigint's maximum / 24, so that
+/// the sum of a day's hours (in SQL or in [`Sums::add`]) never overflows.
+/// A row past it is poisoned: see the module documentation.
+pub const HOURLY_SUM_LIMIT: i64 = i64::MAX / 24;
 
 /// How many days one daily statement of a full rebuild covers, which bounds
 /// the memory the engine holds while merging daily histograms.
@@ -110,6 +131,21 @@ pub struct RunReport {
     pub hourly_rows_written: u64,
     /// Rows written to `usage_daily_rollups`.
     pub daily_rows_written: u64,
+    /// Events of the buckets this run recomputed that cannot be rolled up:
+    /// the run put them in `analytics.quarantined_events` (again, if an
+    /// earlier run of the same bucket had) and rolled the buckets up without
+    /// them.
+    pub events_quarantined: u64,
+    /// Earlier runs found `running` whose session had ended (killed, lost),
+    /// marked `abandoned` by this run.
+    pub abandoned_runs: Vec<i64>,
+    /// Whether the role reading the events can see other roles' open
+    /// transactions (`pg_read_all_stats`); when not, the watermark covers
+    /// them only by the safety lag, and the run warned.
+    pub sees_all_transactions: bool,
+    /// Whether a prepared (two-phase) transaction on the operational
+    /// database held the watermark where it was.
+    pub held_by_prepared: bool,
     /// Wall time of the run.
     pub duration: Duration,
     /// Whether the run was slower than [`EngineSettings::slow_run_per_hour`]
@@ -138,10 +174,16 @@ pub async fn run(
             message: format!("{from} is not before {to}"),
         });
     }
+    let sees_all_transactions = sees_all_transactions(source, settings).await?;
     let started = Instant::now();
+    let abandoned_runs = mark_abandoned_runs(rollups).await?;
+    // The session's pid and start tell a later run whether this one is
+    // still going (see `mark_abandoned_runs`).
     let run_id: i64 = rollups
         .query_one(
-            "INSERT INTO analytics.rollup_runs (target) VALUES ($1) RETURNING id",
+            "INSERT INTO analytics.rollup_runs (target, backend_pid, backend_started_at) \
+             SELECT $1, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid() \
+             RETURNING id",
             &[&options.target],
         )
         .await
@@ -165,6 +207,8 @@ pub async fn run(
     match outcome {
         Ok(mut report) => {
             report.duration = duration;
+            report.abandoned_runs = abandoned_runs;
+            report.sees_all_transactions = sees_all_transactions;
             report.slow = is_slow(duration, report.hours_covered, settings);
             record_success(rollups, &report, duration_ms).await?;
             span.record("full_rebuild", report.full_rebuild);
@@ -219,6 +263,68 @@ pub async fn run(
             Err(error)
         }
     }
+}
+
+/// Whether the role on `source` sees other roles' transactions in
+/// `pg_stat_activity` (`pg_read_all_stats`, or superuser). When it does
+/// not, warns naming the grant or, if the settings say so, refuses.
+async fn sees_all_transactions(source: &Client, settings: &EngineSettings) -> Result<bool, Error> {
+    let row = source
+        .query_one(
+            "SELECT pg_has_role('pg_read_all_stats', 'USAGE'), current_user::text",
+            &[],
+        )
+        .await
+        .map_err(Error::db("checking the source role's grants"))?;
+    if row.get(0) {
+        return Ok(true);
+    }
+    let role: String = row.get(1);
+    match settings.missing_read_all_stats {
+        MissingGrant::Refuse => Err(Error::MissingReadAllStats { role }),
+        MissingGrant::Warn => {
+            tracing::warn!(
+                role = %role,
+                grant = "pg_read_all_stats",
+                safety_lag_seconds = settings.safety_lag.as_secs_f64(),
+                "role {role} lacks pg_read_all_stats: the rollup watermark cannot see other roles' open \
+                 transactions and covers them only by the safety lag; GRANT pg_read_all_stats TO {role} \
+                 (or set missing_read_all_stats = \"refuse\" in [engine] to stop such runs)"
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Marks `abandoned` the runs still `running` whose session has ended: no
+/// backend with their pid and start time exists any more (the process was
+/// killed, or its host or connection lost). A session the role cannot see
+/// the start of counts as alive. Returns their ids.
+async fn mark_abandoned_runs(rollups: &Client) -> Result<Vec<i64>, Error> {
+    let rows = rollups
+        .query(
+            "UPDATE analytics.rollup_runs AS r SET status = 'abandoned', \
+                 finished_at = greatest(clock_timestamp(), r.started_at), \
+                 error_message = format('abandoned: its session (pid %s) ended while it was running', r.backend_pid) \
+             WHERE r.status = 'running' AND r.backend_pid IS NOT NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = r.backend_pid \
+                   AND (a.backend_start IS NULL OR a.backend_start = r.backend_started_at)) \
+             RETURNING r.id, r.backend_pid",
+            &[],
+        )
+        .await
+        .map_err(Error::db("marking abandoned runs"))?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (id, pid): (i64, i32) = (row.get(0), row.get(1));
+        tracing::warn!(
+            run_id = id,
+            pid,
+            "rollup run {id} was left running by a session (pid {pid}) that has ended: marked abandoned; its queued buckets are recomputed by this run"
+        );
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// Whether a run of `duration` covering `hours` is slower than the limit.
@@ -289,6 +395,10 @@ async fn execute(
         days_covered: 0,
         hourly_rows_written: 0,
         daily_rows_written: 0,
+        events_quarantined: 0,
+        abandoned_runs: Vec::new(),
+        sees_all_transactions: true,
+        held_by_prepared: false,
         duration: Duration::ZERO,
         slow: false,
     };
@@ -316,7 +426,16 @@ async fn execute(
         .map_err(Error::db("reading the watermark"))?
         .get(0);
     report.watermark_from = watermark;
-    let upper = safe_upper_bound(source, settings).await?;
+    let bound = safe_upper_bound(source, settings).await?;
+    report.held_by_prepared = bound.held_by_prepared;
+    // A prepared transaction's events carry the start of the transaction,
+    // which no view shows once it is prepared: the watermark stays where it
+    // was (where that start was still visible) until it is resolved.
+    let upper = if bound.held_by_prepared {
+        watermark.map(|at| at.min(bound.at))
+    } else {
+        Some(bound.at)
+    };
 
     let Some(from) = watermark.filter(|_| options.mode != RunMode::Full) else {
         report.full_rebuild = true;
@@ -324,8 +443,10 @@ async fn execute(
         tx.execute("DELETE FROM analytics.rollup_dirty_buckets", &[])
             .await
             .map_err(Error::db("emptying the queue after a full rebuild"))?;
-        set_watermark(&tx, upper).await?;
-        report.watermark_to = Some(upper);
+        if let Some(upper) = upper {
+            set_watermark(&tx, upper).await?;
+        }
+        report.watermark_to = upper;
         tx.commit()
             .await
             .map_err(Error::db("committing the full rebuild"))?;
@@ -338,6 +459,7 @@ async fn execute(
         .batch_execute("SET max_parallel_workers_per_gather = 0")
         .await
         .map_err(Error::db("configuring the source session"))?;
+    let upper = upper.unwrap_or(from);
     let queued = queue_new_buckets(source, tx, options, from, upper, &mut report).await;
     let recomputed = match queued {
         Ok(()) => recompute_queued(source, rollups, settings, &mut report).await,
@@ -456,36 +578,79 @@ async fn recompute_queued(
             .iter()
             .map(|&(hour, org)| (hour_start(hour), org))
             .unzip();
-        tx.execute(
-            "DELETE FROM analytics.usage_hourly_rollups AS h \
-             USING unnest($1::timestamptz[], $2::int8[]) AS b(hour_at, organization_id) \
-             WHERE h.organization_id = b.organization_id AND h.hour_at = b.hour_at",
-            &[&hours, &organizations],
-        )
-        .await
-        .map_err(Error::db("deleting the hourly rows to recompute"))?;
+        // The buckets' quarantined events are found again as they are now.
+        for table in ["usage_hourly_rollups", "quarantined_events"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM analytics.{table} AS t \
+                     USING unnest($1::timestamptz[], $2::int8[]) AS b(hour_at, organization_id) \
+                     WHERE t.organization_id = b.organization_id AND t.hour_at = b.hour_at"
+                ),
+                &[&hours, &organizations],
+            )
+            .await
+            .map_err(Error::db(format!(
+                "deleting the {table} rows of the buckets to recompute"
+            )))?;
+        }
         let chunks: Vec<Chunk> = group(buckets.iter().copied())
             .into_iter()
-            .map(|(hour, organizations)| Chunk {
-                from: Bound::At(hour_start(hour)),
-                to: Bound::At(hour_start(hour + 1)),
-                organizations,
-            })
+            .map(|(hour, organizations)| Chunk::of(hour_start(hour), organizations))
             .collect();
-        report.hourly_rows_written +=
-            copy_hourly(source, &tx, &chunks, &mut HashSet::new(), None).await?;
+        let copied = copy_hourly(
+            source,
+            &tx,
+            chunks,
+            &mut HashSet::new(),
+            None,
+            report.run_id,
+        )
+        .await
+        .map_err(in_buckets(&buckets))?;
+        report.hourly_rows_written += copied.rows;
+        report.events_quarantined += copied.quarantined;
         hours_seen.extend(buckets.iter().map(|&(hour, _)| hour));
-        report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets).await?;
+        report.daily_rows_written += rewrite_day_buckets(&tx, &day_buckets)
+            .await
+            .map_err(in_buckets(&buckets))?;
         days_seen.extend(day_buckets.iter().map(|&(day, _)| day));
         tx.commit()
             .await
-            .map_err(Error::db("committing a batch of recomputed buckets"))?;
+            .map_err(Error::db("committing a batch of recomputed buckets"))
+            .map_err(in_buckets(&buckets))?;
         report.buckets_covered += buckets.len() as u64;
         tracing::debug!(buckets = buckets.len(), "recomputed a batch");
     }
     report.hours_covered = hours_seen.len() as u64;
     report.days_covered = days_seen.len() as u64;
     Ok(())
+}
+
+/// Names the buckets of a failed batch in the error's context (up to
+/// five, then how many more), so that a failure says where it happened.
+fn in_buckets(buckets: &BTreeSet<Bucket>) -> impl FnOnce(Error) -> Error + '_ {
+    move |error| match error {
+        Error::Database { context, source } => {
+            let mut named: Vec<String> = buckets
+                .iter()
+                .take(5)
+                .map(|&(hour, org)| {
+                    format!(
+                        "(organization {org}, hour {})",
+                        timestamp_text(hour_start(hour))
+                    )
+                })
+                .collect();
+            if buckets.len() > 5 {
+                named.push(format!("and {} more", buckets.len() - 5));
+            }
+            Error::Database {
+                context: format!("{context}, in the batch of bucket(s) {}", named.join(", ")),
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Groups sorted `(key, organization)` pairs by key.
@@ -538,7 +703,8 @@ async fn rebuild(
 ) -> Result<(), Error> {
     locks::lock_everything(tx).await?;
     tx.batch_execute(
-        "DELETE FROM analytics.usage_hourly_rollups; DELETE FROM analytics.usage_daily_rollups",
+        "DELETE FROM analytics.usage_hourly_rollups; DELETE FROM analytics.usage_daily_rollups; \
+         DELETE FROM analytics.quarantined_events",
     )
     .await
     .map_err(Error::db("deleting the rollups for a full rebuild"))?;
@@ -546,8 +712,17 @@ async fn rebuild(
     let chunks = partition_chunks(source).await?;
     let budget = usize::try_from(settings.rebuild_memory_mib).unwrap_or(usize::MAX) << 20;
     let mut days_in_memory = DailySums::with_budget(budget);
-    report.hourly_rows_written =
-        copy_hourly(source, tx, &chunks, &mut buckets, Some(&mut days_in_memory)).await?;
+    let copied = copy_hourly(
+        source,
+        tx,
+        chunks,
+        &mut buckets,
+        Some(&mut days_in_memory),
+        report.run_id,
+    )
+    .await?;
+    report.hourly_rows_written = copied.rows;
+    report.events_quarantined = copied.quarantined;
     let hours: BTreeSet<i64> = buckets.iter().map(|&(hour, _)| hour).collect();
     let days: BTreeSet<i64> = hours.iter().map(|hour| hour.div_euclid(24)).collect();
     let days: Vec<i64> = days.into_iter().collect();
@@ -571,22 +746,31 @@ async fn rebuild(
     Ok(())
 }
 
-/// The newest watermark that no uncommitted event can fall behind: the
-/// source's clock minus the safety lag, or the start of the oldest open
-/// transaction on the source database if that is earlier.
-async fn safe_upper_bound(
-    source: &Client,
-    settings: &EngineSettings,
-) -> Result<OffsetDateTime, Error> {
+/// The newest watermark no uncommitted event can fall behind, and whether
+/// a prepared transaction must hold the watermark back.
+struct UpperBound {
+    /// The source's clock minus the safety lag, or the start of the oldest
+    /// open transaction on the source database if that is earlier.
+    at: OffsetDateTime,
+    /// A prepared (two-phase) transaction waits in the source database.
+    held_by_prepared: bool,
+}
+
+/// Reads the [`UpperBound`] on the source.
+async fn safe_upper_bound(source: &Client, settings: &EngineSettings) -> Result<UpperBound, Error> {
     let lag = settings.safety_lag.as_secs_f64();
     let row = source
         .query_one(
-            "SELECT now() - make_interval(secs => $1), oldest.xact_start, oldest.pid \
+            "SELECT now() - make_interval(secs => $1), oldest.xact_start, oldest.pid, \
+                    prepared.gid, prepared.prepared \
              FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
                  SELECT xact_start, pid FROM pg_stat_activity \
                  WHERE datname = current_database() AND backend_type = 'client backend' \
                    AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
-                 ORDER BY xact_start LIMIT 1) AS oldest ON true",
+                 ORDER BY xact_start LIMIT 1) AS oldest ON true \
+             LEFT JOIN LATERAL ( \
+                 SELECT gid, prepared FROM pg_prepared_xacts WHERE database = current_database() \
+                 ORDER BY prepared LIMIT 1) AS prepared ON true",
             &[&lag],
         )
         .await
@@ -595,7 +779,16 @@ async fn safe_upper_bound(
         ))?;
     let lagged: OffsetDateTime = row.get(0);
     let oldest: Option<OffsetDateTime> = row.get(1);
-    match oldest {
+    let prepared_at: Option<OffsetDateTime> = row.get(4);
+    if let Some(prepared_at) = prepared_at {
+        let gid: String = row.get(3);
+        tracing::warn!(
+            gid = %gid,
+            prepared_at = %timestamp_text(prepared_at),
+            "a prepared transaction on the operational database holds the rollup watermark until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)"
+        );
+    }
+    let at = match oldest {
         Some(start) if start < lagged => {
             let held_back = lagged - start;
             if held_back > time::Duration::minutes(10) {
@@ -606,10 +799,14 @@ async fn safe_upper_bound(
                     "a long-open transaction on the operational database holds the rollup watermark back"
                 );
             }
-            Ok(start)
+            start
         }
-        _ => Ok(lagged),
-    }
+        _ => lagged,
+    };
+    Ok(UpperBound {
+        at,
+        held_by_prepared: prepared_at.is_some(),
+    })
 }
 
 async fn set_watermark(tx: &Transaction<'_>, to: OffsetDateTime) -> Result<(), Error> {
@@ -632,6 +829,18 @@ struct HourlyRow {
     api_key_id: i64,
     model_id: i64,
     sums: Sums,
+    /// Some of its events cannot be rolled up: see `hourly_rollup.sql`.
+    poisoned: bool,
+}
+
+/// The key of an hourly row: its hour, organization, API key (0 for none)
+/// and model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowKey {
+    hour_at: OffsetDateTime,
+    organization_id: i64,
+    api_key_id: i64,
+    model_id: i64,
 }
 
 /// What a rollup row (hourly or daily) sums over its events.
@@ -766,23 +975,97 @@ struct Chunk {
     to: Bound<OffsetDateTime>,
     /// The organizations; empty for all of them.
     organizations: Vec<i64>,
+    /// Events left out: the quarantined ones of `only`.
+    excluded_events: Vec<i64>,
+    /// When set, the one row of the chunk to write.
+    only: Option<RowKey>,
+}
+
+impl Chunk {
+    /// Every event of the hour starting at `hour` of `organizations` (all
+    /// of them when empty).
+    fn of(hour: OffsetDateTime, organizations: Vec<i64>) -> Chunk {
+        Chunk::between(
+            Bound::At(hour),
+            Bound::At(hour + time::Duration::HOUR),
+            organizations,
+        )
+    }
+
+    fn between(
+        from: Bound<OffsetDateTime>,
+        to: Bound<OffsetDateTime>,
+        organizations: Vec<i64>,
+    ) -> Chunk {
+        Chunk {
+            from,
+            to,
+            organizations,
+            excluded_events: Vec::new(),
+            only: None,
+        }
+    }
+}
+
+/// What [`copy_hourly`] did.
+#[derive(Debug, Default)]
+struct Copied {
+    /// Hourly rows written.
+    rows: u64,
+    /// Events newly quarantined.
+    quarantined: u64,
 }
 
 /// Streams the hourly rows of every chunk from the source into the hourly
 /// table (whose rows for those buckets `tx` has deleted), folding latencies
-/// into histograms; adds the buckets seen to `buckets`. Returns the rows
-/// written.
+/// into histograms; adds the buckets seen to `buckets`.
+///
+/// A poisoned row (see `hourly_rollup.sql`) is not written: its events at
+/// fault are quarantined ([`quarantine_group`]) and the row is read again
+/// without them, until every row is clean. Every other row is written as
+/// it comes, so one bad event never holds up the rest of the run.
+async fn copy_hourly(
+    source: &Client,
+    tx: &Transaction<'_>,
+    mut chunks: Vec<Chunk>,
+    buckets: &mut HashSet<Bucket>,
+    mut daily: Option<&mut DailySums>,
+    run_id: i64,
+) -> Result<Copied, Error> {
+    let mut copied = Copied::default();
+    loop {
+        let (rows, poisoned) =
+            copy_clean_rows(source, tx, &chunks, buckets, daily.as_deref_mut()).await?;
+        copied.rows += rows;
+        if poisoned.is_empty() {
+            return Ok(copied);
+        }
+        chunks = Vec::with_capacity(poisoned.len());
+        for key in poisoned {
+            let (excluded, added) = quarantine_group(source, tx, key, run_id).await?;
+            copied.quarantined += added;
+            chunks.push(Chunk {
+                excluded_events: excluded,
+                only: Some(key),
+                ..Chunk::of(key.hour_at, vec![key.organization_id])
+            });
+        }
+    }
+}
+
+/// One pass of [`copy_hourly`]: writes the clean rows of `chunks` with one
+/// `COPY` and returns how many, with the keys of the poisoned rows.
 ///
 /// Reading and writing overlap: the source aggregates chunk `i + 1` (one
 /// `COPY (...) TO STDOUT` each) while the rows of chunk `i` are written
 /// through the single `COPY ... FROM STDIN` of the rollups side.
-async fn copy_hourly(
+async fn copy_clean_rows(
     source: &Client,
     tx: &Transaction<'_>,
     chunks: &[Chunk],
     buckets: &mut HashSet<Bucket>,
     mut daily: Option<&mut DailySums>,
-) -> Result<u64, Error> {
+) -> Result<(u64, Vec<RowKey>), Error> {
     let sink = tx
         .copy_in(&format!(
             "COPY analytics.usage_hourly_rollups ({HOURLY_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -796,11 +1079,21 @@ async fn copy_hourly(
         }
         Ok::<(), Error>(())
     };
+    let mut poisoned = Vec::new();
     let write = async {
         let writer = BinaryCopyInWriter::new(sink, &rollup_types(Type::TIMESTAMPTZ));
         pin_mut!(writer);
         let mut last_bucket = None;
         while let Some(row) = receiver.recv().await {
+            if row.poisoned {
+                poisoned.push(RowKey {
+                    hour_at: row.hour_at,
+                    organization_id: row.organization_id,
+                    api_key_id: row.api_key_id,
+                    model_id: row.model_id,
+                });
+                continue;
+            }
             let bucket = (epoch_hour(row.hour_at), row.organization_id);
             if last_bucket != Some(bucket) {
                 buckets.insert(bucket);
@@ -823,7 +1116,80 @@ async fn copy_hourly(
     // and the reader's error is the one reported.
     let (read, written) = futures_util::join!(read, write);
     read?;
-    written
+    Ok((written?, poisoned))
+}
+
+/// Moves the events of the poisoned row `key` that cannot be rolled up
+/// (`quarantine_events.sql`) into `analytics.quarantined_events`, each with
+/// its reason, and logs them naming the bucket and the event. Returns the
+/// ids of all of them (to leave out when the row is read again) and how
+/// many were not already quarantined in this transaction.
+async fn quarantine_group(
+    source: &Client,
+    tx: &Transaction<'_>,
+    key: RowKey,
+    run_id: i64,
+) -> Result<(Vec<i64>, u64), Error> {
+    let bucket = format!(
+        "bucket (organization {}, hour {}), api key {}, model {}",
+        key.organization_id,
+        timestamp_text(key.hour_at),
+        key.api_key_id,
+        key.model_id
+    );
+    let sql = QUARANTINE_EVENTS.render(&[
+        ("hour_at", Value::Timestamp(Bound::At(key.hour_at))),
+        ("organization_id", Value::Int(key.organization_id)),
+        ("api_key_id", Value::Int(key.api_key_id)),
+        ("model_id", Value::Int(key.model_id)),
+        ("sum_limit", Value::Int(HOURLY_SUM_LIMIT)),
+    ]);
+    let rows = source.query(&sql, &[]).await.map_err(Error::db(format!(
+        "finding the events to quarantine in {bucket}"
+    )))?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+    let occurred: Vec<OffsetDateTime> = rows.iter().map(|row| row.get(1)).collect();
+    let keys: Vec<Option<i64>> = rows.iter().map(|row| row.get(3)).collect();
+    let reasons: Vec<String> = rows.iter().map(|row| row.get(5)).collect();
+    let added = tx
+        .execute(
+            "INSERT INTO analytics.quarantined_events \
+                 (event_id, occurred_at, organization_id, hour_at, api_key_id, model_id, reason, rollup_run_id) \
+             SELECT e, o, $3, $4, k, $5, r, $6 \
+             FROM unnest($1::int8[], $2::timestamptz[], $7::int8[], $8::text[]) AS q(e, o, k, r) \
+             ON CONFLICT (event_id, occurred_at) DO NOTHING",
+            &[
+                &ids,
+                &occurred,
+                &key.organization_id,
+                &key.hour_at,
+                &key.model_id,
+                &run_id,
+                &keys,
+                &reasons,
+            ],
+        )
+        .await
+        .map_err(Error::db(format!("quarantining the events of {bucket}")))?;
+    for ((id, at), reason) in ids.iter().zip(&occurred).zip(&reasons) {
+        tracing::warn!(
+            monotonic_counter.dbops_rollup_events_quarantined = 1_u64,
+            event_id = id,
+            occurred_at = %timestamp_text(*at),
+            organization_id = key.organization_id,
+            hour_at = %timestamp_text(key.hour_at),
+            api_key_id = key.api_key_id,
+            model_id = key.model_id,
+            reason = %reason,
+            "usage event {id} of {bucket} quarantined: {reason}"
+        );
+    }
+    Ok((ids, added))
+}
+
+fn timestamp_text(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Sends the hourly rows of a chunk, read from the source, to `rows`.
@@ -836,6 +1202,8 @@ async fn read_hourly(
         ("hour_from", Value::Timestamp(chunk.from)),
         ("hour_to", Value::Timestamp(chunk.to)),
         ("organization_ids", Value::Ids(&chunk.organizations)),
+        ("excluded_events", Value::Ids(&chunk.excluded_events)),
+        ("sum_limit", Value::Int(HOURLY_SUM_LIMIT)),
     ]);
     let out = source
         .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
@@ -844,27 +1212,34 @@ async fn read_hourly(
             "reading hourly aggregates from the operational database",
         ))?;
     // An hourly row's columns up to the maximum latency, then the events'
-    // latencies, from which the histogram is built.
+    // latencies, from which the histogram is built, and whether it is poisoned.
     let mut types = rollup_types(Type::TIMESTAMPTZ)[..11].to_vec();
     types.push(Type::INT4_ARRAY);
+    types.push(Type::BOOL);
     let stream = BinaryCopyOutStream::new(out, &types);
     pin_mut!(stream);
     while let Some(row) = stream.try_next().await.map_err(Error::db(
         "reading hourly aggregates from the operational database",
     ))? {
-        let latencies: Vec<i32> = row.get(11);
         let hourly = HourlyRow {
             hour_at: row.get(0),
             organization_id: row.get(1),
             api_key_id: row.get(2),
             model_id: row.get(3),
+            poisoned: row.get(12),
             sums: Sums {
                 // Columns 4 to 9, in `Sums::measures` order.
                 measures: std::array::from_fn(|i| row.get(4 + i)),
                 latency_ms_max: row.get(10),
-                histogram: Histogram::from_latencies(&latencies),
+                histogram: Histogram::from_latencies(&row.get::<Vec<i32>>(11)),
             },
         };
+        if let Some(only) = chunk.only
+            && (hourly.api_key_id, hourly.model_id) != (only.api_key_id, only.model_id)
+        {
+            // Written by the pass that found `only` poisoned.
+            continue;
+        }
         if rows.send(hourly).await.is_err() {
             // The writer stopped: its error is reported.
             break;
@@ -898,20 +1273,11 @@ async fn partition_chunks(source: &Client) -> Result<Vec<Chunk>, Error> {
         .collect();
     let mut chunks = Vec::with_capacity(bounds.len() + 1);
     let mut from = Bound::Lowest;
-    let all = || Vec::new();
     for bound in bounds {
-        chunks.push(Chunk {
-            from,
-            to: Bound::At(bound),
-            organizations: all(),
-        });
+        chunks.push(Chunk::between(from, Bound::At(bound), Vec::new()));
         from = Bound::At(bound);
     }
-    chunks.push(Chunk {
-        from,
-        to: Bound::Highest,
-        organizations: all(),
-    });
+    chunks.push(Chunk::between(from, Bound::Highest, Vec::new()));
     Ok(chunks)
 }
 

@@ -17,6 +17,9 @@ pub struct StatusReport {
     pub watermark: Option<OffsetDateTime>,
     /// (organization, hour) buckets waiting in the queue.
     pub queued_buckets: i64,
+    /// Events in `analytics.quarantined_events`: left out of the rollups
+    /// because they cannot be rolled up.
+    pub quarantined_events: i64,
     /// The most recent runs, newest first.
     pub runs: Vec<RunRecord>,
 }
@@ -28,7 +31,8 @@ pub struct RunRecord {
     pub id: i64,
     /// Its target.
     pub target: String,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed` or `abandoned` (its session ended
+    /// while it was running, as a later run found).
     pub status: String,
     /// When it started.
     pub started_at: OffsetDateTime,
@@ -83,6 +87,7 @@ pub async fn status(
         .await
         .map_err(Error::db("counting queued buckets"))?
         .get(0);
+    let quarantined_events = quarantined_events(rollups).await?;
     let rows = rollups
         .query(
             "SELECT id, target, status, started_at, duration_ms, buckets_queued, buckets_covered, hours_covered, \
@@ -120,6 +125,18 @@ pub async fn status(
     Ok(StatusReport {
         watermark,
         queued_buckets,
+        quarantined_events,
         runs,
     })
+}
+
+/// How many events `analytics.quarantined_events` holds: events the rollups
+/// leave out because they cannot be rolled up (see [`crate::run`]).
+pub async fn quarantined_events(rollups: &Client) -> Result<i64, Error> {
+    ensure_schema(rollups).await?;
+    Ok(rollups
+        .query_one("SELECT count(*) FROM analytics.quarantined_events", &[])
+        .await
+        .map_err(Error::db("counting quarantined events"))?
+        .get(0))
 }

@@ -36,6 +36,12 @@ pub(crate) const DAILY_ROLLUP: Transform = Transform {
     sql: include_str!("../../../analytics/transforms/daily_rollup.sql"),
 };
 
+/// The events of a poisoned hourly row to quarantine, with their reasons.
+pub(crate) const QUARANTINE_EVENTS: Transform = Transform {
+    file: "analytics/transforms/quarantine_events.sql",
+    sql: include_str!("../../../analytics/transforms/quarantine_events.sql"),
+};
+
 /// A parameter value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
@@ -45,6 +51,8 @@ pub(crate) enum Value<'a> {
     Date(Bound<Date>),
     /// A `bigint[]`.
     Ids(&'a [i64]),
+    /// A `bigint`.
+    Int(i64),
 }
 
 /// A range end that may be unbounded.
@@ -78,6 +86,7 @@ impl Value<'_> {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();
                 format!("{{{}}}", list.join(","))
             }
+            Value::Int(value) => value.to_string(),
         }
     }
 }
@@ -132,7 +141,10 @@ mod tests {
             ),
             ("hour_to", Value::Timestamp(Bound::Highest)),
             ("organization_ids", Value::Ids(&[7, 42])),
+            ("excluded_events", Value::Ids(&[])),
+            ("sum_limit", Value::Int(1000)),
         ]);
+        assert!(sql.contains("> '1000'::bigint AS poisoned"), "{sql}");
         assert!(
             sql.contains("organization_id = ANY ('{7,42}'::bigint[])"),
             "{sql}"
@@ -158,6 +170,22 @@ mod tests {
         assert!(sql.contains("cardinality('{}'::bigint[]) = 0"), "{sql}");
         assert!(sql.contains("('-infinity'::date)"), "{sql}");
         assert!(sql.contains("('2025-11-17'::date)"), "{sql}");
+    }
+
+    #[test]
+    fn quarantine_events_renders_with_its_documented_parameters() {
+        let sql = QUARANTINE_EVENTS.render(&[
+            (
+                "hour_at",
+                Value::Timestamp(Bound::At(datetime!(2025-11-16 03:00 UTC))),
+            ),
+            ("organization_id", Value::Int(7)),
+            ("api_key_id", Value::Int(0)),
+            ("model_id", Value::Int(-2)),
+            ("sum_limit", Value::Int(1000)),
+        ]);
+        assert!(sql.contains("model_id = '-2'::bigint"), "{sql}");
+        assert!(!sql.contains(":'"), "{sql}");
     }
 
     #[test]

@@ -2,14 +2,12 @@
 
 mod support;
 
-use std::path::Path;
-
-use rollup_engine::check::{Assertions, check};
+use rollup_engine::check::check;
 use rollup_engine::histogram::Histogram;
 use rollup_engine::reconcile::{FieldDifference, MismatchKind, reconcile};
 use rollup_engine::run::RunMode;
 use rollup_engine::status::status;
-use support::{Databases, events, hour_ago, rows_as_text, settings};
+use support::{Databases, events, hour_ago, rows_as_text, settings, shipped_assertions};
 
 /// Every hourly and daily row as (kind, bucket start in epoch seconds, key,
 /// the transaction that last wrote it), to see which rows a run rewrote.
@@ -207,13 +205,6 @@ async fn a_rebuild_whose_days_do_not_fit_in_memory_derives_them_from_the_written
 #[tokio::test]
 async fn warehouse_days_derive_from_hours_with_an_exact_p95() {
     days_derive_from_hours_with_an_exact_p95(Databases::warehouse().await).await;
-}
-
-fn shipped_assertions() -> Assertions {
-    Assertions::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../analytics/tests/hourly_rollup.toml"),
-    )
-    .unwrap()
 }
 
 #[tokio::test]
@@ -477,6 +468,6 @@ async fn a_run_without_the_analytics_schema_says_what_to_do() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "the rollups database has no analytics schema: run `dbops migrate up --target analytics` first"
+        "the rollups database has no analytics schema, or not its latest version: run `dbops migrate up --target analytics` first"
     );
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::api_key::Pepper;
+use crate::api_key::Keyring;
 use crate::events::{self, Generator};
 use crate::{Error, fixtures, marker};
 
@@ -129,7 +129,7 @@ pub struct AnalyticsReport {
 pub async fn seed_analytics(
     db: &pgconn::ConnConfig,
     config: &AnalyticsConfig,
-    pepper: &Pepper,
+    keyring: &Keyring,
 ) -> Result<AnalyticsReport, Error> {
     config.validate()?;
     let (mut client, _connection) = pgconn::connect(db, "dbops seed").await?;
@@ -181,7 +181,7 @@ pub async fn seed_analytics(
     };
     let (models_inserted, models) = fixtures::insert_models(&tx).await?;
     let (inserted, organizations) =
-        fixtures::insert_organizations(&tx, pepper, config.seed, config.organizations).await?;
+        fixtures::insert_organizations(&tx, keyring, config.seed, config.organizations).await?;
     tx.commit()
         .await
         .map_err(Error::db("committing the seeded organizations"))?;

@@ -26,6 +26,35 @@ pub enum Error {
         /// The minimum length.
         minimum: usize,
     },
+    /// The keyring of peppers is malformed. The message names the entry by
+    /// its position (and its id when it has one), never its secret.
+    #[error("invalid {origin}: entry {entry}: {message}")]
+    KeyringInvalid {
+        /// Where the keyring came from (the environment variable, or "argument").
+        origin: &'static str,
+        /// The entry at fault, from 1.
+        entry: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Both the keyring and the single pepper variable are set.
+    #[error(
+        "both {keyring} and {single} are set: keep one ({keyring} lists the pepper of new keys first, then the older ones by id)"
+    )]
+    PepperConflict {
+        /// The keyring variable.
+        keyring: &'static str,
+        /// The single-pepper variable.
+        single: &'static str,
+    },
+    /// A stored key hash names a pepper the keyring does not hold.
+    #[error(
+        "no pepper with id {id:?} in the keyring: keys hashed with it cannot be verified until it is listed in DBOPS_API_KEY_PEPPERS"
+    )]
+    PepperUnknown {
+        /// The pepper id stored with the hash.
+        id: String,
+    },
     /// A setting is out of range.
     #[error("invalid setting {setting}: {message}")]
     InvalidSetting {

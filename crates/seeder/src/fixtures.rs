@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 use tokio_postgres::GenericClient;
 
 use crate::Error;
-use crate::api_key::{self, IssuedKey, NewApiKey, Pepper};
+use crate::api_key::{self, IssuedKey, Keyring, NewApiKey};
 
 /// Users per organization; the first is its owner.
 pub const USERS_PER_ORGANIZATION: usize = 5;
@@ -451,7 +451,7 @@ pub(crate) async fn insert_models(
 /// organization's rows and what was new.
 pub(crate) async fn insert_organizations(
     client: &impl GenericClient,
-    pepper: &Pepper,
+    keyring: &Keyring,
     seed: u64,
     count: usize,
 ) -> Result<(Inserted, Vec<SeededOrganization>), Error> {
@@ -530,11 +530,12 @@ pub(crate) async fn insert_organizations(
                 scopes: key.scopes.clone(),
                 created_at: key.created_at,
                 expires_at: key.expires_at,
-                secret: key.secret.clone(),
+                // The seed gives the prefix; the pepper, the secret part.
+                secret: api_key::derive(keyring.current(), &key.secret),
             });
         }
     }
-    inserted.keys = api_key::insert(client, pepper, &new_keys).await?;
+    inserted.keys = api_key::insert(client, keyring, &new_keys).await?;
     let prefixes: Vec<&str> = new_keys.iter().map(|k| k.secret.prefix()).collect();
     let key_ids = ids_in_order(
         client,

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tokio_postgres::Client;
 
-use crate::api_key::{IssuedKey, Pepper};
+use crate::api_key::{IssuedKey, Keyring};
 use crate::{Error, fixtures, marker};
 
 /// What to seed.
@@ -50,7 +50,7 @@ pub struct OperationalReport {
 pub async fn seed_operational(
     client: &mut Client,
     config: &OperationalConfig,
-    pepper: &Pepper,
+    keyring: &Keyring,
 ) -> Result<OperationalReport, Error> {
     let tx = client
         .transaction()
@@ -59,7 +59,7 @@ pub async fn seed_operational(
     marker::lock_and_read(&tx, "operational", config.seed).await?;
     let (models, _) = fixtures::insert_models(&tx).await?;
     let (inserted, _) =
-        fixtures::insert_organizations(&tx, pepper, config.seed, config.organizations).await?;
+        fixtures::insert_organizations(&tx, keyring, config.seed, config.organizations).await?;
     marker::record(
         &tx,
         "operational",

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use seeder::analytics::{AnalyticsConfig, seed_analytics};
-use seeder::api_key::{self, Pepper};
+use seeder::api_key::{self, Keyring, Pepper};
 use seeder::operational::{OperationalConfig, seed_operational};
 use testdb::TestDb;
 use time::macros::datetime;
@@ -20,6 +20,11 @@ const TABLES: &[&str] = &[
 
 fn pepper() -> Pepper {
     Pepper::new(b"a test pepper that is long enough to be accepted".to_vec()).unwrap()
+}
+
+/// The keyring of [`pepper`] alone, with the default id.
+fn keyring() -> Keyring {
+    Keyring::single(api_key::DEFAULT_PEPPER_ID, pepper()).unwrap()
 }
 
 async fn migrated() -> TestDb {
@@ -72,7 +77,7 @@ async fn operational_seeding_is_idempotent_and_shows_each_secret_once() {
         organizations: 3,
     };
 
-    let first = seed_operational(&mut client, &config, &pepper())
+    let first = seed_operational(&mut client, &config, &keyring())
         .await
         .unwrap();
     assert_eq!(
@@ -83,7 +88,7 @@ async fn operational_seeding_is_idempotent_and_shows_each_secret_once() {
     assert!(first.models > 0);
     let after_first = fingerprint(&client).await;
 
-    let second = seed_operational(&mut client, &config, &pepper())
+    let second = seed_operational(&mut client, &config, &keyring())
         .await
         .unwrap();
     assert_eq!(
@@ -105,13 +110,14 @@ async fn operational_seeding_is_idempotent_and_shows_each_secret_once() {
     let key = &first.keys[0];
     let row = client
         .query_one(
-            "SELECT key_prefix, key_hash FROM api_keys WHERE id = $1",
+            "SELECT key_prefix, key_hash, pepper_id FROM api_keys WHERE id = $1",
             &[&key.id],
         )
         .await
         .unwrap();
     let prefix: String = row.get(0);
     let hash: Vec<u8> = row.get(1);
+    assert_eq!(row.get::<_, String>(2), api_key::DEFAULT_PEPPER_ID);
     assert_eq!(
         api_key::parse_prefix(key.secret.expose()),
         Some(prefix.as_str())
@@ -141,7 +147,7 @@ async fn another_seed_is_refused_rather_than_mixed_in() {
             seed: 1,
             organizations: 2,
         },
-        &pepper(),
+        &keyring(),
     )
     .await
     .unwrap();
@@ -151,7 +157,7 @@ async fn another_seed_is_refused_rather_than_mixed_in() {
             seed: 2,
             organizations: 2,
         },
-        &pepper(),
+        &keyring(),
     )
     .await;
     assert!(
@@ -165,7 +171,7 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
     let (a, b, c) = (migrated().await, migrated().await, migrated().await);
     let config = small(5);
 
-    let first = seed_analytics(&config_of(&a), &config, &pepper())
+    let first = seed_analytics(&config_of(&a), &config, &keyring())
         .await
         .unwrap();
     assert_eq!((first.events_loaded, first.events_present), (25_000, 0));
@@ -180,13 +186,13 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
     let after_first = fingerprint(&client_a).await;
 
     // Same seed and settings, another database: the same bytes.
-    seed_analytics(&config_of(&b), &config, &pepper())
+    seed_analytics(&config_of(&b), &config, &keyring())
         .await
         .unwrap();
     assert_eq!(fingerprint(&b.connect().await).await, after_first);
 
     // Another seed: other data (the fingerprint can tell them apart).
-    seed_analytics(&config_of(&c), &small(6), &pepper())
+    seed_analytics(&config_of(&c), &small(6), &keyring())
         .await
         .unwrap();
     assert_ne!(fingerprint(&c.connect().await).await, after_first);
@@ -198,7 +204,7 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
             until: None,
             ..config.clone()
         },
-        &pepper(),
+        &keyring(),
     )
     .await
     .unwrap();
@@ -218,7 +224,7 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
         .await
         .unwrap();
     assert!(deleted > 0);
-    let resumed = seed_analytics(&config_of(&a), &config, &pepper())
+    let resumed = seed_analytics(&config_of(&a), &config, &keyring())
         .await
         .unwrap();
     assert!(
@@ -234,7 +240,7 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
             events: 10,
             ..config
         },
-        &pepper(),
+        &keyring(),
     )
     .await;
     assert!(
@@ -247,7 +253,7 @@ async fn analytics_seeding_is_deterministic_idempotent_and_resumable() {
 async fn analytics_events_look_like_traffic() {
     let db = migrated().await;
     let config = small(9);
-    seed_analytics(&config_of(&db), &config, &pepper())
+    seed_analytics(&config_of(&db), &config, &keyring())
         .await
         .unwrap();
     let client = db.connect().await;
@@ -292,4 +298,123 @@ async fn analytics_events_look_like_traffic() {
         .unwrap()
         .get(0);
     assert_eq!(orphans, 0);
+}
+
+/// Every stored key: (prefix, hash, pepper id), by prefix.
+async fn stored_keys(client: &Client) -> Vec<(String, Vec<u8>, String)> {
+    client
+        .query(
+            "SELECT key_prefix, key_hash, pepper_id FROM api_keys ORDER BY key_prefix",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+#[tokio::test]
+async fn different_peppers_give_different_keys_that_verify_only_where_they_were_issued() {
+    let (a, b) = (migrated().await, migrated().await);
+    let config = OperationalConfig {
+        seed: 5,
+        organizations: 2,
+    };
+    let other = Keyring::single(
+        "1",
+        Pepper::new(b"some other pepper, equally long enough".to_vec()).unwrap(),
+    )
+    .unwrap();
+    let mut a_client = a.connect().await;
+    let mut b_client = b.connect().await;
+    let from_a = seed_operational(&mut a_client, &config, &keyring())
+        .await
+        .unwrap();
+    let from_b = seed_operational(&mut b_client, &config, &other)
+        .await
+        .unwrap();
+    assert_eq!(from_a.keys.len(), from_b.keys.len());
+    let (stored_a, stored_b) = (stored_keys(&a_client).await, stored_keys(&b_client).await);
+    for (key_a, key_b) in from_a.keys.iter().zip(&from_b.keys) {
+        // The seed fixes the public prefix; the pepper, the secret.
+        assert_eq!(key_a.secret.prefix(), key_b.secret.prefix());
+        assert_ne!(key_a.secret.expose(), key_b.secret.expose());
+        let hash_of = |stored: &[(String, Vec<u8>, String)]| {
+            stored
+                .iter()
+                .find(|(prefix, _, _)| prefix == key_a.secret.prefix())
+                .unwrap()
+                .1
+                .clone()
+        };
+        let (hash_a, hash_b) = (hash_of(&stored_a), hash_of(&stored_b));
+        assert!(
+            keyring()
+                .verify(key_a.secret.expose(), &hash_a, "1")
+                .unwrap()
+        );
+        assert!(other.verify(key_b.secret.expose(), &hash_b, "1").unwrap());
+        // A key printed by one does not open the other, whatever the pepper.
+        for ring in [keyring(), other.clone()] {
+            assert!(!ring.verify(key_a.secret.expose(), &hash_b, "1").unwrap());
+            assert!(!ring.verify(key_b.secret.expose(), &hash_a, "1").unwrap());
+        }
+    }
+    // The same pepper and seed print the same keys again.
+    let again = migrated().await;
+    let repeated = seed_operational(&mut again.connect().await, &config, &keyring())
+        .await
+        .unwrap();
+    let secrets = |keys: &[api_key::IssuedKey]| -> Vec<String> {
+        keys.iter().map(|k| k.secret.expose().to_owned()).collect()
+    };
+    assert_eq!(secrets(&repeated.keys), secrets(&from_a.keys));
+}
+
+#[tokio::test]
+async fn after_a_pepper_rotation_old_keys_keep_verifying_and_new_ones_use_the_new_pepper() {
+    const OLD: &str = "1=the-old-pepper-of-32-bytes-or-more";
+    const NEW: &str = "2=the-new-pepper-of-32-bytes-or-more";
+    let db = migrated().await;
+    let mut client = db.connect().await;
+    let config = |organizations| OperationalConfig {
+        seed: 8,
+        organizations,
+    };
+    let before = Keyring::parse(OLD, api_key::PEPPERS_ENV).unwrap();
+    let old = seed_operational(&mut client, &config(1), &before)
+        .await
+        .unwrap();
+    // The new pepper first (for new keys), the old one still listed.
+    let rotated = Keyring::parse(&format!("{NEW}\n{OLD}"), api_key::PEPPERS_ENV).unwrap();
+    let new = seed_operational(&mut client, &config(2), &rotated)
+        .await
+        .unwrap();
+    assert!(!old.keys.is_empty() && !new.keys.is_empty());
+    let stored = stored_keys(&client).await;
+    let verify = |ring: &Keyring, key: &api_key::IssuedKey| {
+        let (_, hash, id) = stored
+            .iter()
+            .find(|(prefix, _, _)| prefix == key.secret.prefix())
+            .unwrap();
+        ring.verify(key.secret.expose(), hash, id)
+    };
+    for key in &old.keys {
+        assert!(
+            verify(&rotated, key).unwrap(),
+            "an old key after the rotation"
+        );
+    }
+    for key in &new.keys {
+        assert!(verify(&rotated, key).unwrap());
+        // Hashed with pepper 2: the old keyring cannot verify it.
+        assert!(matches!(
+            verify(&before, key),
+            Err(seeder::Error::PepperUnknown { id }) if id == "2"
+        ));
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        stored.iter().map(|(_, _, id)| id.as_str()).collect();
+    assert_eq!(ids, ["1", "2"].into());
 }

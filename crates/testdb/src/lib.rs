@@ -78,21 +78,30 @@ impl TestDb {
     /// simple-query batch. A fixture loader for tests that need a schema but
     /// are not testing the migration engine itself.
     pub async fn apply_up_files(&self, dir: &Path) {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.to_string_lossy().ends_with(".up.sql"))
-            .collect();
-        files.sort();
-        let client = self.connect().await;
-        for file in files {
-            let sql = std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
-            client
-                .batch_execute(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("applying {}: {e:?}", file.display()));
-        }
+        apply_up_files_to(&self.connect().await, dir).await;
+    }
+}
+
+/// Runs every `*.up.sql` file of `dir` in file-name order on `client`, each
+/// in one simple-query batch: [`TestDb::apply_up_files`] for a database of a
+/// [`Cluster`].
+///
+/// # Panics
+/// When a file cannot be read or fails.
+pub async fn apply_up_files_to(client: &Client, dir: &Path) {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.to_string_lossy().ends_with(".up.sql"))
+        .collect();
+    files.sort();
+    for file in files {
+        let sql = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("applying {}: {e:?}", file.display()));
     }
 }
 

@@ -1,12 +1,14 @@
 //! `dbops health`: a readiness probe. Exit 0 only when every target's database
 //! answers and its schema is current: nothing pending, partial or drifted,
 //! and no append-only trigger of the audit tables missing or disabled.
+//! Usage events quarantined by the rollups are reported as warnings: the
+//! schema is ready, but the rollups leave those events out.
 
 use serde::Serialize;
 
 use crate::CliError;
 use crate::commands::migrate::statuses;
-use crate::context::Context;
+use crate::context::{Context, connect_url};
 use crate::exit_code;
 use crate::opt::{TargetArgs, TargetChoice};
 
@@ -14,6 +16,7 @@ use crate::opt::{TargetArgs, TargetChoice};
 struct Health {
     ready: bool,
     problems: Vec<String>,
+    warnings: Vec<String>,
     targets: Vec<migrate_core::Status>,
 }
 
@@ -66,18 +69,36 @@ pub async fn run(context: &Context<'_>, target: TargetChoice, json: bool) -> Res
             problems.push(format!("{name}: {}: {}", problem.table, problem.problem));
         }
     }
+    let mut warnings = Vec::new();
+    if let Some(analytics) = targets
+        .iter()
+        .find(|status| status.target == "analytics" && status.pending.is_empty())
+    {
+        let client = connect_url(&context.database_url(&analytics.target)?, "dbops health").await?;
+        let quarantined = rollup_engine::status::quarantined_events(&client).await?;
+        if quarantined > 0 {
+            warnings.push(format!(
+                "analytics: {quarantined} usage event(s) quarantined by the rollups and left out of them (`dbops rollup check` lists them)"
+            ));
+        }
+    }
     let health = Health {
         ready: problems.is_empty(),
         problems,
+        warnings,
         targets,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&health)?);
-    } else if health.ready {
-        println!("ready");
     } else {
+        if health.ready {
+            println!("ready");
+        }
         for problem in &health.problems {
             println!("not ready: {problem}");
+        }
+        for warning in &health.warnings {
+            println!("warning: {warning}");
         }
     }
     if health.ready {

@@ -62,6 +62,10 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     "daily_rows_written": report.daily_rows_written,
                     "duration_seconds": seconds,
                     "slow": report.slow,
+                    "events_quarantined": report.events_quarantined,
+                    "abandoned_runs": report.abandoned_runs,
+                    "sees_all_transactions": report.sees_all_transactions,
+                    "held_by_prepared_transaction": report.held_by_prepared,
                 }))?;
             } else {
                 let kind = if report.full_rebuild {
@@ -88,6 +92,20 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                         "  slow: more than {} per hour of data",
                         humantime::format_duration(config.engine.slow_run_per_hour)
                     );
+                }
+                if report.events_quarantined > 0 {
+                    println!(
+                        "  {} event(s) quarantined: see `dbops rollup check`",
+                        report.events_quarantined
+                    );
+                }
+                for id in &report.abandoned_runs {
+                    println!(
+                        "  run {id} was left running by a session that ended: marked abandoned"
+                    );
+                }
+                if report.held_by_prepared {
+                    println!("  a prepared transaction holds the watermark until it is resolved");
                 }
             }
             Ok(exit_code::SUCCESS)
@@ -171,6 +189,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                 print_json(&json!({
                     "buckets_compared": report.buckets_compared,
                     "buckets_pending": report.buckets_pending,
+                    "buckets_quarantined": report.buckets_quarantined,
                     "mismatches": mismatches,
                 }))?;
             } else {
@@ -189,10 +208,11 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     );
                 }
                 println!(
-                    "{} (organization, hour) bucket(s) compared, {} mismatch(es), {} pending (queued or ingested after the watermark)",
+                    "{} (organization, hour) bucket(s) compared, {} mismatch(es), {} pending (queued or ingested after the watermark), {} with quarantined events",
                     report.buckets_compared,
                     report.mismatches.len(),
-                    report.buckets_pending
+                    report.buckets_pending,
+                    report.buckets_quarantined
                 );
             }
             Ok(if report.mismatches.is_empty() {
@@ -232,17 +252,19 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     "target": args.target,
                     "watermark": state.watermark.map(timestamp),
                     "queued_buckets": state.queued_buckets,
+                    "quarantined_events": state.quarantined_events,
                     "slow_run_per_hour_seconds": config.engine.slow_run_per_hour.as_secs_f64(),
                     "runs": runs,
                 }))?;
             } else {
                 println!(
-                    "target {}: watermark {}, {} (organization, hour) bucket(s) queued; a run is slow above {} per hour of data",
+                    "target {}: watermark {}, {} (organization, hour) bucket(s) queued, {} event(s) quarantined; a run is slow above {} per hour of data",
                     args.target,
                     state
                         .watermark
                         .map_or_else(|| "not set (no run yet)".to_owned(), timestamp),
                     state.queued_buckets,
+                    state.quarantined_events,
                     humantime::format_duration(config.engine.slow_run_per_hour)
                 );
                 println!(

@@ -1,8 +1,11 @@
 //! Shared set-up of the rollup tests: databases for both targets, and events to roll up.
+// Each test binary (rollups, guards) uses a part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::time::Duration;
 
+use rollup_engine::check::Assertions;
 use rollup_engine::config::EngineSettings;
 use rollup_engine::run::{RunMode, RunOptions, RunReport};
 use testdb::TestDb;
@@ -87,11 +90,22 @@ impl Databases {
     /// The hourly rows as a GROUP BY over the events would give them (without
     /// histograms), and as the rollups hold them, both sorted.
     pub async fn hourly_expected_and_actual(&self) -> (Vec<String>, Vec<String>) {
+        self.hourly_expected_without(&[]).await
+    }
+
+    /// [`Databases::hourly_expected_and_actual`], the events `excluded`
+    /// left out of the GROUP BY.
+    pub async fn hourly_expected_without(&self, excluded: &[i64]) -> (Vec<String>, Vec<String>) {
+        let list: Vec<String> = excluded.iter().map(i64::to_string).collect();
         let expected = rows_as_text(
             &self.source,
-            "SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, coalesce(api_key_id, 0), model_id, \
-             count(*), count(*) FILTER (WHERE status <> 'ok'), sum(input_tokens), sum(output_tokens), sum(cost_micros), \
-             sum(latency_ms), max(latency_ms) FROM usage_events GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            &format!(
+                "SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, coalesce(api_key_id, 0), model_id, \
+                 count(*), count(*) FILTER (WHERE status <> 'ok'), sum(input_tokens), sum(output_tokens), sum(cost_micros), \
+                 sum(latency_ms), max(latency_ms) FROM usage_events WHERE id <> ALL ('{{{}}}'::bigint[]) \
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                list.join(",")
+            ),
         )
         .await;
         let actual = rows_as_text(
@@ -109,6 +123,14 @@ impl Databases {
         assert!(!expected.is_empty());
         assert_eq!(expected, actual);
     }
+}
+
+/// The assertions `dbops rollup check` runs.
+pub fn shipped_assertions() -> Assertions {
+    Assertions::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../analytics/tests/hourly_rollup.toml"),
+    )
+    .unwrap()
 }
 
 pub fn settings() -> EngineSettings {
