@@ -87,13 +87,6 @@ pub(crate) const RULES: &[Mapping] = &[
         true
     ),
     mapping!(
-        "changing-column-type",
-        Error,
-        "Column types are not changed in place (it rewrites the table).",
-        [ChangingColumnType],
-        true
-    ),
-    mapping!(
         "constraint-without-not-valid",
         Error,
         "Constraints on existing tables are added NOT VALID, then validated.",
@@ -357,7 +350,7 @@ fn targets_table_created_before(file: &ast::SourceFile, stmt: &ast::Stmt) -> boo
 }
 
 /// The table (or materialized view) a statement creates.
-fn created_table(stmt: &ast::Stmt) -> Option<(String, String)> {
+pub(crate) fn created_table(stmt: &ast::Stmt) -> Option<(String, String)> {
     match stmt {
         ast::Stmt::CreateTable(create) => {
             create.table_name().and_then(|n| qualified_name(n.syntax()))
