@@ -22,8 +22,11 @@
 //!   machines, GitHub and SARIF consumers; the caller picks the exit code.
 //! - Ignores: `-- dbops-lint: ignore RULE_ID reason` before a statement, or
 //!   at the top of a file followed by a blank line for the whole file.
+//! - Baseline: [`Baseline`] accepts recorded findings by rule and file
+//!   checksum, so that only new ones block.
 #![warn(missing_docs)]
 
+mod baseline;
 mod config;
 mod engine;
 mod english;
@@ -38,6 +41,7 @@ mod violation;
 
 use std::path::PathBuf;
 
+pub use baseline::{Baseline, Baselined};
 pub use config::{Config, Level};
 pub use error::Error;
 pub use rules::{Family, RuleInfo};
@@ -70,6 +74,13 @@ pub fn lint_pending(
         config,
         time::OffsetDateTime::now_utc(),
     )
+}
+
+/// Reads the `.sql` files under `paths` (directories are searched
+/// recursively), as [`lint_paths`] does: for [`lint_sources`] and a
+/// [`Baseline`], which need the files' texts.
+pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Error> {
+    engine::read_paths(paths)
 }
 
 /// Lints the `.sql` files under `paths` (directories are searched recursively).
