@@ -1,7 +1,7 @@
 //! `dbops lint [PATHS...] [--db] [--format human|json|github|sarif]`: schema-lint on migration files, and with `--db` on the live schemas.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use catalog::introspect::{IntrospectOptions, introspect};
 use migrate_core::status::DriftKind;
@@ -23,8 +23,31 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
     } else {
         args.paths.clone()
     };
-    let mut violations =
-        schema_lint::lint_paths(&paths, &config).map_err(|e| CliError::Config(error_chain(&e)))?;
+    let sources = schema_lint::read_paths(&paths).map_err(|e| CliError::Config(error_chain(&e)))?;
+    let found = schema_lint::lint_sources(&sources, &config);
+    let baseline_path = baseline_path(context, &config);
+    if args.update_baseline {
+        let baseline = schema_lint::Baseline::record(&found, &sources, &context.project_root);
+        std::fs::write(&baseline_path, baseline.to_toml()).map_err(|source| CliError::Io {
+            context: format!("writing the lint baseline {}", baseline_path.display()),
+            source,
+        })?;
+        eprintln!(
+            "lint baseline {}: {} finding(s) accepted",
+            baseline_path.display(),
+            baseline.len()
+        );
+        return Ok(exit_code::SUCCESS);
+    }
+    let split = load_baseline(&baseline_path)?.apply(found, &sources);
+    let mut violations = split.new;
+    if !split.accepted.is_empty() {
+        eprintln!(
+            "{} finding(s) accepted by the lint baseline {}",
+            split.accepted.len(),
+            baseline_path.display()
+        );
+    }
     if args.db {
         for target in targets {
             violations.extend(lint_database(context, target, &config).await?);
@@ -48,6 +71,22 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
         exit_code::SUCCESS
     })
 }
+
+/// The lint baseline file: lint.toml's `baseline`, else configs/lint-baseline.toml.
+pub fn baseline_path(context: &Context<'_>, config: &schema_lint::Config) -> PathBuf {
+    config
+        .baseline
+        .clone()
+        .unwrap_or_else(|| context.project_path(Path::new(LINT_BASELINE)))
+}
+
+/// Reads the lint baseline; none yet is an empty one.
+pub fn load_baseline(path: &Path) -> Result<schema_lint::Baseline, CliError> {
+    schema_lint::Baseline::load(path).map_err(|e| CliError::Config(error_chain(&e)))
+}
+
+/// The default lint baseline, relative to the project root.
+const LINT_BASELINE: &str = "configs/lint-baseline.toml";
 
 /// The live checks of one target: its schemas introspected, its history from the migration engine's status.
 async fn lint_database(
