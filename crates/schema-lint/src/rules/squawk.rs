@@ -475,6 +475,20 @@ mod tests {
             "-- dbops:no-transaction\nREINDEX INDEX CONCURRENTLY usage_events_org_idx;",
             expect_test::expect![[""]],
         );
+        // What real histories run after a bloated or corrupted index: a whole
+        // table, schema-qualified, and the concurrent form of the same.
+        check(
+            "reindex-without-concurrently",
+            "-- dbops:no-transaction\nREINDEX TABLE public.ci_builds;\nREINDEX TABLE CONCURRENTLY public.ci_job_artifacts;",
+            expect_test::expect![[r#"
+                error[reindex-without-concurrently]: Reindexing a table or index without `concurrently` blocks reads and writes.
+                  --> 202601010000_a.up.sql:2:1
+                   |
+                 2 | REINDEX TABLE public.ci_builds;
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: Use `concurrently` to avoid blocking reads and writes.
+            "#]],
+        );
     }
 
     #[test]
