@@ -284,24 +284,22 @@ fn source_location(source: &Source, span: FileSpan) -> Location {
 }
 
 fn sort(violations: &mut [Violation]) {
-    violations.sort_by(|a, b| {
-        let key = |v: &Violation| {
-            let offset = match &v.location {
-                Location::Source(span) => span.start.offset,
-                _ => 0,
-            };
-            let object = match &v.location {
-                Location::Object { name } => name.clone(),
-                _ => String::new(),
-            };
-            (
-                v.location.path().map(Path::to_path_buf),
-                object,
-                offset,
-                v.rule,
-            )
+    // The key is built once per finding (a stable sort), not once per comparison.
+    violations.sort_by_cached_key(|v| {
+        let offset = match &v.location {
+            Location::Source(span) => span.start.offset,
+            _ => 0,
         };
-        key(a).cmp(&key(b))
+        let object = match &v.location {
+            Location::Object { name } => name.clone(),
+            _ => String::new(),
+        };
+        (
+            v.location.path().map(Path::to_path_buf),
+            object,
+            offset,
+            v.rule,
+        )
     });
 }
 
