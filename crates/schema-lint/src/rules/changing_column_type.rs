@@ -271,6 +271,33 @@ ALTER TABLE users ALTER COLUMN email TYPE integer USING length(email);
         );
     }
 
+    /// As Django and Rails write them: quoted names, `USING "col"::type`,
+    /// several changes in one statement.
+    #[test]
+    fn framework_shapes() {
+        let create = "CREATE TABLE \"auth_user\" (\"id\" serial NOT NULL PRIMARY KEY, \"username\" varchar(30) NOT NULL, \
+             \"bio\" varchar(500), \"score\" integer);\n";
+        let django = "ALTER TABLE \"auth_user\" ALTER COLUMN \"username\" TYPE varchar(150) USING \"username\"::varchar(150);\n\
+             ALTER TABLE \"auth_user\" ALTER COLUMN \"bio\" TYPE text, ALTER COLUMN \"score\" TYPE bigint;\n";
+        check_files(
+            "changing-column-type",
+            &[
+                ("202601010000_auth_user.up.sql", create),
+                ("202601010000_auth_user.down.sql", "DROP TABLE auth_user;"),
+                ("202602010000_widen.up.sql", django),
+                ("202602010000_widen.down.sql", "SELECT 1;"),
+            ],
+            expect_test::expect![[r#"
+                error[changing-column-type]: changing `auth_user.score` from `integer` to `bigint` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock
+                  --> 202602010000_widen.up.sql:2:55
+                   |
+                 2 | ALTER TABLE "auth_user" ALTER COLUMN "bio" TYPE text, ALTER COLUMN "score" TYPE bigint;
+                   |                                                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: add a column of the new type, backfill it in batches, then switch readers and writers to it
+            "#]],
+        );
+    }
+
     #[test]
     fn unknown_old_type_is_reported_as_unknown() {
         check(
