@@ -114,6 +114,46 @@ async fn db_lints_the_live_schema() {
     }
 }
 
+/// With --db, a type change of a column no file creates is judged from the
+/// column's type in the database; without, its old type is unknown.
+#[tokio::test]
+async fn db_gives_the_old_type_of_a_column_no_file_creates() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch_execute(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, plan varchar(20), seats integer)",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = migration(
+        dir.path(),
+        "ALTER TABLE accounts ALTER COLUMN plan TYPE text;\nALTER TABLE accounts ALTER COLUMN seats TYPE bigint;\n",
+    );
+    let (_, out) = lint(Some(db.url()), &["--db", &path, "--format", "json"]);
+    let findings: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let type_changes: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "changing-column-type")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        type_changes,
+        [
+            "changing `accounts.seats` from `integer` (its type in the live database) to `bigint` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock"
+        ]
+    );
+    let (_, out) = lint(None, &[&path]);
+    assert_eq!(
+        out.matches("its current type is unknown").count(),
+        2,
+        "{out}"
+    );
+}
+
 /// A project of its own: configs/migrate.toml (a production environment that
 /// refuses lint overrides but needs no approvals, so the lint gate is what is
 /// tested), an empty configs/lint.toml and migrations/operational with `files`.

@@ -55,6 +55,24 @@ pub fn lint_sources(sources: &[(PathBuf, String)], config: &Config) -> Vec<Viola
     engine::lint_sources(sources.to_vec(), config, time::OffsetDateTime::now_utc())
 }
 
+/// [`lint_sources`] for files meant for the database `live` describes (as
+/// `catalog::introspect` reads it): a column type change on a column the
+/// files do not create is judged from the column's live type, rather than
+/// reported as unknown.
+pub fn lint_sources_against(
+    sources: &[(PathBuf, String)],
+    live: &catalog::model::Schema,
+    config: &Config,
+) -> Vec<Violation> {
+    engine::lint_sources_reporting(
+        sources.to_vec(),
+        None,
+        Some(live),
+        config,
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
 /// Lints pending migrations in the context of the applied ones, as the
 /// migration engine does before applying: every file is replayed into the
 /// schema model (so that a foreign key added to an existing table is checked
@@ -71,6 +89,7 @@ pub fn lint_pending(
     engine::lint_sources_reporting(
         sources,
         Some(&reported),
+        None,
         config,
         time::OffsetDateTime::now_utc(),
     )

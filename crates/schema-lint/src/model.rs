@@ -57,6 +57,8 @@ pub(crate) struct TypeChange {
     /// The column's type before, as `format_type` prints it; `None` when the
     /// replayed files do not create the column.
     pub(crate) old: Option<String>,
+    /// Whether `old` is the live database's type (the files do not create the column).
+    pub(crate) old_from_live: bool,
     /// The new type, as `format_type` prints it.
     pub(crate) new: String,
     /// The `USING` expression, if any.
@@ -82,6 +84,9 @@ pub(crate) struct Replay {
     /// Tables made by `CREATE TABLE ... AS`, `SELECT ... INTO` or `CREATE
     /// MATERIALIZED VIEW` (not modelled), with the file that made each.
     made_by_query: HashMap<String, usize>,
+    /// Column types of the live database, by table display name and column:
+    /// the type before an `ALTER COLUMN ... TYPE` of a column the files do not create.
+    live_types: HashMap<(String, String), String>,
     pub(crate) origins: Origins,
     /// Schemas whose objects are left out (dbops's own bookkeeping).
     ignored_schemas: Vec<String>,
@@ -690,10 +695,17 @@ impl Replay {
             .tables
             .get_mut(table)
             .and_then(|t| t.columns.iter_mut().find(|c| c.name == column));
-        let old = current.as_ref().map(|c| c.data_type.clone());
+        let known = current.as_ref().map(|c| c.data_type.clone());
         if let Some(c) = current {
             c.data_type = new.clone();
         }
+        let live = self
+            .live_types
+            .get(&(table.to_owned(), column.to_owned()))
+            .filter(|_| known.is_none())
+            .cloned();
+        let old_from_live = live.is_some();
+        let old = known.or(live);
         let range = node.text_range();
         self.origins.type_changes.push(TypeChange {
             at: FileSpan {
@@ -704,6 +716,7 @@ impl Replay {
             table: table.to_owned(),
             column: column.to_owned(),
             old,
+            old_from_live,
             new,
             using,
             new_table,
@@ -805,11 +818,30 @@ fn default_constraint_name(table: &str, columns: &[String], suffix: &str) -> Str
 }
 
 /// Builds the model of a sequence of parsed files, in order.
+#[cfg(test)]
 pub(crate) fn replay<'a>(
     files: impl IntoIterator<Item = (usize, &'a squawk_syntax::Parse<squawk_syntax::SourceFile>)>,
     ignored_schemas: &[String],
 ) -> (Schema, Origins) {
+    replay_over(files, ignored_schemas, None)
+}
+
+/// [`replay`], knowing the live database's schema: a type change of a
+/// column the files do not create starts from the column's live type.
+pub(crate) fn replay_over<'a>(
+    files: impl IntoIterator<Item = (usize, &'a squawk_syntax::Parse<squawk_syntax::SourceFile>)>,
+    ignored_schemas: &[String],
+    live: Option<&Schema>,
+) -> (Schema, Origins) {
     let mut replay = Replay::new(ignored_schemas);
+    for table in live.into_iter().flat_map(|schema| &schema.tables) {
+        for column in &table.columns {
+            replay.live_types.insert(
+                (table.display_name(), column.name.clone()),
+                column.data_type.clone(),
+            );
+        }
+    }
     for (file, parse) in files {
         for stmt in parse.tree().stmts() {
             replay.statement(file, &stmt);

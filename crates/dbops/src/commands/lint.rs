@@ -24,7 +24,22 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
         args.paths.clone()
     };
     let sources = schema_lint::read_paths(&paths).map_err(|e| CliError::Config(error_chain(&e)))?;
-    let found = schema_lint::lint_sources(&sources, &config);
+    // With --db, each target's schema is read first: a column type change in
+    // the files is judged from the column's live type when no file creates it.
+    let mut live = Vec::new();
+    if args.db {
+        for &target in targets {
+            live.push((target, introspect_target(context, target).await?));
+        }
+    }
+    let found = if args.db {
+        let all = catalog::model::Schema {
+            tables: live.iter().flat_map(|(_, s)| s.tables.clone()).collect(),
+        };
+        schema_lint::lint_sources_against(&sources, &all, &config)
+    } else {
+        schema_lint::lint_sources(&sources, &config)
+    };
     let baseline_path = baseline_path(context, &config);
     if args.update_baseline {
         let baseline = schema_lint::Baseline::record(&found, &sources, &context.project_root);
@@ -48,10 +63,8 @@ pub async fn run(context: &Context<'_>, args: LintArgs) -> Result<i32, CliError>
             baseline_path.display()
         );
     }
-    if args.db {
-        for target in targets {
-            violations.extend(lint_database(context, target, &config).await?);
-        }
+    for (target, schema) in &live {
+        violations.extend(lint_database(context, target, schema, &config).await?);
     }
     let rendered = match args.format {
         LintFormat::Human => schema_lint::render::human(&violations),
@@ -88,18 +101,40 @@ pub fn load_baseline(path: &Path) -> Result<schema_lint::Baseline, CliError> {
 /// The default lint baseline, relative to the project root.
 const LINT_BASELINE: &str = "configs/lint-baseline.toml";
 
+/// The schemas a target's database holds.
+fn target_schemas(target: &str) -> Vec<String> {
+    match target {
+        "analytics" => vec!["analytics".to_owned()],
+        _ => vec![catalog::model::DEFAULT_SCHEMA.to_owned()],
+    }
+}
+
+/// One target's schemas, as `catalog` introspects them.
+async fn introspect_target(
+    context: &Context<'_>,
+    target: &str,
+) -> Result<catalog::model::Schema, CliError> {
+    let url = context.database_url(target)?;
+    let client = connect_url(&url, "dbops lint").await?;
+    let schemas = target_schemas(target);
+    introspect(&client, &IntrospectOptions { schemas })
+        .await
+        .map_err(|e| {
+            CliError::Config(format!(
+                "introspecting the {target} database: {}",
+                error_chain(&e)
+            ))
+        })
+}
+
 /// The live checks of one target: its schemas introspected, its history from the migration engine's status.
 async fn lint_database(
     context: &Context<'_>,
     target: &str,
+    schema: &catalog::model::Schema,
     config: &schema_lint::Config,
 ) -> Result<Vec<schema_lint::Violation>, CliError> {
-    let url = context.database_url(target)?;
-    let client = connect_url(&url, "dbops lint").await?;
-    let schemas = match target {
-        "analytics" => vec!["analytics".to_owned()],
-        _ => vec![catalog::model::DEFAULT_SCHEMA.to_owned()],
-    };
+    let schemas = target_schemas(target);
     // The map covers every target; this database holds only this target's
     // schemas, so the map's other tables are not "missing" here.
     let mut config = config.clone();
@@ -112,14 +147,6 @@ async fn lint_database(
         });
     }
     let config = &config;
-    let schema = introspect(&client, &IntrospectOptions { schemas })
-        .await
-        .map_err(|e| {
-            CliError::Config(format!(
-                "introspecting the {target} database: {}",
-                error_chain(&e)
-            ))
-        })?;
     let target_args = TargetArgs {
         target: Some(TargetChoice::All),
         dir: None,
@@ -159,7 +186,7 @@ async fn lint_database(
         .collect();
     Ok(schema_lint::lint_live(
         &schema_lint::LiveInput {
-            schema: &schema,
+            schema,
             history: &history,
             pending: &pending,
         },

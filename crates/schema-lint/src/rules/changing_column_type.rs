@@ -62,33 +62,32 @@ impl Rule for ChangingColumnType {
 fn finding(change: &TypeChange) -> Option<String> {
     let column = format!("`{}.{}`", change.table, change.column);
     let new = &change.new;
-    let Some(old) = &change.old else {
+    let Some(before) = &change.old else {
         return Some(format!(
             "changing {column} to `{new}` may rewrite the table: its current type is unknown (no earlier migration in this run creates the column)"
         ));
     };
-    if let Some(using) = &change.using
-        && !keeps_value(using, &change.column)
-    {
-        return Some(format!(
-            "changing {column} from `{old}` to `{new}` USING `{using}` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock"
-        ));
-    }
-    if !rewrites(old, new) {
-        return None;
-    }
-    let zone = [old.as_str(), new.as_str()]
+    let old = if change.old_from_live {
+        format!("`{before}` (its type in the live database)")
+    } else {
+        format!("`{before}`")
+    };
+    let rewrites_because = match &change.using {
+        Some(using) if !keeps_value(using, &change.column) => format!(" USING `{using}`"),
+        _ if rewrites(before, new) => String::new(),
+        _ => return None,
+    };
+    let zone = [before.as_str(), new.as_str()]
         .iter()
         .all(|t| base_type(t).starts_with("timestamp"));
-    Some(if zone {
-        format!(
-            "changing {column} from `{old}` to `{new}` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock unless the session's TimeZone is UTC"
-        )
+    let unless = if zone && rewrites_because.is_empty() {
+        " unless the session's TimeZone is UTC"
     } else {
-        format!(
-            "changing {column} from `{old}` to `{new}` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock"
-        )
-    })
+        ""
+    };
+    Some(format!(
+        "changing {column} from {old} to `{new}`{rewrites_because} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock{unless}"
+    ))
 }
 
 /// Whether a `USING` expression is the column itself, possibly cast: it
@@ -312,6 +311,33 @@ ALTER TABLE users ALTER COLUMN email TYPE integer USING length(email);
                    = help: add a column of the new type, backfill it in batches, then switch readers and writers to it
             "#]],
         );
+    }
+
+    /// Linted against the live database, a column the files do not create is
+    /// judged from its live type.
+    #[test]
+    fn the_live_type_stands_in_for_an_unknown_one() {
+        let live = "CREATE TABLE accounts (plan varchar(20), seats integer);";
+        let (live, _) = crate::model::replay([(0, &squawk_syntax::SourceFile::parse(live))], &[]);
+        let files = vec![
+            (
+                std::path::PathBuf::from("202601010000_a.up.sql"),
+                "ALTER TABLE accounts ALTER COLUMN plan TYPE text;\nALTER TABLE accounts ALTER COLUMN seats TYPE bigint;\nALTER TABLE accounts ALTER COLUMN region TYPE text;\n".to_owned(),
+            ),
+            (std::path::PathBuf::from("202601010000_a.down.sql"), "SELECT 1;".to_owned()),
+        ];
+        let found: Vec<String> =
+            crate::lint_sources_against(&files, &live, &crate::Config::default())
+                .into_iter()
+                .filter(|v| v.rule == "changing-column-type")
+                .map(|v| v.message)
+                .collect();
+        expect_test::expect![[r#"
+            [
+                "changing `accounts.seats` from `integer` (its type in the live database) to `bigint` rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
+                "changing `accounts.region` to `text` may rewrite the table: its current type is unknown (no earlier migration in this run creates the column)",
+            ]
+        "#]].assert_debug_eq(&found);
     }
 
     #[test]

@@ -212,6 +212,8 @@ pub(crate) struct MigrationSet<'a> {
     pub(crate) sources: &'a [Source],
     pub(crate) config: &'a Config,
     pub(crate) now: OffsetDateTime,
+    /// The live database's schema, when linting against it: the columns the files change but do not create.
+    pub(crate) live: Option<&'a Schema>,
 }
 
 impl MigrationSet<'_> {
