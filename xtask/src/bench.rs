@@ -94,7 +94,7 @@ const BENCHES: &[Bench] = &[
     ),
     Bench::new(
         "lint",
-        "dbops lint on 300 files vs squawk 2.66; --db on 500 tables",
+        "dbops lint on 300 and 3,000 realistic files vs squawk 2.66; --db on 500 tables",
         lint::run,
     ),
     Bench::new(

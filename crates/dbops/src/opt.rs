@@ -108,6 +108,11 @@ pub struct LintArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
+    /// Accept every finding of the migration files: write them to the lint
+    /// baseline (configs/lint-baseline.toml unless lint.toml's `baseline`
+    /// names another file), so that only new findings block `lint` and `migrate up`.
+    #[arg(long, conflicts_with = "paths")]
+    pub update_baseline: bool,
 }
 
 /// `dbops lint --format`.

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::Error;
 use crate::violation::Severity;
 
+/// The baseline file's name next to the config file, unless `baseline` names another.
+pub(crate) const DEFAULT_BASELINE: &str = "lint-baseline.toml";
+
 /// What a rule's findings count as, as set in `[rules]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +49,10 @@ pub struct Config {
     pub future_version_tolerance: Duration,
     /// The data-classification map, when one is configured.
     pub classification: Option<ClassificationMap>,
+    /// The lint baseline file ([`crate::Baseline`]): `baseline` in the
+    /// config, relative to it, by default `lint-baseline.toml` next to it.
+    /// `None` for [`Config::default`], which has no file to be next to.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -61,6 +68,7 @@ impl Default for Config {
             partition_horizon: Duration::from_secs(7 * 86_400),
             future_version_tolerance: Duration::from_secs(3_600),
             classification: None,
+            baseline: None,
         }
     }
 }
@@ -72,6 +80,8 @@ struct RawConfig {
     rules: BTreeMap<String, Level>,
     #[serde(default)]
     ignored_schemas: Option<Vec<String>>,
+    #[serde(default)]
+    baseline: Option<PathBuf>,
     #[serde(default)]
     naming: RawNaming,
     #[serde(default)]
@@ -134,6 +144,11 @@ impl Config {
             });
         }
         let defaults = Config::default();
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let baseline = folder.join(
+            raw.baseline
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_BASELINE)),
+        );
         let classification = match raw.sensitive.classification {
             Some(map) => {
                 let map = path.parent().unwrap_or(Path::new(".")).join(map);
@@ -162,6 +177,7 @@ impl Config {
                 .future_version_tolerance
                 .unwrap_or(defaults.future_version_tolerance),
             classification,
+            baseline: Some(baseline),
         })
     }
 
@@ -210,5 +226,15 @@ mod tests {
         .unwrap();
         assert_eq!(config.levels["drop-column"], Level::Warning);
         assert_eq!(config.partition_horizon, Duration::from_secs(14 * 86_400));
+        assert_eq!(config.baseline, Some(PathBuf::from("lint-baseline.toml")));
+        let config = Config::parse(
+            "baseline = \"../accepted.toml\"\n",
+            Path::new("configs/lint.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.baseline,
+            Some(PathBuf::from("configs/../accepted.toml"))
+        );
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::LiveInput;
 use crate::config::Config;
 use crate::ignore::FileIgnores;
-use crate::model::{FileSpan, replay};
+use crate::model::{FileSpan, replay_over};
 use crate::rules::{
     self, At, Finding, Findings, LiveView, MigrationSet, SchemaView, UNUSED_IGNORE,
 };
@@ -29,7 +29,7 @@ pub(crate) fn lint_sources(
     config: &Config,
     now: OffsetDateTime,
 ) -> Vec<Violation> {
-    lint_sources_reporting(sources, None, config, now)
+    lint_sources_reporting(sources, None, None, config, now)
 }
 
 /// Like [`lint_sources`], reporting only findings located in `reported` files
@@ -37,6 +37,7 @@ pub(crate) fn lint_sources(
 pub(crate) fn lint_sources_reporting(
     sources: Vec<(PathBuf, String)>,
     reported: Option<&HashSet<PathBuf>>,
+    live: Option<&Schema>,
     config: &Config,
     now: OffsetDateTime,
 ) -> Vec<Violation> {
@@ -71,6 +72,7 @@ pub(crate) fn lint_sources_reporting(
             sources: &sources[range.clone()],
             config,
             now,
+            live,
         };
         violations.extend(lint_set(&set, &mut per_file[range]));
     }
@@ -97,9 +99,10 @@ fn lint_set(set: &MigrationSet<'_>, files: &mut [(FileIgnores, Findings)]) -> Ve
     for rule in enabled_rules(config) {
         rule.check_migrations(set, &mut findings);
     }
-    let (mut schema, origins) = replay(
+    let (mut schema, origins) = replay_over(
         set.forward().map(|(i, s)| (i, &s.parse)),
         &config.ignored_schemas,
+        set.live,
     );
     let gaps = classify(&mut schema, config);
     let view = SchemaView {
@@ -284,24 +287,22 @@ fn source_location(source: &Source, span: FileSpan) -> Location {
 }
 
 fn sort(violations: &mut [Violation]) {
-    violations.sort_by(|a, b| {
-        let key = |v: &Violation| {
-            let offset = match &v.location {
-                Location::Source(span) => span.start.offset,
-                _ => 0,
-            };
-            let object = match &v.location {
-                Location::Object { name } => name.clone(),
-                _ => String::new(),
-            };
-            (
-                v.location.path().map(Path::to_path_buf),
-                object,
-                offset,
-                v.rule,
-            )
+    // The key is built once per finding (a stable sort), not once per comparison.
+    violations.sort_by_cached_key(|v| {
+        let offset = match &v.location {
+            Location::Source(span) => span.start.offset,
+            _ => 0,
         };
-        key(a).cmp(&key(b))
+        let object = match &v.location {
+            Location::Object { name } => name.clone(),
+            _ => String::new(),
+        };
+        (
+            v.location.path().map(Path::to_path_buf),
+            object,
+            offset,
+            v.rule,
+        )
     });
 }
 

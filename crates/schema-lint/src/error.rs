@@ -22,6 +22,14 @@ pub enum Error {
         /// The TOML error, with line and column.
         source: Box<toml::de::Error>,
     },
+    /// The lint baseline file is not valid.
+    #[error("{}: invalid lint baseline", path.display())]
+    Baseline {
+        /// The baseline file.
+        path: PathBuf,
+        /// The TOML error, with line and column.
+        source: Box<toml::de::Error>,
+    },
     /// `configs/lint.toml` sets the level of a rule that does not exist.
     #[error("{}: unknown rule `{rule}` in [rules]", path.display())]
     UnknownRule {

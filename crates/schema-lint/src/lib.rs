@@ -22,8 +22,11 @@
 //!   machines, GitHub and SARIF consumers; the caller picks the exit code.
 //! - Ignores: `-- dbops-lint: ignore RULE_ID reason` before a statement, or
 //!   at the top of a file followed by a blank line for the whole file.
+//! - Baseline: [`Baseline`] accepts recorded findings by rule and file
+//!   checksum, so that only new ones block.
 #![warn(missing_docs)]
 
+mod baseline;
 mod config;
 mod engine;
 mod english;
@@ -38,6 +41,7 @@ mod violation;
 
 use std::path::PathBuf;
 
+pub use baseline::{Baseline, Baselined};
 pub use config::{Config, Level};
 pub use error::Error;
 pub use rules::{Family, RuleInfo};
@@ -49,6 +53,24 @@ pub use violation::{Excerpt, Location, Position, Severity, SourceSpan, Violation
 /// replayed, in version order, into one schema model.
 pub fn lint_sources(sources: &[(PathBuf, String)], config: &Config) -> Vec<Violation> {
     engine::lint_sources(sources.to_vec(), config, time::OffsetDateTime::now_utc())
+}
+
+/// [`lint_sources`] for files meant for the database `live` describes (as
+/// `catalog::introspect` reads it): a column type change on a column the
+/// files do not create is judged from the column's live type, rather than
+/// reported as unknown.
+pub fn lint_sources_against(
+    sources: &[(PathBuf, String)],
+    live: &catalog::model::Schema,
+    config: &Config,
+) -> Vec<Violation> {
+    engine::lint_sources_reporting(
+        sources.to_vec(),
+        None,
+        Some(live),
+        config,
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 /// Lints pending migrations in the context of the applied ones, as the
@@ -67,9 +89,17 @@ pub fn lint_pending(
     engine::lint_sources_reporting(
         sources,
         Some(&reported),
+        None,
         config,
         time::OffsetDateTime::now_utc(),
     )
+}
+
+/// Reads the `.sql` files under `paths` (directories are searched
+/// recursively), as [`lint_paths`] does: for [`lint_sources`] and a
+/// [`Baseline`], which need the files' texts.
+pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Error> {
+    engine::read_paths(paths)
 }
 
 /// Lints the `.sql` files under `paths` (directories are searched recursively).

@@ -42,6 +42,29 @@ pub(crate) struct Origins {
     map: HashMap<ObjectKey, FileSpan>,
     /// Constraints and indexes whose names PostgreSQL chose because the file gave none.
     pub(crate) unnamed: Vec<ObjectKey>,
+    /// Every `ALTER COLUMN ... TYPE`, in replay order.
+    pub(crate) type_changes: Vec<TypeChange>,
+}
+
+/// One `ALTER COLUMN ... TYPE` of the replayed files.
+#[derive(Debug)]
+pub(crate) struct TypeChange {
+    /// The `ALTER COLUMN` clause.
+    pub(crate) at: FileSpan,
+    /// The table's display name.
+    pub(crate) table: String,
+    pub(crate) column: String,
+    /// The column's type before, as `format_type` prints it; `None` when the
+    /// replayed files do not create the column.
+    pub(crate) old: Option<String>,
+    /// Whether `old` is the live database's type (the files do not create the column).
+    pub(crate) old_from_live: bool,
+    /// The new type, as `format_type` prints it.
+    pub(crate) new: String,
+    /// The `USING` expression, if any.
+    pub(crate) using: Option<String>,
+    /// Whether the same file created the table earlier: nothing reads it yet.
+    pub(crate) new_table: bool,
 }
 
 impl Origins {
@@ -51,9 +74,19 @@ impl Origins {
 }
 
 /// Replays statements into a model.
+///
+/// Tables are kept by display name while replaying, so that each column,
+/// constraint and index finds its table in constant time: a history of
+/// thousands of files replays in time linear in its statements.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
-    pub(crate) schema: Schema,
+    tables: HashMap<String, Table>,
+    /// Tables made by `CREATE TABLE ... AS`, `SELECT ... INTO` or `CREATE
+    /// MATERIALIZED VIEW` (not modelled), with the file that made each.
+    made_by_query: HashMap<String, usize>,
+    /// Column types of the live database, by table display name and column:
+    /// the type before an `ALTER COLUMN ... TYPE` of a column the files do not create.
+    live_types: HashMap<(String, String), String>,
     pub(crate) origins: Origins,
     /// Schemas whose objects are left out (dbops's own bookkeeping).
     ignored_schemas: Vec<String>,
@@ -67,13 +100,16 @@ impl Replay {
         }
     }
 
-    pub(crate) fn finish(mut self) -> (Schema, Origins) {
-        self.schema.sort();
-        (self.schema, self.origins)
+    pub(crate) fn finish(self) -> (Schema, Origins) {
+        let mut schema = Schema {
+            tables: self.tables.into_values().collect(),
+        };
+        schema.sort();
+        (schema, self.origins)
     }
 
     fn table_mut(&mut self, key: &str) -> Option<&mut Table> {
-        self.schema.table_mut(key)
+        self.tables.get_mut(key)
     }
 
     fn record(&mut self, key: ObjectKey, file: usize, node: &SyntaxNode) {
@@ -98,12 +134,23 @@ impl Replay {
             ast::Stmt::CreateTable(create) => self.create_table(file, create),
             ast::Stmt::AlterTable(alter) => self.alter_table(file, alter),
             ast::Stmt::CreateIndex(create) => self.create_index(file, create),
+            ast::Stmt::CreateTableAs(_)
+            | ast::Stmt::SelectInto(_)
+            | ast::Stmt::CreateMaterializedView(_) => {
+                if let Some((schema, name)) = crate::rules::squawk::created_table(stmt) {
+                    self.made_by_query
+                        .insert(display_name(&schema, &name), file);
+                }
+            }
             ast::Stmt::DropTable(drop) => {
                 for name in drop.table_name_refs() {
                     if let Some((schema, name)) = qualified_name(name.syntax()) {
                         let key = display_name(&schema, &name);
-                        self.schema.tables.retain(|t| t.display_name() != key);
-                        for table in &mut self.schema.tables {
+                        if self.tables.remove(&key).is_some() {
+                            continue;
+                        }
+                        // Not a table: perhaps a partition.
+                        for table in self.tables.values_mut() {
                             if let Some(p) = &mut table.partitioning {
                                 p.partitions
                                     .retain(|p| display_name(&p.schema, &p.name) != key);
@@ -117,7 +164,7 @@ impl Replay {
                     let Some(name) = name_parts(index.syntax()).pop() else {
                         continue;
                     };
-                    for table in &mut self.schema.tables {
+                    for table in self.tables.values_mut() {
                         table.indexes.retain(|i| i.name != name);
                     }
                 }
@@ -167,19 +214,21 @@ impl Replay {
             );
             return;
         }
-        self.schema.tables.retain(|t| t.display_name() != key);
-        self.schema.tables.push(Table {
-            schema,
-            name: name.clone(),
-            comment: None,
-            columns: Vec::new(),
-            constraints: Vec::new(),
-            indexes: Vec::new(),
-            partitioning: create.partition_by().map(|_| Partitioning {
-                key: String::new(),
-                partitions: Vec::new(),
-            }),
-        });
+        self.tables.insert(
+            key.clone(),
+            Table {
+                schema,
+                name: name.clone(),
+                comment: None,
+                columns: Vec::new(),
+                constraints: Vec::new(),
+                indexes: Vec::new(),
+                partitioning: create.partition_by().map(|_| Partitioning {
+                    key: String::new(),
+                    partitions: Vec::new(),
+                }),
+            },
+        );
         if let Some(by) = create.partition_by() {
             // Keep the key as `pg_get_partkeydef` prints it: `RANGE (occurred_at)`.
             let strategy = by
@@ -330,7 +379,7 @@ impl Replay {
         node: &SyntaxNode,
         column: Option<&str>,
     ) {
-        let Some(table_name) = self.schema.table(table).map(|t| t.name.clone()) else {
+        let Some(table_name) = self.tables.get(table).map(|t| t.name.clone()) else {
             return;
         };
         let given_name = node
@@ -541,8 +590,7 @@ impl Replay {
                 ast::AlterTableAction::RenameColumn(rename) => {
                     let from = rename.column_name_ref().and_then(|n| simple_name(&n));
                     let to = rename.column_name().and_then(|n| simple_name(&n));
-                    if let (Some(from), Some(to), Some(t)) = (from, to, self.schema.table_mut(&key))
-                    {
+                    if let (Some(from), Some(to), Some(t)) = (from, to, self.tables.get_mut(&key)) {
                         for column in t.columns.iter_mut().filter(|c| c.name == from) {
                             column.name = to.clone();
                         }
@@ -562,8 +610,9 @@ impl Replay {
                     let to = rename
                         .table_name()
                         .and_then(|n| name_parts(n.syntax()).pop());
-                    if let (Some(to), Some(t)) = (to, self.schema.table_mut(&key)) {
+                    if let (Some(to), Some(mut t)) = (to, self.tables.remove(&key)) {
                         t.name = to;
+                        self.tables.insert(t.display_name(), t);
                     }
                 }
                 ast::AlterTableAction::AlterColumn(alter_column) => {
@@ -571,18 +620,17 @@ impl Replay {
                     else {
                         continue;
                     };
-                    let Some(t) = self.schema.table_mut(&key) else {
+                    if let Some(ast::AlterColumnOption::SetType(set)) = alter_column.option() {
+                        self.set_type(file, &key, &column, alter_column.syntax(), &set);
+                        continue;
+                    }
+                    let Some(t) = self.tables.get_mut(&key) else {
                         continue;
                     };
                     let Some(c) = t.columns.iter_mut().find(|c| c.name == column) else {
                         continue;
                     };
                     match alter_column.option() {
-                        Some(ast::AlterColumnOption::SetType(set)) => {
-                            if let Some(ty) = set.ty() {
-                                c.data_type = canonical_type(&normalized_text(ty.syntax()));
-                            }
-                        }
                         Some(ast::AlterColumnOption::SetNotNull(_)) => c.nullable = false,
                         Some(ast::AlterColumnOption::DropNotNull(_)) => c.nullable = true,
                         _ => {}
@@ -600,7 +648,7 @@ impl Replay {
                         .map_or_else(|| "DEFAULT".to_owned(), |b| normalized_text(b.syntax()));
                     // The attached table stops being a table of its own.
                     let attached = display_name(&p_schema, &p_name);
-                    self.schema.tables.retain(|t| t.display_name() != attached);
+                    self.tables.remove(&attached);
                     self.add_partition(file, attach.syntax(), &key, p_schema, p_name, bound);
                 }
                 ast::AlterTableAction::DetachPartition(detach) => {
@@ -618,6 +666,61 @@ impl Replay {
                 _ => {}
             }
         }
+    }
+
+    /// `ALTER COLUMN ... TYPE`: records the change, with the type the column
+    /// had before as far as the replay knows it, then changes the model.
+    fn set_type(
+        &mut self,
+        file: usize,
+        table: &str,
+        column: &str,
+        node: &SyntaxNode,
+        set: &ast::SetType,
+    ) {
+        let Some(ty) = set.ty() else {
+            return;
+        };
+        let new = canonical_type(&normalized_text(ty.syntax()));
+        let new_table = self
+            .origins
+            .get(&ObjectKey::Table(table.to_owned()))
+            .is_some_and(|span| span.file == file)
+            || self.made_by_query.get(table) == Some(&file);
+        let using = set
+            .using_expr()
+            .and_then(|u| u.expr())
+            .map(|e| normalized_text(e.syntax()));
+        let current = self
+            .tables
+            .get_mut(table)
+            .and_then(|t| t.columns.iter_mut().find(|c| c.name == column));
+        let known = current.as_ref().map(|c| c.data_type.clone());
+        if let Some(c) = current {
+            c.data_type = new.clone();
+        }
+        let live = self
+            .live_types
+            .get(&(table.to_owned(), column.to_owned()))
+            .filter(|_| known.is_none())
+            .cloned();
+        let old_from_live = live.is_some();
+        let old = known.or(live);
+        let range = node.text_range();
+        self.origins.type_changes.push(TypeChange {
+            at: FileSpan {
+                file,
+                start: range.start().into(),
+                end: range.end().into(),
+            },
+            table: table.to_owned(),
+            column: column.to_owned(),
+            old,
+            old_from_live,
+            new,
+            using,
+            new_table,
+        });
     }
 
     fn create_index(&mut self, file: usize, create: &ast::CreateIndex) {
@@ -715,11 +818,30 @@ fn default_constraint_name(table: &str, columns: &[String], suffix: &str) -> Str
 }
 
 /// Builds the model of a sequence of parsed files, in order.
+#[cfg(test)]
 pub(crate) fn replay<'a>(
     files: impl IntoIterator<Item = (usize, &'a squawk_syntax::Parse<squawk_syntax::SourceFile>)>,
     ignored_schemas: &[String],
 ) -> (Schema, Origins) {
+    replay_over(files, ignored_schemas, None)
+}
+
+/// [`replay`], knowing the live database's schema: a type change of a
+/// column the files do not create starts from the column's live type.
+pub(crate) fn replay_over<'a>(
+    files: impl IntoIterator<Item = (usize, &'a squawk_syntax::Parse<squawk_syntax::SourceFile>)>,
+    ignored_schemas: &[String],
+    live: Option<&Schema>,
+) -> (Schema, Origins) {
     let mut replay = Replay::new(ignored_schemas);
+    for table in live.into_iter().flat_map(|schema| &schema.tables) {
+        for column in &table.columns {
+            replay.live_types.insert(
+                (table.display_name(), column.name.clone()),
+                column.data_type.clone(),
+            );
+        }
+    }
     for (file, parse) in files {
         for stmt in parse.tree().stmts() {
             replay.statement(file, &stmt);

@@ -385,7 +385,7 @@ mod tests {
                   "text": "index `users_id_idx` (id) is redundant with `users_pkey` (id) Help: `users_pkey` serves the same lookups: drop `users_id_idx`"
                 },
                 "ruleId": "duplicate-index",
-                "ruleIndex": 17
+                "ruleIndex": 18
               },
               {
                 "level": "warning",

@@ -146,9 +146,13 @@ pub(crate) fn canonical_type(written: &str) -> String {
         Some(base) => (base.trim_end(), "[]"),
         None => (lower.as_str(), ""),
     };
-    let (name, modifier) = match base.find('(') {
-        Some(i) => (base[..i].trim_end(), &base[i..]),
-        None => (base, ""),
+    // `timestamp(3) with time zone`: the name goes on after the modifier.
+    let (name, modifier) = match (base.find('('), base.find(')')) {
+        (Some(open), Some(close)) if close > open => (
+            format!("{} {}", &base[..open], &base[close + 1..]),
+            &base[open..=close],
+        ),
+        _ => (base.to_owned(), ""),
     };
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let name = match name.as_str() {
@@ -165,6 +169,7 @@ pub(crate) fn canonical_type(written: &str) -> String {
         "float8" | "double precision" => "double precision",
         "float4" | "real" => "real",
         "decimal" | "numeric" => "numeric",
+        "varbit" | "bit varying" => "bit varying",
         other => other,
     };
     let modifier: String = modifier.chars().filter(|c| !c.is_whitespace()).collect();
@@ -195,6 +200,8 @@ mod tests {
         check("bigserial", "bigint");
         check("bytea", "bytea");
         check("numeric(12, 2)", "numeric(12,2)");
+        check("timestamp(3) with time zone", "timestamp with time zone(3)");
+        check("varbit(64)", "bit varying(64)");
     }
 
     #[test]

@@ -65,14 +65,21 @@ pub struct Step {
 /// Writes the history, with `rows` rows in its largest table, under `out`,
 /// replacing what was there; returns the fixture and the history.
 pub fn write(out: &Path, rows: usize) -> Result<(Fixture, Vec<Step>)> {
-    let steps = history(rows);
+    write_sized(out, rows, MIGRATIONS)
+}
+
+/// [`write`] with `count` migrations instead of [`MIGRATIONS`]: the same
+/// history, continued (the lint benchmark's 3,000 files).
+pub fn write_sized(out: &Path, rows: usize, count: usize) -> Result<(Fixture, Vec<Step>)> {
+    let steps = history_of(rows, count);
     let mut clock = Rng(0x7469_6d65);
     let mut minutes = 0;
     let migrations: Vec<Migration> = steps
         .iter()
         .map(|step| {
-            // Half a day to two and a half days apart.
-            minutes += 720 + clock.below(2_880);
+            // Half a day to two and a half days apart (closer in a longer
+            // history, which spans the same year).
+            minutes += (720 + clock.below(2_880)) * MIGRATIONS / count.max(MIGRATIONS);
             Migration {
                 version: fixture::version(minutes),
                 slug: step.slug.clone(),
@@ -132,12 +139,18 @@ fn in_stretches<'a>(scripts: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The history, with `rows` rows in its largest table.
+#[cfg(test)]
 pub fn history(rows: usize) -> Vec<Step> {
+    history_of(rows, MIGRATIONS)
+}
+
+/// The history of `count` migrations, with `rows` rows in its largest table.
+fn history_of(rows: usize, count: usize) -> Vec<Step> {
     let mut history = History::new(rows);
     history.start();
     let started = history.steps.len();
     // A new table about every eleventh migration, as features arrive.
-    while history.steps.len() < MIGRATIONS {
+    while history.steps.len() < count {
         let due = (history.steps.len() - started).is_multiple_of(11);
         let step = due.then(|| history.create_table()).flatten();
         let step = step.unwrap_or_else(|| history.any_change());

@@ -9,6 +9,7 @@ use migrate_core::{
 };
 
 use crate::CliError;
+use crate::commands::lint::{baseline_path, load_baseline};
 use crate::config::EnvironmentPolicy;
 use crate::context::Context;
 use crate::exit_code;
@@ -53,6 +54,8 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
                     &migrator,
                     &plan,
                 );
+                print_accepted(&migrator, &lint);
+                let lint = lint.new;
                 if dry_run {
                     print_plan(&migrator, &plan);
                     print_lint(&lint);
@@ -157,7 +160,8 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             // Everything that can refuse runs before the rollback: nothing
             // stands between the rollback and the re-apply but the two runs.
             let lint = lint_as_pending(context, &migrator, &[version].into())?;
-            let migrator = enforce_lint(migrator, &lint, &policy, &guard)?;
+            print_accepted(&migrator, &lint);
+            let migrator = enforce_lint(migrator, &lint.new, &policy, &guard)?;
             let warnings = data_loss_warnings(&migrator, &down);
             guardrails::check(&migrator, &down, &policy, &guard, &actor, &warnings).await?;
             let rolled_back = migrator
@@ -356,8 +360,9 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
 fn lint_everything(
     context: &Context<'_>,
     migrator: &Migrator,
-) -> Result<tokio::task::JoinHandle<Vec<schema_lint::Violation>>, CliError> {
+) -> Result<tokio::task::JoinHandle<schema_lint::Baselined>, CliError> {
     let config = context.lint_config()?;
+    let baseline = load_baseline(&baseline_path(context, &config))?;
     let sources: Vec<_> = migrator
         .source()
         .migrations()
@@ -370,7 +375,7 @@ fn lint_everything(
         })
         .collect();
     Ok(tokio::task::spawn_blocking(move || {
-        schema_lint::lint_pending(&[], &sources, &config)
+        baseline.apply(schema_lint::lint_pending(&[], &sources, &config), &sources)
     }))
 }
 
@@ -378,20 +383,37 @@ fn lint_everything(
 /// `schema_lint::lint_pending` would report for them, as the same files are
 /// replayed in the same order.
 fn pending_findings(
-    violations: Vec<schema_lint::Violation>,
+    violations: schema_lint::Baselined,
     migrator: &Migrator,
     plan: &Plan,
-) -> Vec<schema_lint::Violation> {
+) -> schema_lint::Baselined {
     let files: std::collections::HashSet<&std::path::Path> = plan
         .steps
         .iter()
         .filter_map(|step| migrator.source().get(step.version))
         .flat_map(|m| [m.up.path.as_path(), m.down.path.as_path()])
         .collect();
-    violations
-        .into_iter()
-        .filter(|v| v.location.path().is_some_and(|path| files.contains(path)))
-        .collect()
+    let pending = |found: Vec<schema_lint::Violation>| -> Vec<schema_lint::Violation> {
+        found
+            .into_iter()
+            .filter(|v| v.location.path().is_some_and(|path| files.contains(path)))
+            .collect()
+    };
+    schema_lint::Baselined {
+        new: pending(violations.new),
+        accepted: pending(violations.accepted),
+    }
+}
+
+/// Says how many findings of the pending migrations the lint baseline accepts.
+fn print_accepted(migrator: &Migrator, lint: &schema_lint::Baselined) {
+    if !lint.accepted.is_empty() {
+        eprintln!(
+            "{}: {} lint finding(s) in the pending migrations accepted by the lint baseline",
+            migrator.target(),
+            lint.accepted.len()
+        );
+    }
 }
 
 /// A script's text for the linter: without the rows of bulk inserts, which
@@ -407,8 +429,9 @@ fn lint_as_pending(
     context: &Context<'_>,
     migrator: &Migrator,
     pending: &std::collections::HashSet<i64>,
-) -> Result<Vec<schema_lint::Violation>, CliError> {
+) -> Result<schema_lint::Baselined, CliError> {
     let config = context.lint_config()?;
+    let baseline = load_baseline(&baseline_path(context, &config))?;
     let (mut others, mut these) = (Vec::new(), Vec::new());
     for migration in migrator.source().migrations() {
         let side = if pending.contains(&migration.version) {
@@ -419,7 +442,8 @@ fn lint_as_pending(
         side.push((migration.up.path.clone(), lint_text(&migration.up.sql)));
         side.push((migration.down.path.clone(), lint_text(&migration.down.sql)));
     }
-    Ok(schema_lint::lint_pending(&others, &these, &config))
+    let found = schema_lint::lint_pending(&others, &these, &config);
+    Ok(baseline.apply(found, &these))
 }
 
 fn print_preflight(steps: &[(i64, Vec<migrate_core::hooks::Finding>)]) {

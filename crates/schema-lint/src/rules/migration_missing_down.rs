@@ -1,5 +1,7 @@
 //! `migration-missing-down`: every `.up.sql` has its `.down.sql`, and every `.down.sql` its `.up.sql`.
 
+use std::collections::HashSet;
+
 use migrate_core::source::Direction;
 
 use crate::rules::{At, Family, Findings, MigrationSet, Rule, RuleInfo};
@@ -20,15 +22,20 @@ impl Rule for MigrationMissingDown {
     }
 
     fn check_migrations(&self, set: &MigrationSet<'_>, out: &mut Findings) {
+        // Every (version, slug, direction) of the folder, so that each file finds its pair at once.
+        let present: HashSet<(i64, &str, bool)> = set
+            .sources
+            .iter()
+            .filter_map(|s| s.name.as_ref().ok())
+            .map(|n| (n.version, n.slug.as_str(), n.direction == Direction::Up))
+            .collect();
         for (file, source) in set.sources.iter().enumerate() {
             let Ok(name) = &source.name else { continue };
-            let has_pair = set.sources.iter().any(|other| {
-                other.name.as_ref().is_ok_and(|o| {
-                    o.version == name.version
-                        && o.slug == name.slug
-                        && o.direction != name.direction
-                })
-            });
+            let has_pair = present.contains(&(
+                name.version,
+                name.slug.as_str(),
+                name.direction != Direction::Up,
+            ));
             if has_pair {
                 continue;
             }

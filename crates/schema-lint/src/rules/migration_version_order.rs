@@ -1,5 +1,7 @@
 //! `migration-version-order`: versions are unique, and (with `--db`) no pending migration is older than an applied one.
 
+use std::collections::HashMap;
+
 use migrate_core::source::Direction;
 
 use crate::rules::{At, Family, Findings, LiveView, MigrationSet, Rule, RuleInfo};
@@ -32,8 +34,11 @@ impl Rule for MigrationVersionOrder {
                     .map(|n| (i, n.version, s.file_name()))
             })
             .collect();
-        for (position, &(file, version, name)) in ups.iter().enumerate() {
-            if let Some(&(_, _, first)) = ups[..position].iter().find(|(_, v, _)| *v == version) {
+        // The first file of each version, in file order.
+        let mut first_of: HashMap<i64, &str> = HashMap::new();
+        for &(file, version, name) in &ups {
+            let first = *first_of.entry(version).or_insert(name);
+            if first != name {
                 out.report(&INFO, At::File(file), format!("`{name}` has the same version as `{first}`"))
                     .help("give each migration its own version: the UTC time it was written, YYYYMMDDHHMM");
             }

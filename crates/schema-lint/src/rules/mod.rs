@@ -18,6 +18,7 @@ use crate::model::{FileSpan, ObjectKey, Origins};
 use crate::source::Source;
 use crate::violation::Severity;
 
+mod changing_column_type;
 mod classification_missing;
 mod concurrently_in_transaction;
 mod duplicate_index;
@@ -107,6 +108,7 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &migration_edited_after_apply::MigrationEditedAfterApply,
     &concurrently_in_transaction::ConcurrentlyInTransaction,
     &no_transaction_rerun::NoTransactionRerun,
+    &changing_column_type::ChangingColumnType,
     &naming_identifier::NamingIdentifier,
     &naming_table::NamingTable,
     &naming_timestamp_column::NamingTimestampColumn,
@@ -210,6 +212,8 @@ pub(crate) struct MigrationSet<'a> {
     pub(crate) sources: &'a [Source],
     pub(crate) config: &'a Config,
     pub(crate) now: OffsetDateTime,
+    /// The live database's schema, when linting against it: the columns the files change but do not create.
+    pub(crate) live: Option<&'a Schema>,
 }
 
 impl MigrationSet<'_> {

@@ -117,6 +117,38 @@ ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS zone text;",
                    = help: add IF NOT EXISTS
             "#]],
         );
+        // A large table's move in a no-transaction migration, as real
+        // histories write it: the guarded statements pass, the others do not.
+        check(
+            "no-transaction-rerun",
+            "-- dbops:no-transaction
+CREATE TABLE IF NOT EXISTS usage_events_archive (LIKE usage_events INCLUDING ALL);
+CREATE TABLE usage_events_staging (LIKE usage_events INCLUDING ALL);
+DROP TABLE IF EXISTS usage_events_old;
+DROP TABLE usage_events_tmp;
+ALTER TABLE usage_events DROP COLUMN IF EXISTS legacy_region;
+ALTER TABLE usage_events DROP COLUMN legacy_zone;",
+            expect_test::expect![[r#"
+                warning[no-transaction-rerun]: CREATE TABLE fails when run again, and a resumed no-transaction migration may run it again
+                  --> 202601010000_a.up.sql:3:1
+                   |
+                 3 | CREATE TABLE usage_events_staging (LIKE usage_events INCLUDING ALL);
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: add IF NOT EXISTS
+                warning[no-transaction-rerun]: DROP TABLE fails when run again, and a resumed no-transaction migration may run it again
+                  --> 202601010000_a.up.sql:5:1
+                   |
+                 5 | DROP TABLE usage_events_tmp;
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: add IF EXISTS
+                warning[no-transaction-rerun]: DROP COLUMN fails when run again, and a resumed no-transaction migration may run it again
+                  --> 202601010000_a.up.sql:7:1
+                   |
+                 7 | ALTER TABLE usage_events DROP COLUMN legacy_zone;
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: add IF EXISTS
+            "#]],
+        );
         // In a transaction, everything is rolled back together: no finding.
         check(
             "no-transaction-rerun",

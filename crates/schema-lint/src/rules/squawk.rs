@@ -87,13 +87,6 @@ pub(crate) const RULES: &[Mapping] = &[
         true
     ),
     mapping!(
-        "changing-column-type",
-        Error,
-        "Column types are not changed in place (it rewrites the table).",
-        [ChangingColumnType],
-        true
-    ),
-    mapping!(
         "constraint-without-not-valid",
         Error,
         "Constraints on existing tables are added NOT VALID, then validated.",
@@ -357,7 +350,7 @@ fn targets_table_created_before(file: &ast::SourceFile, stmt: &ast::Stmt) -> boo
 }
 
 /// The table (or materialized view) a statement creates.
-fn created_table(stmt: &ast::Stmt) -> Option<(String, String)> {
+pub(crate) fn created_table(stmt: &ast::Stmt) -> Option<(String, String)> {
     match stmt {
         ast::Stmt::CreateTable(create) => {
             create.table_name().and_then(|n| qualified_name(n.syntax()))
@@ -481,6 +474,20 @@ mod tests {
             "reindex-without-concurrently",
             "-- dbops:no-transaction\nREINDEX INDEX CONCURRENTLY usage_events_org_idx;",
             expect_test::expect![[""]],
+        );
+        // What real histories run after a bloated or corrupted index: a whole
+        // table, schema-qualified, and the concurrent form of the same.
+        check(
+            "reindex-without-concurrently",
+            "-- dbops:no-transaction\nREINDEX TABLE public.ci_builds;\nREINDEX TABLE CONCURRENTLY public.ci_job_artifacts;",
+            expect_test::expect![[r#"
+                error[reindex-without-concurrently]: Reindexing a table or index without `concurrently` blocks reads and writes.
+                  --> 202601010000_a.up.sql:2:1
+                   |
+                 2 | REINDEX TABLE public.ci_builds;
+                   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                   = help: Use `concurrently` to avoid blocking reads and writes.
+            "#]],
         );
     }
 

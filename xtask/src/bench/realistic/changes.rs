@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::domain::{ADDED, ENUMS, EnumIdea, Idea, REFERENCES, TABLES};
 use super::{
-    Column, Constraint, Enum, Function, History, Index, Step, Table, View, step, trigger_name,
-    trigger_sql,
+    Column, Constraint, Enum, Function, History, Index, MIGRATIONS, Step, Table, View, step,
+    trigger_name, trigger_sql,
 };
 
 /// The changes that make up most of the history, with their weights.
@@ -86,7 +86,13 @@ impl History {
     }
 
     pub(super) fn create_table(&mut self) -> Option<Step> {
-        let spec = TABLES.get(self.next_table)?;
+        let spec = match TABLES.get(self.next_table) {
+            Some(spec) => spec,
+            // Past the history the apply benchmark replays, the project keeps
+            // growing: the tables come round again, under new names (`users_2`).
+            None if self.steps.len() >= MIGRATIONS => &TABLES[self.next_table % TABLES.len()],
+            None => return None,
+        };
         self.next_table += 1;
         let t = self.tables.len();
         let name = self.take_name(spec.name);

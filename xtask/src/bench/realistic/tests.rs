@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{MIGRATIONS, NO_TRANSACTION, ROWS, Step, history, in_stretches, summary, write};
+use super::{
+    MIGRATIONS, NO_TRANSACTION, ROWS, Step, history, history_of, in_stretches, summary, write,
+};
 use crate::pg::{self, psql};
 
 /// Enough rows that backfills, checks and validations see data, few
@@ -21,6 +23,20 @@ fn the_history_is_the_same_every_time_and_as_long_as_promised() {
     let small = history(TEST_ROWS);
     let slugs = |steps: &[Step]| steps.iter().map(|s| s.slug.clone()).collect::<Vec<_>>();
     assert_eq!(slugs(&steps), slugs(&small));
+}
+
+/// The lint benchmark's 3,000 files: the same history, continued, with new
+/// tables still arriving (not only changes to the first ones).
+#[test]
+fn the_history_goes_on_to_3000_migrations() {
+    let long = history_of(TEST_ROWS, 3_000);
+    assert_eq!(long.len(), 3_000);
+    assert_eq!(long[..MIGRATIONS], history(TEST_ROWS)[..]);
+    let created = |steps: &[Step]| steps.iter().filter(|s| s.kind == "create table").count();
+    assert!(
+        created(&long) > created(&long[..MIGRATIONS]),
+        "no table after the first {MIGRATIONS} migrations"
+    );
 }
 
 #[test]
