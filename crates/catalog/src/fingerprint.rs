@@ -219,6 +219,38 @@ impl Fingerprint {
         }))
     }
 
+    /// The same fingerprint without the table `schema.name`: its row, its
+    /// columns, constraints, indexes and triggers, and the sequences of its
+    /// serial and identity columns (named `<table>_<column>_seq`).
+    pub fn without_table(&self, schema: &str, name: &str) -> Fingerprint {
+        let columns: Vec<String> = self
+            .objects("columns")
+            .filter(|(s, _)| s == schema)
+            .filter_map(|(_, text)| text.strip_prefix(&format!("{name}.")))
+            .filter_map(|rest| rest.split(' ').next())
+            .map(|column| format!("{name}_{column}_seq sequence"))
+            .collect();
+        let on_table = format!(" ON {schema}.{name} ");
+        let row = format!("{name} ");
+        let column = format!("{name}.");
+        Fingerprint::from_rows(self.sections.iter().flat_map(|(section, objects)| {
+            objects
+                .iter()
+                .filter(|(s, text)| {
+                    let ours = s == schema;
+                    let gone = match section.as_str() {
+                        "tables" => ours && (text.starts_with(&row) || columns.contains(text)),
+                        "columns" => ours && text.starts_with(&column),
+                        "constraints" => ours && text.starts_with(&row),
+                        "indexes" | "triggers" => text.contains(&on_table),
+                        _ => false,
+                    };
+                    !gone
+                })
+                .map(|(schema, text)| (section.clone(), schema.clone(), text.clone()))
+        }))
+    }
+
     /// The schemas that hold at least one object besides the schema itself,
     /// sorted.
     pub fn schemas_in_use(&self) -> Vec<String> {
@@ -368,6 +400,26 @@ types|public|key_status enum ('active', 'revoked')
         assert_eq!(
             Fingerprint::parse(FIRST).outside(&["dbops", "public"]),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn without_table_leaves_out_the_table_and_what_belongs_to_it() {
+        let more = format!(
+            "{FIRST}tables|public|users_id_seq sequence\n\
+             tables|public|users_archive table\n\
+             columns|public|users_archive.id bigint null #1\n\
+             triggers|public|CREATE TRIGGER t BEFORE INSERT ON public.users FOR EACH ROW EXECUTE FUNCTION f()\n"
+        );
+        let left = Fingerprint::parse(&more).without_table("public", "users");
+        assert_eq!(
+            left.outside(&[]),
+            [
+                "schemas: dbops",
+                "tables: dbops.history table",
+                "tables: public.users_archive table",
+                "columns: public.users_archive.id bigint null #1",
+            ]
         );
     }
 

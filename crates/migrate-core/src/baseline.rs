@@ -40,6 +40,9 @@ pub struct BaselineOptions {
     /// Record the history even though the live schema differs from the one
     /// the files build. The differences go into the audit entry.
     pub accept_differences: bool,
+    /// Tables of the live database to leave out of the comparison, as
+    /// `schema.table`: another tool's history table, say.
+    pub ignore_tables: Vec<String>,
 }
 
 /// What [`Migrator::baseline`] did.
@@ -112,7 +115,12 @@ impl Migrator {
         schemas.remove(BOOKKEEPING_SCHEMA);
         let schemas: Vec<String> = schemas.into_iter().collect();
         let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
-        let differences = expected.within(&names).compare(&live.within(&names));
+        let mut live = live.within(&names);
+        for table in &options.ignore_tables {
+            let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+            live = live.without_table(schema, name);
+        }
+        let differences = expected.within(&names).compare(&live);
         if !differences.is_empty() && !options.accept_differences {
             return Err(Error::BaselineDiffers {
                 target: self.target.name.clone(),

@@ -51,6 +51,7 @@ fn options(to: i64) -> BaselineOptions {
         to,
         scratch: None,
         accept_differences: false,
+        ignore_tables: Vec::new(),
     }
 }
 
