@@ -43,6 +43,9 @@ pub struct EnvironmentPolicy {
     pub confirm: bool,
     /// Whether `--allow-lint-errors` may override error-level lint findings here.
     pub allow_lint_override: bool,
+    /// Whether `--accept-differences` may record a baseline over a schema
+    /// that differs from the migrations; unset, as `allow_lint_override`.
+    pub allow_baseline_differences: Option<bool>,
 }
 
 /// The contents of `configs/migrate.toml`.

@@ -204,6 +204,17 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             println!("{}", written.down.display());
             Ok(exit_code::SUCCESS)
         }
+        MigrateCommand::Baseline {
+            target,
+            to,
+            baseline,
+        } => super::adopt::baseline(context, target, to, baseline).await,
+        MigrateCommand::Import {
+            tool,
+            source_dir,
+            target,
+            baseline,
+        } => super::adopt::import(context, &tool, &source_dir, target, baseline).await,
         MigrateCommand::Status { target, json } => {
             let statuses = statuses(context, &target).await?;
             if json {
