@@ -247,17 +247,23 @@ impl Migrator {
 
     /// Refuses to start a history on a database whose target schemas already
     /// hold objects: the first migrations would run over them.
+    ///
+    /// The history and the catalog are read in one snapshot, so a runner
+    /// that started the history meanwhile (another member of a fleet) is not
+    /// mistaken for objects built without dbops. `public`, for a target whose
+    /// migrations create no schema of their own, is shared: once another
+    /// target of the database has a history, its objects may be that
+    /// target's, and it is not looked at.
     pub(crate) async fn refuse_unadopted(&self, client: &Client) -> Result<(), Error> {
-        let schemas = target_schemas(self.source());
-        let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
-        let objects = catalog::fingerprint::take(client)
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
-            .map_err(catalog_error("looking for objects built without dbops"))?
-            .within(&names)
-            .user_objects();
-        if objects.is_empty() {
+            .map_err(Error::db("looking for objects built without dbops"))?;
+        let found = self.unadopted_objects(client).await;
+        let _ = client.batch_execute("COMMIT").await;
+        let Some((schemas, objects)) = found? else {
             return Ok(());
-        }
+        };
         Err(Error::NotAdopted {
             target: self.target.name.clone(),
             schemas,
@@ -265,11 +271,72 @@ impl Migrator {
             objects: objects.into_iter().take(NAMED_OBJECTS).collect(),
         })
     }
+
+    /// The schemas looked at and the objects in them, when the history is
+    /// still empty and there are any.
+    async fn unadopted_objects(
+        &self,
+        client: &Client,
+    ) -> Result<Option<(Vec<String>, Vec<String>)>, Error> {
+        if !self.target.applied(client).await?.is_empty() {
+            return Ok(None);
+        }
+        let mut schemas = created_schemas(self.source());
+        if schemas.is_empty() {
+            if self.other_histories_started(client).await? {
+                return Ok(None);
+            }
+            schemas.push("public".to_string());
+        }
+        let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
+        let objects = catalog::fingerprint::take(client)
+            .await
+            .map_err(catalog_error("looking for objects built without dbops"))?
+            .within(&names)
+            .user_objects();
+        Ok((!objects.is_empty()).then_some((schemas, objects)))
+    }
+
+    /// Whether another target's history in this database records anything.
+    async fn other_histories_started(&self, client: &Client) -> Result<bool, Error> {
+        let tables = client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname LIKE '%\\_schema\\_history'
+                   AND format('%I.%I', n.nspname, c.relname) <> $2",
+                &[&BOOKKEEPING_SCHEMA, &self.target.history_table],
+            )
+            .await
+            .map_err(Error::db("looking for other targets' histories"))?;
+        for table in tables {
+            let table: String = table.get(0);
+            let started: bool = client
+                .query_one(&format!("SELECT EXISTS (SELECT FROM {table})"), &[])
+                .await
+                .map_err(Error::db(format!("reading {table}")))?
+                .get(0);
+            if started {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// The schemas a target's migrations build in: those they create with
 /// `CREATE SCHEMA`, or `public` when they create none.
-pub fn target_schemas(source: &Source) -> Vec<String> {
+pub(crate) fn target_schemas(source: &Source) -> Vec<String> {
+    let schemas = created_schemas(source);
+    if schemas.is_empty() {
+        vec!["public".to_string()]
+    } else {
+        schemas
+    }
+}
+
+/// The schemas a target's migrations create with `CREATE SCHEMA`, but dbops's own.
+fn created_schemas(source: &Source) -> Vec<String> {
     let mut schemas = BTreeSet::new();
     for migration in source.migrations() {
         for statement in crate::split::split_statements(&migration.up.sql) {
@@ -277,9 +344,6 @@ pub fn target_schemas(source: &Source) -> Vec<String> {
                 schemas.insert(schema);
             }
         }
-    }
-    if schemas.is_empty() {
-        schemas.insert("public".to_string());
     }
     schemas.remove(BOOKKEEPING_SCHEMA);
     schemas.into_iter().collect()

@@ -32,9 +32,11 @@ fn three_migrations(dir: &Path) {
     );
 }
 
-fn migrator(db: &TestDb, dir: &Path) -> Migrator {
+/// A migrator for `target`: tests that count scratch databases, which are
+/// named after the target, use a target of their own.
+fn migrator(db: &TestDb, dir: &Path, target: &str) -> Migrator {
     Migrator::new(
-        "operational",
+        target,
         Source::load(dir).unwrap(),
         Database::from_url(db.url()).unwrap(),
         Settings::default(),
@@ -59,11 +61,13 @@ async fn run_sql(db: &TestDb, sql: &str) {
     db.connect().await.batch_execute(sql).await.unwrap();
 }
 
-async fn history(db: &TestDb) -> Vec<(i64, String, String)> {
+async fn history(db: &TestDb, target: &str) -> Vec<(i64, String, String)> {
     db.connect()
         .await
         .query(
-            "SELECT version, name, checksum FROM dbops.operational_schema_history ORDER BY version",
+            &format!(
+                "SELECT version, name, checksum FROM dbops.{target}_schema_history ORDER BY version"
+            ),
             &[],
         )
         .await
@@ -73,12 +77,12 @@ async fn history(db: &TestDb) -> Vec<(i64, String, String)> {
         .collect()
 }
 
-async fn scratch_databases(db: &TestDb) -> i64 {
+async fn scratch_databases(db: &TestDb, target: &str) -> i64 {
     db.connect()
         .await
         .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops\\_scratch\\_%'",
-            &[],
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbops\\_scratch\\_' || $1 || '\\_%'",
+            &[&target],
         )
         .await
         .unwrap()
@@ -92,19 +96,19 @@ async fn a_matching_database_is_baselined_with_the_checksums_a_run_writes() {
     three_migrations(dir.path());
     // The database another tool built: the same SQL, the first two files.
     run_sql(&built_by_hand, &format!("{ORGS}\n{USERS}")).await;
-    let before = scratch_databases(&built_by_hand).await;
+    let before = scratch_databases(&built_by_hand, "matching").await;
 
-    let report = migrator(&built_by_hand, dir.path())
+    let report = migrator(&built_by_hand, dir.path(), "matching")
         .baseline(&options(202501010100))
         .await
         .unwrap();
     assert_eq!(report.recorded, [202501010000, 202501010100]);
     assert_eq!(report.schemas, ["public"]);
     assert!(report.differences.is_empty(), "{:?}", report.differences);
-    assert_eq!(scratch_databases(&built_by_hand).await, before);
+    assert_eq!(scratch_databases(&built_by_hand, "matching").await, before);
 
     // The rows are exactly those `up` writes.
-    migrator(&built_by_dbops, dir.path())
+    migrator(&built_by_dbops, dir.path(), "matching")
         .up(&UpOptions {
             to: Some(202501010100),
             ..UpOptions::default()
@@ -112,8 +116,8 @@ async fn a_matching_database_is_baselined_with_the_checksums_a_run_writes() {
         .await
         .unwrap();
     assert_eq!(
-        history(&built_by_hand).await,
-        history(&built_by_dbops).await
+        history(&built_by_hand, "matching").await,
+        history(&built_by_dbops, "matching").await
     );
 
     // One audit entry says what was recorded, by whom.
@@ -132,7 +136,7 @@ async fn a_matching_database_is_baselined_with_the_checksums_a_run_writes() {
     assert_eq!(metadata["differences"], 0);
 
     // The rest applies on top, and a second baseline is refused.
-    let adopted = migrator(&built_by_hand, dir.path());
+    let adopted = migrator(&built_by_hand, dir.path(), "matching");
     let run = adopted.up(&UpOptions::default()).await.unwrap();
     assert_eq!(run.completed.len(), 1);
     let error = adopted.baseline(&options(202501010100)).await.unwrap_err();
@@ -162,8 +166,8 @@ async fn differences_are_listed_object_by_object_and_refuse_unless_accepted() {
              CREATE TABLE legacy_notes (body text);",
     )
     .await;
-    let before = scratch_databases(&db).await;
-    let error = migrator(&db, dir.path())
+    let before = scratch_databases(&db, "differing").await;
+    let error = migrator(&db, dir.path(), "differing")
         .baseline(&options(202501010100))
         .await
         .unwrap_err();
@@ -185,11 +189,11 @@ async fn differences_are_listed_object_by_object_and_refuse_unless_accepted() {
             .to_string()
             .contains("\n  indexes: CREATE INDEX users_org_id_idx")
     );
-    assert!(history(&db).await.is_empty());
-    assert_eq!(scratch_databases(&db).await, before);
+    assert!(history(&db, "differing").await.is_empty());
+    assert_eq!(scratch_databases(&db, "differing").await, before);
 
     // Accepted: recorded, and the differences are in the audit entry.
-    let report = migrator(&db, dir.path())
+    let report = migrator(&db, dir.path(), "differing")
         .baseline(&BaselineOptions {
             accept_differences: true,
             ..options(202501010100)
@@ -197,7 +201,7 @@ async fn differences_are_listed_object_by_object_and_refuse_unless_accepted() {
         .await
         .unwrap();
     assert_eq!(report.differences.len(), 5);
-    assert_eq!(history(&db).await.len(), 2);
+    assert_eq!(history(&db, "differing").await.len(), 2);
     let accepted: serde_json::Value = db
         .connect()
         .await
@@ -216,7 +220,7 @@ async fn a_baseline_needs_a_known_version_and_a_scratch_build_that_works() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     three_migrations(dir.path());
-    let error = migrator(&db, dir.path())
+    let error = migrator(&db, dir.path(), "operational")
         .baseline(&options(202501010101))
         .await
         .unwrap_err();
@@ -235,7 +239,7 @@ async fn a_baseline_needs_a_known_version_and_a_scratch_build_that_works() {
     // inside the scratch build.
     let scratch = TestDb::new().await;
     run_sql(&scratch, "CREATE TABLE leftover (id int)").await;
-    let error = migrator(&db, dir.path())
+    let error = migrator(&db, dir.path(), "operational")
         .baseline(&BaselineOptions {
             scratch: Some(Database::from_url(scratch.url()).unwrap()),
             ..options(202501010000)
@@ -255,7 +259,7 @@ async fn a_baseline_needs_a_known_version_and_a_scratch_build_that_works() {
         "ALTER TABLE nowhere ADD COLUMN x int;",
         "SELECT 1;",
     );
-    let error = migrator(&db, dir.path())
+    let error = migrator(&db, dir.path(), "operational")
         .baseline(&options(202501010300))
         .await
         .unwrap_err();
@@ -272,7 +276,7 @@ async fn a_baseline_needs_a_known_version_and_a_scratch_build_that_works() {
         ),
         "{source}"
     );
-    assert!(history(&db).await.is_empty());
+    assert!(history(&db, "operational").await.is_empty());
 }
 
 #[tokio::test]
@@ -290,7 +294,7 @@ async fn up_refuses_to_start_a_history_over_objects_built_without_it() {
         ),
     )
     .await;
-    let migrator = migrator(&db, dir.path());
+    let migrator = migrator(&db, dir.path(), "operational");
     for error in [
         migrator.up(&UpOptions::default()).await.unwrap_err(),
         migrator.plan_up(&UpOptions::default()).await.unwrap_err(),
@@ -318,31 +322,53 @@ async fn up_refuses_to_start_a_history_over_objects_built_without_it() {
         );
         assert!(error.to_string().contains("verified baseline"), "{error}");
     }
-    assert!(history(&db).await.is_empty());
+    assert!(history(&db, "operational").await.is_empty());
 }
 
 #[tokio::test]
 async fn the_guard_looks_only_at_the_schemas_the_target_creates() {
     let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (reports, extra) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write(
-        dir.path(),
+        reports.path(),
         202501010000,
         "reports",
         "CREATE SCHEMA IF NOT EXISTS reports;\nCREATE TABLE reports.daily (day date PRIMARY KEY);",
         "DROP SCHEMA reports CASCADE;",
     );
-    // Another target's tables in public do not stop this one.
+    write(
+        extra.path(),
+        202501010000,
+        "extra",
+        "CREATE TABLE extra (id int);",
+        "DROP TABLE extra;",
+    );
+    let target = |name: &str, dir: &Path| {
+        Migrator::new(
+            name,
+            Source::load(dir).unwrap(),
+            Database::from_url(db.url()).unwrap(),
+            Settings::default(),
+        )
+        .unwrap()
+    };
     run_sql(&db, ORGS).await;
-    let report = Migrator::new(
-        "reports",
-        Source::load(dir.path()).unwrap(),
-        Database::from_url(db.url()).unwrap(),
-        Settings::default(),
-    )
-    .unwrap()
-    .up(&UpOptions::default())
-    .await
-    .unwrap();
+    // Nothing in this database has a dbops history: public is looked at.
+    let error = target("extra", extra.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NotAdopted { .. }), "{error}");
+    // A target that creates its own schema looks only there.
+    let report = target("reports", reports.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.completed.len(), 1);
+    // Once another target has a history, public may hold its objects.
+    let report = target("extra", extra.path())
+        .up(&UpOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.completed.len(), 1);
 }
