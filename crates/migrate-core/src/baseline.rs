@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use catalog::fingerprint::{Difference, Fingerprint};
 use serde::Serialize;
 use tokio_postgres::Client;
+use tracing::Instrument;
 
 use crate::database::Database;
 use crate::error::Error;
@@ -229,11 +230,14 @@ impl Migrator {
             scratch.clone(),
             self.settings.clone(),
         )?;
+        // Its runs log under a span of their own, so that nobody reads them
+        // as migrations applied to the live database.
         builder
             .up(&UpOptions {
                 to: Some(to),
                 ..UpOptions::default()
             })
+            .instrument(tracing::info_span!("migrate.baseline.scratch", database = %described))
             .await
             .map_err(wrap)?;
         let client = scratch
