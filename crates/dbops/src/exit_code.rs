@@ -147,6 +147,7 @@ fn for_import_error(error: &migrate_import::Error) -> i32 {
         | E::DuplicateVersion { .. }
         | E::NoMigrations { .. }
         | E::Conflict { .. } => SOURCE,
+        E::InvalidTableName { .. } => CONFIG,
         E::NoHistoryTable { .. }
         | E::Dirty { .. }
         | E::BadHistoryValue { .. }

@@ -264,6 +264,10 @@ pub enum MigrateCommand {
         tool: String,
         /// The tool's migrations folder.
         source_dir: PathBuf,
+        /// The tool's history table, when it was configured with another
+        /// name than its default (`schema.table` or `table`).
+        #[arg(long)]
+        history_table: Option<String>,
         /// Shared target options.
         #[command(flatten)]
         target: TargetArgs,

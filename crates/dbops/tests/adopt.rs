@@ -229,6 +229,23 @@ async fn another_tools_folder_and_history_are_imported() {
         stderr.contains("schema_migrations records golang-migrate migration 1 as dirty"),
         "{stderr}"
     );
+    // A history table named on the command line must be a table name: exit 3.
+    let (code, _, stderr) = dbops(
+        &other,
+        &[
+            "migrate",
+            "import",
+            "--from",
+            "golang-migrate",
+            golang.to_str().unwrap(),
+            "--dir",
+            golang_target.to_str().unwrap(),
+            "--history-table",
+            "schema_migrations; DROP TABLE orgs",
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("is not a table name"), "{stderr}");
     // A file the tool would run that dbops cannot take over: exit 4.
     write(&golang, &[("2_seed.go", "package main")]);
     let (code, _, stderr) = import_golang();

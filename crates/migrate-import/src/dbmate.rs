@@ -108,13 +108,13 @@ fn sections(path: &Path, text: &str) -> Result<(Script, Option<Script>), Error> 
 }
 
 /// Reads `schema_migrations` as dbmate writes it.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
-        .query("SELECT version::text FROM schema_migrations", &[])
+        .query(&format!("SELECT version::text FROM {table}"), &[])
         .await
         .map_err(|source| Error::Database {
-            table: TOOL.history_table(),
+            table: table.to_string(),
             source,
         })?;
-    History::of(TOOL, rows.iter().map(|row| row.get::<_, String>(0)))
+    History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

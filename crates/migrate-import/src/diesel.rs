@@ -77,13 +77,13 @@ fn run_outside_transaction(metadata: &Path) -> Result<bool, Error> {
 }
 
 /// Reads `__diesel_schema_migrations`.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
-        .query("SELECT version FROM __diesel_schema_migrations", &[])
+        .query(&format!("SELECT version FROM {table}"), &[])
         .await
         .map_err(|source| Error::Database {
-            table: TOOL.history_table(),
+            table: table.to_string(),
             source,
         })?;
-    History::of(TOOL, rows.iter().map(|row| row.get::<_, String>(0)))
+    History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

@@ -86,7 +86,7 @@ pub enum Error {
         /// The tool.
         tool: &'static str,
         /// The table.
-        table: &'static str,
+        table: String,
     },
     /// The tool's history records a migration that failed or stopped half-way.
     #[error(
@@ -96,7 +96,7 @@ pub enum Error {
         /// The tool.
         tool: &'static str,
         /// The table.
-        table: &'static str,
+        table: String,
         /// The version.
         version: String,
         /// `dirty` or `failed`.
@@ -108,7 +108,7 @@ pub enum Error {
         /// The tool.
         tool: &'static str,
         /// The table.
-        table: &'static str,
+        table: String,
         /// The value.
         value: String,
     },
@@ -120,7 +120,7 @@ pub enum Error {
         /// The tool.
         tool: &'static str,
         /// The table.
-        table: &'static str,
+        table: String,
         /// The version.
         version: String,
     },
@@ -132,17 +132,25 @@ pub enum Error {
         /// The tool.
         tool: &'static str,
         /// The table.
-        table: &'static str,
+        table: String,
         /// The oldest migration not applied.
         missing: String,
         /// A newer migration that is applied.
         applied: String,
     },
+    /// The history table named by the caller is not a table name.
+    #[error(
+        "{name:?} is not a table name: letters, digits and '_', optionally schema-qualified (schema.table)"
+    )]
+    InvalidTableName {
+        /// The name given.
+        name: String,
+    },
     /// A query on the tool's history table failed.
     #[error("reading {table}")]
     Database {
         /// The table.
-        table: &'static str,
+        table: String,
         /// The cause.
         source: tokio_postgres::Error,
     },

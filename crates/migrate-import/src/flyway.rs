@@ -164,16 +164,18 @@ fn outside_transaction(script: &Path) -> Result<bool, Error> {
 }
 
 /// Reads `flyway_schema_history` in installation order.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
-    let table = TOOL.history_table();
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
         .query(
-            "SELECT version, type, success FROM flyway_schema_history ORDER BY installed_rank",
+            &format!("SELECT version, type, success FROM {table} ORDER BY installed_rank"),
             &[],
         )
         .await
-        .map_err(|source| Error::Database { table, source })?;
-    let mut history = History::of(TOOL, [])?;
+        .map_err(|source| Error::Database {
+            table: table.to_string(),
+            source,
+        })?;
+    let mut history = History::of(TOOL, table, [])?;
     for row in rows {
         let (version, kind, success): (Option<String>, String, bool) =
             (row.get(0), row.get(1), row.get(2));
@@ -184,7 +186,7 @@ pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> 
         if !success {
             return Err(Error::Dirty {
                 tool: TOOL.name(),
-                table,
+                table: table.to_string(),
                 version,
                 state: "failed (success = false)",
             });

@@ -69,19 +69,21 @@ pub fn read(dir: &Path) -> Result<Vec<OldMigration>, Error> {
 }
 
 /// Reads `schema_migrations`; refuses a dirty version.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
-    let table = TOOL.history_table();
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
-        .query("SELECT version, dirty FROM schema_migrations", &[])
+        .query(&format!("SELECT version, dirty FROM {table}"), &[])
         .await
-        .map_err(|source| Error::Database { table, source })?;
-    let mut history = History::of(TOOL, [])?;
+        .map_err(|source| Error::Database {
+            table: table.to_string(),
+            source,
+        })?;
+    let mut history = History::of(TOOL, table, [])?;
     for row in rows {
         let version: i64 = row.get(0);
         if row.get::<_, bool>(1) {
             return Err(Error::Dirty {
                 tool: TOOL.name(),
-                table,
+                table: table.to_string(),
                 version: version.to_string(),
                 state: "dirty",
             });

@@ -113,15 +113,15 @@ fn sections(path: &Path, text: &str) -> Result<(Script, Script), Error> {
 }
 
 /// Reads `goose_db_version`: the newest row of each version tells whether it is applied.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
         .query(
-            "SELECT version_id, is_applied FROM goose_db_version ORDER BY id",
+            &format!("SELECT version_id, is_applied FROM {table} ORDER BY id"),
             &[],
         )
         .await
         .map_err(|source| Error::Database {
-            table: TOOL.history_table(),
+            table: table.to_string(),
             source,
         })?;
     let mut latest: BTreeMap<i64, bool> = BTreeMap::new();
@@ -130,6 +130,7 @@ pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> 
     }
     History::of(
         TOOL,
+        table,
         latest
             .into_iter()
             .filter(|(version, applied)| *applied && *version != 0)

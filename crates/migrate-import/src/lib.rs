@@ -6,7 +6,7 @@
 //! use migrate_import::{Tool, convert, read_history};
 //! let conversion = convert(Tool::Goose, "db/migrations".as_ref())?;
 //! conversion.write("migrations/operational".as_ref())?;
-//! let history = read_history(Tool::Goose, client).await?;
+//! let history = read_history(Tool::Goose, client, None).await?;
 //! if let Some(version) = conversion.last_applied(&history)? {
 //!     println!("the database has every migration up to {version}");
 //! }
@@ -152,7 +152,7 @@ pub struct Written {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
     /// The table read.
-    pub table: &'static str,
+    pub table: String,
     /// Versions recorded one by one.
     versions: BTreeSet<Vec<u64>>,
     /// Every version up to and including this one (golang-migrate's single
@@ -194,29 +194,51 @@ pub fn convert(tool: Tool, dir: &Path) -> Result<Conversion, Error> {
     })
 }
 
-/// Reads which migrations `tool`'s history table records as applied.
-/// Refuses a history with a dirty or failed migration.
-pub async fn read_history(tool: Tool, client: &tokio_postgres::Client) -> Result<History, Error> {
-    let table = tool.history_table();
+/// Reads which migrations `tool`'s history table records as applied: its
+/// default table ([`Tool::history_table`]) or `table`, when the tool was
+/// configured with another name (`schema.table` or `table`). Refuses a
+/// history with a dirty or failed migration.
+pub async fn read_history(
+    tool: Tool,
+    client: &tokio_postgres::Client,
+    table: Option<&str>,
+) -> Result<History, Error> {
+    let table = table.unwrap_or(tool.history_table());
+    let valid = !table.is_empty()
+        && table.split('.').count() <= 2
+        && table.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !valid {
+        return Err(Error::InvalidTableName {
+            name: table.to_string(),
+        });
+    }
     let exists: bool = client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await
-        .map_err(|source| Error::Database { table, source })?
+        .map_err(|source| Error::Database {
+            table: table.to_string(),
+            source,
+        })?
         .get(0);
     if !exists {
         return Err(Error::NoHistoryTable {
             tool: tool.name(),
-            table,
+            table: table.to_string(),
         });
     }
     match tool {
-        Tool::GolangMigrate => golang_migrate::history(client).await,
-        Tool::Goose => goose::history(client).await,
-        Tool::Sqlx => sqlx::history(client).await,
-        Tool::Diesel => diesel::history(client).await,
-        Tool::Dbmate => dbmate::history(client).await,
-        Tool::Refinery => refinery::history(client).await,
-        Tool::Flyway => flyway::history(client).await,
+        Tool::GolangMigrate => golang_migrate::history(client, table).await,
+        Tool::Goose => goose::history(client, table).await,
+        Tool::Sqlx => sqlx::history(client, table).await,
+        Tool::Diesel => diesel::history(client, table).await,
+        Tool::Dbmate => dbmate::history(client, table).await,
+        Tool::Refinery => refinery::history(client, table).await,
+        Tool::Flyway => flyway::history(client, table).await,
     }
 }
 
@@ -224,10 +246,11 @@ impl History {
     /// A history of the versions `versions` (as the tool records them).
     pub(crate) fn of(
         tool: Tool,
+        table: &str,
         versions: impl IntoIterator<Item = String>,
     ) -> Result<History, Error> {
         let mut history = History {
-            table: tool.history_table(),
+            table: table.to_string(),
             ..History::default()
         };
         for version in versions {
@@ -241,7 +264,7 @@ impl History {
     pub(crate) fn key(&self, tool: Tool, value: &str) -> Result<Vec<u64>, Error> {
         files::version_key(value).ok_or_else(|| Error::BadHistoryValue {
             tool: tool.name(),
-            table: self.table,
+            table: self.table.clone(),
             value: value.to_string(),
         })
     }
@@ -317,7 +340,7 @@ impl Conversion {
             if !known(key) {
                 return Err(Error::UnknownApplied {
                     tool,
-                    table: history.table,
+                    table: history.table.clone(),
                     version: key.iter().map(u64::to_string).collect::<Vec<_>>().join("."),
                 });
             }
@@ -338,7 +361,7 @@ impl Conversion {
             let label = |m: &Imported| format!("{} ({})", m.old.version, m.old.name);
             return Err(Error::Gap {
                 tool,
-                table: history.table,
+                table: history.table.clone(),
                 missing: label(&self.migrations[done]),
                 applied: label(&self.migrations[done + later]),
             });

@@ -62,13 +62,13 @@ pub fn read(dir: &Path) -> Result<Vec<OldMigration>, Error> {
 }
 
 /// Reads `refinery_schema_history`.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
-        .query("SELECT version::text FROM refinery_schema_history", &[])
+        .query(&format!("SELECT version::text FROM {table}"), &[])
         .await
         .map_err(|source| Error::Database {
-            table: TOOL.history_table(),
+            table: table.to_string(),
             source,
         })?;
-    History::of(TOOL, rows.iter().map(|row| row.get::<_, String>(0)))
+    History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

@@ -101,27 +101,29 @@ fn script(path: &Path) -> Result<Script, Error> {
 }
 
 /// Reads `_sqlx_migrations`; refuses a migration that did not succeed.
-pub async fn history(client: &tokio_postgres::Client) -> Result<History, Error> {
-    let table = TOOL.history_table();
+pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
     let rows = client
         .query(
-            "SELECT version, success FROM _sqlx_migrations ORDER BY version",
+            &format!("SELECT version, success FROM {table} ORDER BY version"),
             &[],
         )
         .await
-        .map_err(|source| Error::Database { table, source })?;
+        .map_err(|source| Error::Database {
+            table: table.to_string(),
+            source,
+        })?;
     let mut versions = Vec::new();
     for row in rows {
         let version: i64 = row.get(0);
         if !row.get::<_, bool>(1) {
             return Err(Error::Dirty {
                 tool: TOOL.name(),
-                table,
+                table: table.to_string(),
                 version: version.to_string(),
                 state: "failed (success = false)",
             });
         }
         versions.push(version.to_string());
     }
-    History::of(TOOL, versions)
+    History::of(TOOL, table, versions)
 }

@@ -27,18 +27,30 @@ pub async fn baseline(
     Ok(exit_code::SUCCESS)
 }
 
+/// What `migrate import` reads: `--from`, the folder, `--history-table`.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The tool's name, one of `migrate_import::Tool::name`.
+    pub tool: &'a str,
+    /// The tool's migrations folder.
+    pub dir: &'a Path,
+    /// The tool's history table, when not its default.
+    pub history_table: Option<&'a str>,
+}
+
 /// `dbops migrate import --from TOOL SOURCE_DIR`.
 pub async fn import(
     context: &Context<'_>,
-    tool: &str,
-    source_dir: &Path,
+    source: Source<'_>,
     target: TargetArgs,
     args: BaselineArgs,
 ) -> Result<i32, CliError> {
+    let source_dir = source.dir;
     let tool = Tool::ALL
         .into_iter()
-        .find(|known| known.name() == tool)
+        .find(|known| known.name() == source.tool)
         .expect("clap accepts only the tools' names");
+    let table = source.history_table.unwrap_or(tool.history_table());
     let name = one_target(&target, "import")?;
     let dir = context.migrations_dir(name, &target)?;
     // The policy is checked before anything is written.
@@ -73,20 +85,21 @@ pub async fn import(
     let client = context
         .connect(name, &format!("dbops migrate import {name}"))
         .await?;
-    let history = migrate_import::read_history(tool, &client).await?;
+    let history = migrate_import::read_history(tool, &client, source.history_table).await?;
     drop(client);
     let Some(to) = conversion.last_applied(&history)? else {
-        println!(
-            "{name}: {} records no applied migration; nothing to record",
-            tool.history_table()
-        );
+        println!("{name}: {table} records no applied migration; nothing to record");
         return Ok(exit_code::SUCCESS);
     };
     let migrator = adopting_migrator(context, name, &target, &args)?.with_audit_metadata(
         "import",
         serde_json::json!({ "from": tool.name(), "mapping": tool.mapping_file() }),
     );
-    let ignored = vec![format!("public.{}", tool.history_table())];
+    let ignored = vec![if table.contains('.') {
+        table.to_string()
+    } else {
+        format!("public.{table}")
+    }];
     let report = migrator.baseline(&options(to, &args, ignored)?).await?;
     print_report(&report);
     Ok(exit_code::SUCCESS)

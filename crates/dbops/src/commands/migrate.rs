@@ -212,9 +212,17 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
         MigrateCommand::Import {
             tool,
             source_dir,
+            history_table,
             target,
             baseline,
-        } => super::adopt::import(context, &tool, &source_dir, target, baseline).await,
+        } => {
+            let source = super::adopt::Source {
+                tool: &tool,
+                dir: &source_dir,
+                history_table: history_table.as_deref(),
+            };
+            super::adopt::import(context, source, target, baseline).await
+        }
         MigrateCommand::Status { target, json } => {
             let statuses = statuses(context, &target).await?;
             if json {
