@@ -209,30 +209,8 @@ async fn another_tools_folder_and_history_are_imported() {
     )
     .await;
     let golang_target = dir.path().join("from-golang");
-    let import_golang = || {
-        dbops(
-            &other,
-            &[
-                "migrate",
-                "import",
-                "--from",
-                "golang-migrate",
-                golang.to_str().unwrap(),
-                "--dir",
-                golang_target.to_str().unwrap(),
-            ],
-        )
-    };
-    let (code, _, stderr) = import_golang();
-    assert_eq!(code, 21, "{stderr}");
-    assert!(
-        stderr.contains("schema_migrations records golang-migrate migration 1 as dirty"),
-        "{stderr}"
-    );
-    // A history table named on the command line must be a table name: exit 3.
-    let (code, _, stderr) = dbops(
-        &other,
-        &[
+    let import_golang = |extra: &[&str]| {
+        let mut args = vec![
             "migrate",
             "import",
             "--from",
@@ -240,15 +218,24 @@ async fn another_tools_folder_and_history_are_imported() {
             golang.to_str().unwrap(),
             "--dir",
             golang_target.to_str().unwrap(),
-            "--history-table",
-            "schema_migrations; DROP TABLE orgs",
-        ],
+        ];
+        args.extend_from_slice(extra);
+        dbops(&other, &args)
+    };
+    let (code, _, stderr) = import_golang(&[]);
+    assert_eq!(code, 21, "{stderr}");
+    assert!(
+        stderr.contains("schema_migrations records golang-migrate migration 1 as dirty"),
+        "{stderr}"
     );
+    // A history table named on the command line must be a table name: exit 3.
+    let (code, _, stderr) =
+        import_golang(&["--history-table", "schema_migrations; DROP TABLE orgs"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("is not a table name"), "{stderr}");
     // A file the tool would run that dbops cannot take over: exit 4.
     write(&golang, &[("2_seed.go", "package main")]);
-    let (code, _, stderr) = import_golang();
+    let (code, _, stderr) = import_golang(&[]);
     assert_eq!(code, 4, "{stderr}");
     assert!(
         stderr.contains("2_seed.go: cannot be imported from golang-migrate"),
