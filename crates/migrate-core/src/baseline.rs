@@ -23,7 +23,7 @@ use crate::history::BOOKKEEPING_SCHEMA;
 use crate::migrator::Migrator;
 use crate::plan::UpOptions;
 use crate::session::Session;
-use crate::source::{Direction, Source};
+use crate::source::{Direction, Migration, Source};
 
 /// How many objects the refusal of an unadopted database names.
 const NAMED_OBJECTS: usize = 5;
@@ -129,21 +129,12 @@ impl Migrator {
                 differences: differences.iter().map(describe_difference).collect(),
             });
         }
-        let recorded: Vec<i64> = source
-            .migrations()
-            .iter()
-            .map(|m| m.version)
-            .filter(|version| *version <= options.to)
-            .collect();
-        let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = on; ");
-        for migration in source
+        let migrations: Vec<&Migration> = source
             .migrations()
             .iter()
             .filter(|m| m.version <= options.to)
-        {
-            sql.push_str(&self.target.record(migration, Direction::Up));
-            sql.push_str("; ");
-        }
+            .collect();
+        let recorded: Vec<i64> = migrations.iter().map(|m| m.version).collect();
         let metadata = serde_json::json!({
             "to": options.to,
             "migrations": recorded.len(),
@@ -151,24 +142,8 @@ impl Migrator {
             "differences": differences.len(),
             "accepted_differences": differences.iter().map(describe_difference).collect::<Vec<_>>(),
         });
-        let client = session.client();
-        let recording = async {
-            client
-                .batch_execute(&sql)
-                .await
-                .map_err(Error::db("recording the baseline"))?;
-            if let Some(entry) = self.audit_event_entry("migration.baseline", "target", metadata) {
-                crate::audit::record_in_transaction(client, &entry).await?;
-            }
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(Error::db("committing the baseline"))
-        };
-        if let Err(e) = recording.await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(e);
-        }
+        self.record_baseline(session.client(), &migrations, metadata)
+            .await?;
         tracing::info!(
             target = %self.target.name,
             to = options.to,
@@ -184,6 +159,39 @@ impl Migrator {
             differences,
             scratch,
         })
+    }
+
+    /// Writes the history rows of `migrations`, as `up` writes them, and the
+    /// baseline's audit entry, in one transaction that waits for its flush.
+    async fn record_baseline(
+        &self,
+        client: &Client,
+        migrations: &[&Migration],
+        metadata: serde_json::Value,
+    ) -> Result<(), Error> {
+        let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = on; ");
+        for migration in migrations {
+            sql.push_str(&self.target.record(migration, Direction::Up));
+            sql.push_str("; ");
+        }
+        let recording = async {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(Error::db("recording the baseline"))?;
+            if let Some(entry) = self.audit_event_entry("migration.baseline", "target", metadata) {
+                crate::audit::record_in_transaction(client, &entry).await?;
+            }
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(Error::db("committing the baseline"))
+        };
+        let result = recording.await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
     }
 
     /// Applies the migrations up to `options.to` to the scratch database and

@@ -372,3 +372,88 @@ async fn the_guard_looks_only_at_the_schemas_the_target_creates() {
         .unwrap();
     assert_eq!(report.completed.len(), 1);
 }
+
+#[tokio::test]
+async fn a_baseline_whose_audit_entry_fails_records_nothing() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    run_sql(&db, ORGS).await;
+    let migrator = migrator(&db, dir.path(), "operational");
+    migrator.prepare_database().await.unwrap();
+    run_sql(
+        &db,
+        "CREATE FUNCTION dbops.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no baseline entry'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON dbops.audit_log FOR EACH ROW
+             WHEN (NEW.action = 'migration.baseline') EXECUTE FUNCTION dbops.refuse();",
+    )
+    .await;
+    let error = migrator.baseline(&options(202501010000)).await.unwrap_err();
+    assert!(
+        migrate_core::error_chain(&error).contains("no baseline entry"),
+        "{error}"
+    );
+    assert!(history(&db, "operational").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_scratch_database_needs_createdb_or_a_url() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    three_migrations(dir.path());
+    // A role that owns the database but may not create databases.
+    let role = format!("{}_owner", db.name());
+    run_sql(
+        &db,
+        &format!(
+            "CREATE ROLE {role} LOGIN NOCREATEDB; ALTER DATABASE {} OWNER TO {role};",
+            db.name()
+        ),
+    )
+    .await;
+    let url = db.url().replacen("postgres@", &format!("{role}@"), 1);
+    let as_owner = Migrator::new(
+        "operational",
+        Source::load(dir.path()).unwrap(),
+        Database::from_url(&url).unwrap(),
+        Settings::default(),
+    )
+    .unwrap();
+    let error = as_owner.baseline(&options(202501010000)).await.unwrap_err();
+    let chain = migrate_core::error_chain(&error);
+    assert!(
+        chain.contains("the role needs CREATEDB, or give a scratch database"),
+        "{chain}"
+    );
+
+    // A service's pool has no URL to create one beside it.
+    let config = pgconn::ConnConfig::parse(db.url()).unwrap();
+    let manager = deadpool_postgres::Manager::new(
+        config.tokio_postgres_config("baseline test"),
+        config.tls_connector().unwrap(),
+    );
+    let pool = deadpool_postgres::Pool::builder(manager).build().unwrap();
+    let pooled = Migrator::new(
+        "operational",
+        Source::load(dir.path()).unwrap(),
+        Database::from_pool(pool),
+        Settings::default(),
+    )
+    .unwrap();
+    let error = pooled.baseline(&options(202501010000)).await.unwrap_err();
+    assert!(
+        error.to_string().contains("give a scratch database"),
+        "{error}"
+    );
+    drop((as_owner, pooled));
+    run_sql(
+        &db,
+        &format!("ALTER DATABASE {} OWNER TO postgres", db.name()),
+    )
+    .await;
+    let admin = db.connect().await;
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
