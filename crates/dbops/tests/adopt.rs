@@ -168,8 +168,25 @@ async fn another_tools_folder_and_history_are_imported() {
         "--dir",
         target.to_str().unwrap(),
     ];
+    // Without a database: the files only.
+    let output = Command::cargo_bin("dbops")
+        .unwrap()
+        .env("DBOPS_CONFIG", support::standalone_config())
+        .args(import)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("no database given (--database-url): nothing recorded"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = dbops(&db, &import);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("(0 file(s) new, 5 already there)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("operational: 2 goose migration(s) written to"),
         "{stdout}"
@@ -222,6 +239,22 @@ async fn another_tools_folder_and_history_are_imported() {
         args.extend_from_slice(extra);
         dbops(&other, &args)
     };
+    run_sql(
+        &other,
+        "UPDATE schema_migrations SET version = -1, dirty = false",
+    )
+    .await;
+    let (code, stdout, stderr) = import_golang(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("schema_migrations records no applied migration; nothing to record"),
+        "{stdout}"
+    );
+    run_sql(
+        &other,
+        "UPDATE schema_migrations SET version = 1, dirty = true",
+    )
+    .await;
     let (code, _, stderr) = import_golang(&[]);
     assert_eq!(code, 21, "{stderr}");
     assert!(

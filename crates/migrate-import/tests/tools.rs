@@ -672,6 +672,33 @@ async fn a_history_table_of_another_name_is_read_when_named() {
 }
 
 #[tokio::test]
+async fn a_history_table_that_is_not_the_tools_is_refused() {
+    let db = TestDb::new().await;
+    // A dbmate-named table holding something that is not a version.
+    run_sql(
+        &db,
+        "CREATE TABLE schema_migrations (version varchar(128) primary key);
+         INSERT INTO schema_migrations VALUES ('20240101_oops');",
+    )
+    .await;
+    let client = db.connect().await;
+    let error = read_history(Tool::Dbmate, &client, None).await.unwrap_err();
+    assert!(
+        matches!(error, Error::BadHistoryValue { ref value, .. } if value == "20240101_oops"),
+        "{error}"
+    );
+    // The same table read as golang-migrate's: its columns are not there.
+    let error = read_history(Tool::GolangMigrate, &client, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(
+        error.to_string().contains("reading schema_migrations"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_history_table_is_named() {
     let db = TestDb::new().await;
     for tool in Tool::ALL {
@@ -811,6 +838,15 @@ fn folders_a_tool_would_not_run_are_refused_naming_the_file() {
             tool.name()
         );
     }
+}
+
+#[test]
+fn a_missing_folder_is_named() {
+    let error = convert(Tool::Goose, Path::new("/nonexistent/migrations")).unwrap_err();
+    assert!(
+        matches!(error, Error::ReadDir { ref path, .. } if path == Path::new("/nonexistent/migrations")),
+        "{error}"
+    );
 }
 
 #[test]
