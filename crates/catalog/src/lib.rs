@@ -20,12 +20,15 @@
 //!   comments of the chosen schemas in five catalog queries, pipelined on one
 //!   connection, and leaves out objects that belong to extensions.
 //! - [`model`] is the result: plain data, sorted, comparable and serializable.
+//! - [`fingerprint`] reads every schema object as one line of text, so that
+//!   two databases can be compared object by object.
 //! - [`classification`] parses `configs/data-classification.toml` and joins it
 //!   onto the model.
 #![warn(missing_docs)]
 
 pub mod classification;
 mod error;
+pub mod fingerprint;
 pub mod introspect;
 pub mod model;
 

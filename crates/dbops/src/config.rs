@@ -50,6 +50,9 @@ pub struct EnvironmentPolicy {
     /// Whether `dbops seed` may write seed data (and print API keys) here;
     /// unset, everywhere but an environment named `production`.
     pub allow_seed: Option<bool>,
+    /// Whether `--accept-differences` may record a baseline over a schema
+    /// that differs from the migrations; unset, as `allow_lint_override`.
+    pub allow_baseline_differences: Option<bool>,
 }
 
 impl EnvironmentPolicy {

@@ -45,6 +45,14 @@ pub const AUDIT_TAMPERED: i32 = 16;
 pub const TLS: i32 = 17;
 /// The database named in the connection does not exist on the server.
 pub const DATABASE_MISSING: i32 = 18;
+/// A target's history is empty but its schemas already hold objects: adopt
+/// the database with `migrate baseline` or `migrate import` first.
+pub const NOT_ADOPTED: i32 = 19;
+/// A baseline found the database different from what the migrations build.
+pub const BASELINE_DIFFERS: i32 = 20;
+/// Another tool's history cannot be imported: a dirty or failed migration,
+/// a version without a file, or a gap.
+pub const IMPORT_HISTORY: i32 = 21;
 
 /// Every code with a one-line meaning, for `dbops --help` and `docs/exit-codes.md`.
 pub const TABLE: &[(i32, &str)] = &[
@@ -88,6 +96,18 @@ pub const TABLE: &[(i32, &str)] = &[
         DATABASE_MISSING,
         "the database does not exist on the server",
     ),
+    (
+        NOT_ADOPTED,
+        "the history is empty but the schema is not: adopt the database with `dbops migrate baseline` or `import`",
+    ),
+    (
+        BASELINE_DIFFERS,
+        "the database differs from what the migrations up to the baseline build",
+    ),
+    (
+        IMPORT_HISTORY,
+        "another tool's history cannot be imported (dirty or failed migration, unknown version, gap)",
+    ),
 ];
 
 /// The exit-code table as text, for the end of `dbops --help`.
@@ -113,6 +133,27 @@ pub fn for_error(error: &CliError) -> i32 {
         CliError::Seed(e) => for_seed_error(e),
         CliError::Partitions(e) => for_partitions_error(e),
         CliError::Rollup(e) => for_rollup_error(e),
+        CliError::Import(e) => for_import_error(e),
+    }
+}
+
+fn for_import_error(error: &migrate_import::Error) -> i32 {
+    use migrate_import::Error as E;
+    match error {
+        E::ReadDir { .. }
+        | E::ReadFile { .. }
+        | E::Unsupported { .. }
+        | E::Malformed { .. }
+        | E::DuplicateVersion { .. }
+        | E::NoMigrations { .. }
+        | E::Conflict { .. } => SOURCE,
+        E::InvalidTableName { .. } => CONFIG,
+        E::NoHistoryTable { .. }
+        | E::Dirty { .. }
+        | E::BadHistoryValue { .. }
+        | E::UnknownApplied { .. }
+        | E::Gap { .. } => IMPORT_HISTORY,
+        _ => FAILURE,
     }
 }
 
@@ -187,7 +228,11 @@ fn for_migrate_error(error: &MigrateError) -> i32 {
         MigrateError::MigrationFailed { .. } => MIGRATION_FAILED,
         MigrateError::Refused { .. }
         | MigrateError::PlanChanged { .. }
-        | MigrateError::SignatureRejected { .. } => REFUSED,
+        | MigrateError::SignatureRejected { .. }
+        | MigrateError::HistoryNotEmpty { .. } => REFUSED,
+        MigrateError::NotAdopted { .. } => NOT_ADOPTED,
+        MigrateError::BaselineDiffers { .. } => BASELINE_DIFFERS,
+        MigrateError::Scratch { source, .. } => for_migrate_error(source),
         _ => FAILURE,
     }
 }

@@ -56,6 +56,8 @@ pub enum CliError {
     /// From the rollup engine.
     #[error(transparent)]
     Rollup(#[from] rollup_engine::Error),
+    #[error(transparent)]
+    Import(#[from] migrate_import::Error),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +91,9 @@ fn print_error(error: &CliError, code: i32, format: opt::LogFormat) {
             serde_json::json!({ "level": "ERROR", "message": message, "exit_code": code })
         ),
         _ => eprintln!("error: {message}"),
+    }
+    if let Some(hint) = commands::adopt::hint(error) {
+        eprintln!("hint: {hint}");
     }
 }
 

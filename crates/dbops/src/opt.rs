@@ -281,6 +281,42 @@ pub enum MigrateCommand {
         #[arg(long)]
         no_transaction: bool,
     },
+    /// Record the migrations up to a version as applied on a database built
+    /// without dbops, once a scratch database built from them has the same
+    /// catalog (tables, columns, constraints, indexes, views, functions,
+    /// triggers, types); differences are listed object by object.
+    Baseline {
+        /// Shared target options.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The newest migration the database already has.
+        #[arg(long)]
+        to: i64,
+        /// Verification and policy options.
+        #[command(flatten)]
+        baseline: BaselineArgs,
+    },
+    /// Convert another tool's migrations folder into dbops migrations in the
+    /// target's folder, with a mapping file; with --database-url (or
+    /// --analytics-url), also record the migrations that tool's history table
+    /// says are applied, verified as `baseline` does.
+    Import {
+        /// The tool the folder was written for.
+        #[arg(long = "from", value_parser = clap::builder::PossibleValuesParser::new(migrate_import::Tool::ALL.map(migrate_import::Tool::name)))]
+        tool: String,
+        /// The tool's migrations folder.
+        source_dir: PathBuf,
+        /// The tool's history table, when it was configured with another
+        /// name than its default (`schema.table` or `table`).
+        #[arg(long)]
+        history_table: Option<String>,
+        /// Shared target options.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Verification and policy options.
+        #[command(flatten)]
+        baseline: BaselineArgs,
+    },
     /// Roll back the newest applied migration and apply it again, in one
     /// process: the shortest window for testing a down migration on a copy of production.
     Redo {
@@ -347,6 +383,23 @@ pub enum MigrateCommand {
         #[arg(long, value_enum, default_value_t = RepairChoice::Rerun)]
         action: RepairChoice,
     },
+}
+
+/// Options of `migrate baseline` and `migrate import` when they record history.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Record the history even though the database differs from what the
+    /// migrations build (audited; refused where the environment does not
+    /// allow overrides).
+    #[arg(long)]
+    pub accept_differences: bool,
+    /// An empty database to build the expected schema in, instead of one
+    /// created and dropped on the same server (which needs CREATEDB).
+    #[arg(long, env = "DBOPS_SCRATCH_URL", hide_env_values = true)]
+    pub scratch_url: Option<String>,
+    /// The deployment environment whose policy applies (configs/migrate.toml `[environments]`).
+    #[arg(long = "env", default_value = "local")]
+    pub environment: String,
 }
 
 /// `dbops migrate repair --action`.

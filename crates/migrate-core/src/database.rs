@@ -64,6 +64,22 @@ impl Database {
         }
     }
 
+    /// The same server, credentials and TLS settings, another database;
+    /// `None` for a pool, whose settings are private to it.
+    pub(crate) fn on_same_server(&self, dbname: &str) -> Option<Database> {
+        match &self.inner {
+            Inner::Url { config, .. } => {
+                let mut config = config.clone();
+                config.set_dbname(dbname);
+                let redacted = config.redacted();
+                Some(Database {
+                    inner: Inner::Url { config, redacted },
+                })
+            }
+            Inner::Pool(_) => None,
+        }
+    }
+
     /// Opens a connection labelled `application_name` in `pg_stat_activity`.
     pub(crate) async fn connect(&self, application_name: &str) -> Result<Conn, Error> {
         match &self.inner {

@@ -233,6 +233,57 @@ pub enum Error {
         /// Versions this run completed before the connection was lost.
         applied_before: Vec<i64>,
     },
+    /// A history is about to start on a database whose target schemas
+    /// already hold objects built without dbops.
+    #[error(
+        "refusing to run: the history of target {target:?} is empty but schema(s) {} already hold {total} object(s) built without it, such as {}; adopt the database first: record the migrations it already has with a verified baseline, or import the previous tool's history",
+        schemas.join(", "),
+        objects.join(", ")
+    )]
+    NotAdopted {
+        /// The target.
+        target: String,
+        /// The schemas looked at.
+        schemas: Vec<String>,
+        /// A few of the objects.
+        objects: Vec<String>,
+        /// How many there are.
+        total: usize,
+    },
+    /// A baseline was asked for a target that already has a history.
+    #[error(
+        "refusing to baseline target {target:?}: its history already records {applied} migration(s), the newest {newest}; a baseline starts a history"
+    )]
+    HistoryNotEmpty {
+        /// The target.
+        target: String,
+        /// How many rows the history has.
+        applied: usize,
+        /// The newest version recorded.
+        newest: i64,
+    },
+    /// The live schema is not the one the migrations up to the baseline build.
+    #[error(
+        "refusing to baseline target {target:?} at {to}: the database differs from what the migrations up to {to} build in {} object(s):\n  {}\nfix the database or the migrations, or accept the differences (audited)",
+        differences.len(),
+        differences.join("\n  ")
+    )]
+    BaselineDiffers {
+        /// The target.
+        target: String,
+        /// The version of the baseline.
+        to: i64,
+        /// Each differing object, described.
+        differences: Vec<String>,
+    },
+    /// Building the expected schema in the scratch database failed.
+    #[error("building the expected schema in the scratch database {database} failed")]
+    Scratch {
+        /// The scratch database, redacted.
+        database: String,
+        /// What failed there.
+        source: Box<Error>,
+    },
 }
 
 impl Error {

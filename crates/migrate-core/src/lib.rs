@@ -18,7 +18,11 @@
 //!   [`Migrator::up`] refuses to run past, and [`Migrator::repair`] resumes;
 //! - drift detection (changed or missing files, CRLF-insensitive checksums)
 //!   and out-of-order refusal;
-//! - [`hooks`] around each migration, and an audit entry for each.
+//! - [`hooks`] around each migration, and an audit entry for each;
+//! - adopting a database built without dbops: a verified baseline
+//!   ([`Migrator::baseline`]) that records history only once a scratch build
+//!   of the files matches the live catalog, and a first run that refuses to
+//!   start over objects already there.
 //!
 //! A service embeds it with its own pool: see [`Migrator`] and
 //! `examples/embedded.rs`.
@@ -27,6 +31,7 @@
 mod apply;
 pub mod approvals;
 pub mod audit;
+mod baseline;
 mod blockers;
 pub mod config;
 mod database;
@@ -45,6 +50,7 @@ pub mod source;
 pub mod split;
 pub mod status;
 
+pub use baseline::{BaselineOptions, BaselineReport, describe_difference};
 pub use config::{Durability, RetryPolicy, Settings};
 pub use database::{Database, connect_url};
 pub use error::{Error, chain as error_chain};

@@ -360,7 +360,7 @@ impl Migrator {
     /// The actor of the audit trail fits the audit table (1 to 200
     /// characters), checked before anything runs rather than by the
     /// table's constraint after a migration did.
-    fn check_actor(&self) -> Result<(), Error> {
+    pub(crate) fn check_actor(&self) -> Result<(), Error> {
         match &self.audit {
             Some(audit) if audit.actor.trim().is_empty() || audit.actor.chars().count() > 200 => {
                 Err(Error::Config {
@@ -407,6 +407,15 @@ impl Migrator {
             None => plan::up_steps(&self.source, &applied, partial, options)?,
             Some(down) => plan::down_steps(&self.source, &applied, partial, down.to)?,
         };
+        // A history's first run must not start over a schema built without
+        // dbops (once this run applied a step, the history is its own).
+        if direction == Direction::Up
+            && applied.is_empty()
+            && report.completed.is_empty()
+            && !steps.is_empty()
+        {
+            self.refuse_unadopted(session.client()).await?;
+        }
         // A step this run completed before a lost connection that the
         // history no longer shows (a server crash undid its commit before
         // the run's flush) is to be applied again.
@@ -474,6 +483,9 @@ impl Migrator {
             None => plan::up_steps(&self.source, &applied, partial, options)?,
             Some(down) => plan::down_steps(&self.source, &applied, partial, down.to)?,
         };
+        if direction == Direction::Up && applied.is_empty() && !steps.is_empty() {
+            self.refuse_unadopted(session.client()).await?;
+        }
         Ok(Plan::new(&self.target.name, direction, &steps))
     }
 
@@ -700,24 +712,40 @@ impl Migrator {
         target_id: &str,
         metadata: serde_json::Value,
     ) -> Result<(), Error> {
-        let Some(audit) = &self.audit else {
-            return Ok(());
-        };
+        match self.audit_event_entry(action, target_type, metadata) {
+            Some(mut entry) => {
+                entry.target_id = Some(target_id.to_string());
+                crate::audit::record(client, &entry, self.audit_key.as_ref()).await?;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The audit entry of `action` by this migrator's actor, with the
+    /// target and the migrator's own metadata merged into `metadata`; none
+    /// when auditing is off. Its subject is the target, unless the caller
+    /// names another.
+    pub(crate) fn audit_event_entry(
+        &self,
+        action: &str,
+        target_type: &str,
+        metadata: serde_json::Value,
+    ) -> Option<crate::audit::AuditEntry> {
+        let audit = self.audit.as_ref()?;
         let mut merged = serde_json::Map::new();
         merged.insert("target".into(), self.target.name.clone().into());
         if let serde_json::Value::Object(details) = metadata {
             merged.extend(details);
         }
         merged.extend(audit.metadata.clone());
-        let entry = crate::audit::AuditEntry {
+        Some(crate::audit::AuditEntry {
             actor: audit.actor.clone(),
             action: action.to_string(),
             target_type: target_type.into(),
-            target_id: Some(target_id.to_string()),
+            target_id: Some(self.target.name.clone()),
             metadata: serde_json::Value::Object(merged),
-        };
-        crate::audit::record(client, &entry, self.audit_key.as_ref()).await?;
-        Ok(())
+        })
     }
 }
 

@@ -119,7 +119,8 @@ fn newest_version_time(dir: &Path) -> Result<Option<OffsetDateTime>, Error> {
     Ok(newest)
 }
 
-fn format_version(at: OffsetDateTime) -> String {
+/// The `YYYYMMDDHHMM` version of the minute `at` (seconds dropped).
+pub fn format_version(at: OffsetDateTime) -> String {
     format!(
         "{:04}{:02}{:02}{:02}{:02}",
         at.year(),

@@ -826,9 +826,11 @@ async fn a_migration_whose_audit_entry_fails_is_rolled_back_and_the_next_one_nev
     db.connect()
         .await
         .batch_execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no entry for %', NEW.target_id; END $$;
+            // In dbops's schema: an object in public would make the first
+            // run refuse to start a history over it.
+            "CREATE FUNCTION dbops.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no entry for %', NEW.target_id; END $$;
              CREATE TRIGGER refuse BEFORE INSERT ON dbops.audit_log FOR EACH ROW
-                 WHEN (NEW.target_id = '202501010100') EXECUTE FUNCTION refuse();",
+                 WHEN (NEW.target_id = '202501010100') EXECUTE FUNCTION dbops.refuse();",
         )
         .await
         .unwrap();

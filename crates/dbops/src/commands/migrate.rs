@@ -214,6 +214,25 @@ pub async fn run(context: &Context<'_>, command: MigrateCommand) -> Result<i32, 
             println!("{}", written.down.display());
             Ok(exit_code::SUCCESS)
         }
+        MigrateCommand::Baseline {
+            target,
+            to,
+            baseline,
+        } => super::adopt::baseline(context, target, to, baseline).await,
+        MigrateCommand::Import {
+            tool,
+            source_dir,
+            history_table,
+            target,
+            baseline,
+        } => {
+            let source = super::adopt::Source {
+                tool: &tool,
+                dir: &source_dir,
+                history_table: history_table.as_deref(),
+            };
+            super::adopt::import(context, source, target, baseline).await
+        }
         MigrateCommand::Status { target, json } => {
             let statuses = statuses(context, &target).await?;
             if json {

@@ -1,5 +1,6 @@
 //! Dispatch: one module per command family.
 
+pub mod adopt;
 mod audit;
 pub mod completions;
 mod docs;
