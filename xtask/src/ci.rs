@@ -16,7 +16,7 @@ use url::Url;
 use crate::flags::Args;
 use crate::pg::{self, Durability};
 use crate::workspace::{Profile, cargo};
-use crate::{Result, cmd, smoke};
+use crate::{Result, clickhouse, cmd, smoke};
 
 /// `cargo xtask ci`.
 pub fn task(args: &mut Args) -> Result {
@@ -37,12 +37,14 @@ pub fn task(args: &mut Args) -> Result {
     })?;
     stage("actionlint", actionlint::run)?;
     let server = pg::ensure_with(Durability::Throwaway)?;
+    // The rollup-clickhouse tests run against a real two-shard cluster.
+    let clickhouse_urls = clickhouse::ensure()?;
     // Smoke reuses the tests' build of dbops instead of building it again.
     let smoke_options = smoke::Options {
         build: Profile::Test,
         ..smoke::Options::default()
     };
-    let checked = stage("tests", || tests(&server.url))
+    let checked = stage("tests", || tests(&server.url, &clickhouse_urls))
         .and_then(|()| stage("smoke", || smoke::run(&server.url, &smoke_options)));
     // Stop a cluster we started even when something failed: its data stays
     // in target/pg/ for a look, and `cargo xtask pg` starts it again.
@@ -55,10 +57,12 @@ pub fn task(args: &mut Args) -> Result {
 
 /// Every test of the workspace against the server at `url`: with
 /// cargo-nextest when it is installed, and the doctests (which nextest does
-/// not run) with `cargo test --doc`.
-fn tests(url: &Url) -> Result {
+/// not run) with `cargo test --doc`; ClickHouse's URLs in
+/// `CLICKHOUSE_URLS`.
+fn tests(url: &Url, clickhouse_urls: &str) -> Result {
     let with_db = |cmd: &mut Command| {
         cmd.env(pg::URL_ENV, url.as_str())
+            .env(clickhouse::URLS_ENV, clickhouse_urls)
             .env_remove("ANALYTICS_URL");
     };
     let mut run = cargo();
