@@ -1,0 +1,24 @@
+//! The `clickhouse` target of the usage rollups: a sharded ClickHouse cluster, spoken to over HTTP.
+//!
+//! The rollup tables live on every server of a ClickHouse cluster: each
+//! server keeps its shard in `*_local` `ReplacingMergeTree` tables, and
+//! `Distributed` tables over them route rows by organization
+//! (migrations/clickhouse). This crate holds
+//!
+//! - [`ClickHouse`]: a client of the cluster's HTTP interface (plain HTTP on
+//!   loopback, HTTPS with rustls for a managed service), built from
+//!   [`Settings`];
+//! - [`migrate`]: the schema migrations of `migrations/clickhouse/`, run
+//!   statement by statement on every server with a history table in
+//!   ClickHouse and the run's lock held in PostgreSQL, since ClickHouse has
+//!   neither transactions nor advisory locks.
+//!
+//! The design is explained in docs/analytics.md and docs/ARCHITECTURE.md.
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+pub mod migrate;
+
+pub use client::{ClickHouse, Settings};
+pub use error::Error;
