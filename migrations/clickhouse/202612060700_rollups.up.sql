@@ -25,11 +25,14 @@
 -- with sumMap(latency_bins, latency_bin_counts), so a day's or a month's P95
 -- read from the sum is within the same 2% of the exact P95.
 --
+-- hour_at is DateTime('UTC'): hours are UTC hours whatever the server's
+-- time zone, and toDate(hour_at) is the UTC day, as in PostgreSQL.
+--
 -- Only types and engines that ClickHouse 18.16 and current releases both
 -- accept: no LowCardinality, DateTime64 or SimpleAggregateFunction.
 
 CREATE TABLE IF NOT EXISTS usage_hourly_rollups_local (
-    hour_at DateTime,
+    hour_at DateTime('UTC'),
     organization_id Int64,
     api_key_id Int64,
     model_id Int64,

@@ -83,6 +83,12 @@ pub enum Error {
         /// The cause.
         source: tokio_postgres::Error,
     },
+    /// A bucket to rewrite does not start on a whole UTC hour.
+    #[error("bucket hour {hour_at} is not the start of a UTC hour")]
+    InvalidBucket {
+        /// The bucket's hour.
+        hour_at: time::OffsetDateTime,
+    },
     /// The migration files could not be read or are badly named.
     #[error(transparent)]
     Migrations(#[from] migrate_core::Error),

@@ -11,11 +11,15 @@
 //! - [`migrate`]: the schema migrations of `migrations/clickhouse/`, run
 //!   statement by statement on every server with a history table in
 //!   ClickHouse and the run's lock held in PostgreSQL, since ClickHouse has
-//!   neither transactions nor advisory locks.
+//!   neither transactions nor advisory locks;
+//! - [`buckets`]: rewriting the (organization, hour) buckets late events
+//!   touched, from the events in PostgreSQL, as complete rows carrying the
+//!   run's version, and the daily rows of their days.
 //!
 //! The design is explained in docs/analytics.md and docs/ARCHITECTURE.md.
 #![warn(missing_docs)]
 
+pub mod buckets;
 mod client;
 mod error;
 pub mod migrate;

@@ -1,51 +1,15 @@
 //! ClickHouse migrations against the real two-shard cluster of `cargo xtask clickhouse`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use migrate_core::{Direction, Source};
 use rollup_clickhouse::migrate::{self, LOCK};
 use rollup_clickhouse::{ClickHouse, Error, Settings};
+use support::{cluster, drop_database};
 use testdb::TestDb;
 use url::Url;
-
-/// The environment variable `cargo xtask ci` sets from `cargo xtask clickhouse`.
-const URLS_ENV: &str = "CLICKHOUSE_URLS";
-
-/// A client of the cluster, in a database of its own named after `db`.
-fn cluster(db: &TestDb) -> ClickHouse {
-    let urls = std::env::var(URLS_ENV).unwrap_or_else(|_| {
-        panic!(
-            "{URLS_ENV} is unset: start the two-shard cluster with `cargo xtask clickhouse` \
-             and export {URLS_ENV}=<the URLs it printed>"
-        )
-    });
-    let urls: Vec<Url> = urls
-        .split(',')
-        .map(|url| Url::parse(url.trim()).unwrap())
-        .collect();
-    assert_eq!(urls.len(), 2, "{URLS_ENV} names two shards");
-    ClickHouse::new(Settings {
-        urls,
-        user: "default".into(),
-        password: None,
-        database: db.name().to_owned(),
-        cluster: "dbops".into(),
-    })
-    .unwrap()
-}
-
-/// Drops the test's ClickHouse database on every server.
-async fn drop_database(ch: &ClickHouse) {
-    for node in 0..ch.nodes() {
-        ch.query(
-            node,
-            &format!("DROP DATABASE IF EXISTS {}", ch.settings().database),
-            "dropping the test database",
-        )
-        .await
-        .unwrap();
-    }
-}
 
 fn project_migrations() -> Source {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/clickhouse");
@@ -60,7 +24,7 @@ async fn tsv(ch: &ClickHouse, node: usize, sql: &str) -> String {
 async fn up_creates_sharded_replacing_tables_on_every_server_and_down_removes_them() {
     let db = TestDb::new().await;
     let lock_db = db.connect().await;
-    let ch = cluster(&db);
+    let ch = cluster(db.name());
     let source = project_migrations();
     let version = source.migrations()[0].version;
 
@@ -149,7 +113,7 @@ async fn a_run_holding_the_postgres_lock_keeps_others_out() {
     let db = TestDb::new().await;
     let lock_db = db.connect().await;
     let other = db.connect().await;
-    let ch = cluster(&db);
+    let ch = cluster(db.name());
     let source = project_migrations();
     other
         .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK.0, &LOCK.1])
@@ -218,7 +182,7 @@ async fn up_with_types(
 async fn a_failed_statement_is_named_not_recorded_and_the_fixed_file_runs_again() {
     let db = TestDb::new().await;
     let lock_db = db.connect().await;
-    let ch = cluster(&db);
+    let ch = cluster(db.name());
     let dir = tempfile::tempdir().unwrap();
     let up = dir.path().join("202601010000_t.up.sql");
     let error = up_with_types(&ch, &lock_db, dir.path(), "UInt8", "NoSuchType")

@@ -1,0 +1,255 @@
+//! Rewriting buckets on the real two-shard cluster: exact per-(organization, hour) and
+//! per-(organization, day) rows under late events and replays.
+
+mod support;
+
+use std::path::Path;
+
+use migrate_core::Source;
+use rollup_clickhouse::buckets::{Bucket, Written, rewrite};
+use rollup_clickhouse::{ClickHouse, migrate};
+use rollup_engine::histogram::Histogram;
+use support::{cluster, drop_database};
+use testdb::TestDb;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio_postgres::Client;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The operational schema on PostgreSQL, and the ClickHouse schema in a
+/// database of the test's own on the cluster.
+async fn setup() -> (TestDb, Client, ClickHouse) {
+    let db = TestDb::new().await;
+    db.apply_up_files(&root().join("migrations/operational"))
+        .await;
+    let source = db.connect().await;
+    let ch = cluster(db.name());
+    let migrations = Source::load(&root().join("migrations/clickhouse")).unwrap();
+    migrate::up(&ch, &source, &migrations).await.unwrap();
+    (db, source, ch)
+}
+
+/// `count` deterministic events of organizations 1 to 5 from `from` over
+/// four hours, `seed` varying their measures.
+async fn insert_events(source: &Client, count: i32, from: OffsetDateTime, seed: i32) {
+    source
+        .execute(
+            "INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, \
+             input_tokens, output_tokens, cost_micros, latency_ms, occurred_at) \
+             SELECT 1 + i % 5, nullif((i + $3) % 3, 0), 10 + (i + $3) % 2, gen_random_uuid(), \
+                    CASE WHEN (i + $3) % 7 = 0 THEN 'server_error' ELSE 'ok' END, \
+                    (i * $3) % 100, i % 50, i * 3, (i * 37 + $3) % 5000, \
+                    $2::timestamptz + ((i * 13 + $3) % 14400) * interval '1 second' \
+             FROM generate_series(1, $1) AS i",
+            &[&count, &from, &seed],
+        )
+        .await
+        .unwrap();
+}
+
+/// Every (organization, hour) or (organization, day) bucket of the events
+/// on PostgreSQL, aggregated there, with its histogram, as text.
+async fn expected(source: &Client, bucket: &str) -> String {
+    let rows = source
+        .query(
+            &format!(
+                "SELECT organization_id, {bucket}, coalesce(api_key_id, 0), model_id, count(*), \
+                 count(*) FILTER (WHERE status <> 'ok'), sum(input_tokens), sum(output_tokens), \
+                 sum(cost_micros)::bigint, sum(latency_ms), max(latency_ms), array_agg(latency_ms) \
+                 FROM usage_events GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for row in rows {
+        let histogram = Histogram::from_latencies(&row.get::<_, Vec<i32>>(11));
+        let list = |v: Vec<String>| format!("[{}]", v.join(","));
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            row.get::<_, i64>(0),
+            row.get::<_, String>(1),
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+            row.get::<_, i64>(4),
+            row.get::<_, i64>(5),
+            row.get::<_, i64>(6),
+            row.get::<_, i64>(7),
+            row.get::<_, i64>(8),
+            row.get::<_, i64>(9),
+            row.get::<_, i32>(10),
+            list(histogram.bins().iter().map(i16::to_string).collect()),
+            list(histogram.counts().iter().map(i64::to_string).collect()),
+        ));
+    }
+    text
+}
+
+const MEASURES: &str = "api_key_id, model_id, request_count, error_count, input_tokens, \
+     output_tokens, cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts";
+
+/// What readers see of `table` on ClickHouse (its bucket column first, as
+/// text): one version per key (FINAL). ClickHouse 18.16 reads a Distributed
+/// table FINAL only when the sort key and the version are selected, hence
+/// `SELECT *` inside.
+async fn readers_see(ch: &ClickHouse, table: &str, bucket: &str) -> String {
+    ch.query(
+        0,
+        &format!(
+            "SELECT organization_id, toString({bucket}), {MEASURES} FROM (SELECT * FROM {table} FINAL) \
+             ORDER BY organization_id, {bucket}, api_key_id, model_id FORMAT TabSeparated"
+        ),
+        "reading the rollups",
+    )
+    .await
+    .unwrap()
+}
+
+async fn hourly(ch: &ClickHouse) -> String {
+    readers_see(ch, "usage_hourly_rollups", "hour_at").await
+}
+
+async fn daily(ch: &ClickHouse) -> String {
+    readers_see(ch, "usage_daily_rollups", "day").await
+}
+
+/// The versions readers see per (organization, hour), as text.
+async fn versions(ch: &ClickHouse) -> String {
+    ch.query(
+        0,
+        "SELECT organization_id, toString(hour_at), groupUniqArray(version) FROM \
+         (SELECT organization_id, hour_at, api_key_id, model_id, version FROM usage_hourly_rollups FINAL) \
+         GROUP BY organization_id, hour_at ORDER BY organization_id, hour_at FORMAT TabSeparated",
+        "reading the versions",
+    )
+    .await
+    .unwrap()
+}
+
+const HOUR_TEXT: &str =
+    "to_char(date_trunc('hour', occurred_at, 'UTC') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
+const DAY_TEXT: &str = "((occurred_at AT TIME ZONE 'UTC')::date)::text";
+
+async fn all_buckets(source: &Client, ingested_after: OffsetDateTime) -> Vec<Bucket> {
+    source
+        .query(
+            "SELECT DISTINCT organization_id, date_trunc('hour', occurred_at, 'UTC') \
+             FROM usage_events WHERE ingested_at >= $1 ORDER BY 1, 2",
+            &[&ingested_after],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| Bucket {
+            organization_id: row.get(0),
+            hour_at: row.get(1),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn late_events_and_replays_leave_exactly_the_rows_of_the_events() {
+    let (_db, source, ch) = setup().await;
+    // Four hours across a UTC midnight, so two days per organization.
+    let start = datetime!(2025-11-16 22:00 UTC);
+    insert_events(&source, 3000, start, 1).await;
+    let buckets = all_buckets(&source, OffsetDateTime::UNIX_EPOCH).await;
+    assert_eq!(buckets.len(), 20, "5 organizations, 4 hours");
+    let first = rewrite(&ch, &source, &buckets, 1).await.unwrap();
+    assert_eq!(first.days, 10);
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+
+    // Late events in two hours of organization 2 (new keys and models among
+    // them); only those buckets are rewritten, by run 2.
+    let before_late: OffsetDateTime = source.query_one("SELECT now()", &[]).await.unwrap().get(0);
+    source
+        .execute(
+            "INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, \
+             input_tokens, output_tokens, cost_micros, latency_ms, occurred_at) \
+             SELECT 2, 40 + i % 2, 10 + i % 3, gen_random_uuid(), 'timeout', i, i, i, 9000 + i, \
+                    '2025-11-16 23:10+00'::timestamptz + i * interval '70 minutes' \
+             FROM generate_series(0, 1) AS i",
+            &[],
+        )
+        .await
+        .unwrap();
+    let late = all_buckets(&source, before_late).await;
+    assert_eq!(
+        late,
+        vec![
+            Bucket {
+                organization_id: 2,
+                hour_at: datetime!(2025-11-16 23:00 UTC)
+            },
+            Bucket {
+                organization_id: 2,
+                hour_at: datetime!(2025-11-17 00:00 UTC)
+            },
+        ]
+    );
+    let second = rewrite(&ch, &source, &late, 2).await.unwrap();
+    assert_eq!(second.days, 2, "{second:?}");
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    // Only the two late buckets carry run 2.
+    let seen = versions(&ch).await;
+    let rewritten: Vec<&str> = seen.lines().filter(|l| l.ends_with("[2]")).collect();
+    assert_eq!(
+        rewritten,
+        vec!["2\t2025-11-16 23:00:00\t[2]", "2\t2025-11-17 00:00:00\t[2]"],
+        "{seen}"
+    );
+    assert_eq!(
+        seen.lines().filter(|l| l.ends_with("[1]")).count(),
+        18,
+        "{seen}"
+    );
+
+    // A replay of run 2 (a crash after writing, before the watermark
+    // moved), and a later run over every bucket: nothing readers see
+    // changes but the versions.
+    let hourly_before = hourly(&ch).await;
+    let daily_before = daily(&ch).await;
+    let replay = rewrite(&ch, &source, &late, 2).await.unwrap();
+    assert_eq!(replay, second);
+    rewrite(&ch, &source, &buckets, 3).await.unwrap();
+    assert_eq!(hourly(&ch).await, hourly_before);
+    assert_eq!(daily(&ch).await, daily_before);
+    // Merging the parts does not change what readers see either.
+    for node in 0..ch.nodes() {
+        for table in ["usage_hourly_rollups_local", "usage_daily_rollups_local"] {
+            ch.query(node, &format!("OPTIMIZE TABLE {table} FINAL"), "merging")
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(hourly(&ch).await, hourly_before);
+    assert_eq!(daily(&ch).await, daily_before);
+
+    // Nothing to rewrite writes nothing.
+    assert_eq!(
+        rewrite(&ch, &source, &[], 4).await.unwrap(),
+        Written::default()
+    );
+    let error = rewrite(
+        &ch,
+        &source,
+        &[Bucket {
+            organization_id: 1,
+            hour_at: datetime!(2025-11-16 22:30 UTC),
+        }],
+        5,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bucket hour 2025-11-16 22:30:00.0 +00:00:00 is not the start of a UTC hour"
+    );
+    drop_database(&ch).await;
+}
