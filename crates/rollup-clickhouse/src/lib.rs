@@ -14,7 +14,9 @@
 //!   neither transactions nor advisory locks;
 //! - [`buckets`]: rewriting the (organization, hour) buckets late events
 //!   touched, from the events in PostgreSQL, as complete rows carrying the
-//!   run's version, and the daily rows of their days.
+//!   run's version, and the daily rows of their days;
+//! - [`totals`]: every (organization, hour) whose totals on ClickHouse
+//!   differ from the events in PostgreSQL.
 //!
 //! The design is explained in docs/analytics.md and docs/ARCHITECTURE.md.
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod buckets;
 mod client;
 mod error;
 pub mod migrate;
+pub mod totals;
 
 pub use client::{ClickHouse, Settings};
 pub use error::Error;

@@ -193,27 +193,27 @@ async fn history(ch: &ClickHouse, node: usize) -> Result<Vec<(i64, u64)>, Error>
             "reading the history table",
         )
         .await?;
+    parse_history(&text).map_err(|line| Error::Server {
+        node: ch.node_name(node),
+        context: "reading the history table".into(),
+        message: format!("unexpected row {line:?}"),
+    })
+}
+
+/// The (version, checksum) of the `up` lines of the history query's
+/// answer, or the first line that is not `version, direction, checksum`.
+fn parse_history(text: &str) -> Result<Vec<(i64, u64)>, &str> {
     let mut applied = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
-        let parsed = match fields.as_slice() {
-            [version, direction, checksum] => version
-                .parse::<i64>()
-                .ok()
-                .zip(checksum.parse::<u64>().ok())
-                .map(|pair| (pair, *direction == "up")),
-            _ => None,
+        let [version, direction, checksum] = fields.as_slice() else {
+            return Err(line);
         };
-        match parsed {
-            Some((pair, true)) => applied.push(pair),
-            Some((_, false)) => {}
-            None => {
-                return Err(Error::Server {
-                    node: ch.node_name(node),
-                    context: "reading the history table".into(),
-                    message: format!("unexpected row {line:?}"),
-                });
-            }
+        let (Ok(version), Ok(checksum)) = (version.parse::<i64>(), checksum.parse::<u64>()) else {
+            return Err(line);
+        };
+        if *direction == "up" {
+            applied.push((version, checksum));
         }
     }
     Ok(applied)
@@ -274,4 +274,19 @@ async fn apply(
         label,
         direction,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lines_are_version_direction_checksum() {
+        assert_eq!(
+            parse_history("202601010000\tup\t42\n202601020000\tdown\t7\n"),
+            Ok(vec![(202601010000, 42)])
+        );
+        assert_eq!(parse_history("202601010000\tup\n"), Err("202601010000\tup"));
+        assert_eq!(parse_history("x\tup\t42"), Err("x\tup\t42"));
+    }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use migrate_core::Source;
 use rollup_clickhouse::buckets::{Bucket, Written, rewrite};
+use rollup_clickhouse::totals::{self, Difference};
 use rollup_clickhouse::{ClickHouse, migrate};
 use rollup_engine::histogram::Histogram;
 use support::{cluster, drop_database};
@@ -163,6 +164,7 @@ async fn late_events_and_replays_leave_exactly_the_rows_of_the_events() {
     assert_eq!(first.days, 10);
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
     assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    assert_eq!(totals::compare(&ch, &source).await.unwrap(), vec![]);
 
     // Late events in two hours of organization 2 (new keys and models among
     // them); only those buckets are rewritten, by run 2.
@@ -192,7 +194,24 @@ async fn late_events_and_replays_leave_exactly_the_rows_of_the_events() {
             },
         ]
     );
+    // Before they are rolled up, the comparison reports their two buckets.
+    let pending = totals::compare(&ch, &source).await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|d| (d.organization_id, d.hour_at))
+            .collect::<Vec<_>>(),
+        vec![(2, 1763334000), (2, 1763337600)],
+        "{pending:?}"
+    );
+    let [postgres, clickhouse] = [pending[0].postgres.unwrap(), pending[0].clickhouse.unwrap()];
+    assert_eq!(
+        postgres[0],
+        clickhouse[0] + 1,
+        "one more request: {pending:?}"
+    );
     let second = rewrite(&ch, &source, &late, 2).await.unwrap();
+    assert_eq!(totals::compare(&ch, &source).await.unwrap(), vec![]);
     assert_eq!(second.days, 2, "{second:?}");
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
     assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
@@ -230,6 +249,51 @@ async fn late_events_and_replays_leave_exactly_the_rows_of_the_events() {
     }
     assert_eq!(hourly(&ch).await, hourly_before);
     assert_eq!(daily(&ch).await, daily_before);
+
+    // A row no event explains, and a corrupted newer version of a row, are
+    // both reported.
+    ch.query(
+        0,
+        "INSERT INTO usage_hourly_rollups SELECT hour_at, 99, api_key_id, model_id, request_count, \
+         error_count, input_tokens, output_tokens, cost_micros, latency_ms_sum, latency_ms_max, \
+         latency_bins, latency_bin_counts, version FROM (SELECT * FROM usage_hourly_rollups FINAL) \
+         WHERE organization_id = 1 AND hour_at = toDateTime('2025-11-16 22:00:00', 'UTC') LIMIT 1",
+        "inserting a stray row",
+    )
+    .await
+    .unwrap();
+    ch.query(
+        0,
+        "INSERT INTO usage_hourly_rollups SELECT hour_at, organization_id, api_key_id, model_id, \
+         request_count, error_count, input_tokens + 1, output_tokens, cost_micros, latency_ms_sum, \
+         latency_ms_max, latency_bins, latency_bin_counts, 10 FROM (SELECT * FROM usage_hourly_rollups FINAL) \
+         WHERE organization_id = 3 AND hour_at = toDateTime('2025-11-17 01:00:00', 'UTC') LIMIT 1",
+        "corrupting a row",
+    )
+    .await
+    .unwrap();
+    let found = totals::compare(&ch, &source).await.unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        matches!(
+            found[0],
+            Difference { organization_id: 3, hour_at: 1763341200, postgres: Some(p), clickhouse: Some(c) }
+                if c[2] == p[2] + 1 && c[0] == p[0]
+        ),
+        "{found:?}"
+    );
+    assert!(
+        matches!(
+            found[1],
+            Difference {
+                organization_id: 99,
+                hour_at: 1763330400,
+                postgres: None,
+                clickhouse: Some(_)
+            }
+        ),
+        "{found:?}"
+    );
 
     // Nothing to rewrite writes nothing.
     assert_eq!(
