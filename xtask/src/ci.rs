@@ -38,19 +38,22 @@ pub fn task(args: &mut Args) -> Result {
     stage("actionlint", actionlint::run)?;
     let server = pg::ensure_with(Durability::Throwaway)?;
     // The rollup-clickhouse tests run against a real two-shard cluster.
-    let clickhouse_urls = clickhouse::ensure()?;
+    let clickhouse = clickhouse::ensure()?;
     // Smoke reuses the tests' build of dbops instead of building it again.
     let smoke_options = smoke::Options {
         build: Profile::Test,
         ..smoke::Options::default()
     };
-    let checked = stage("tests", || tests(&server.url, &clickhouse_urls))
+    let checked = stage("tests", || tests(&server.url, &clickhouse.urls))
         .and_then(|()| stage("smoke", || smoke::run(&server.url, &smoke_options)));
-    // Stop a cluster we started even when something failed: its data stays
-    // in target/pg/ for a look, and `cargo xtask pg` starts it again.
+    // Stop the servers we started even when something failed: their data
+    // stays in target/pg/ and target/clickhouse/ for a look, and `cargo
+    // xtask pg` and `cargo xtask clickhouse` start them again.
     let stopped = server.stop_if_started();
+    let stopped_clickhouse = clickhouse.stop_if_started();
     checked?;
     stopped?;
+    stopped_clickhouse?;
     eprintln!("ci: all passed in {:.0?}", started.elapsed());
     Ok(())
 }

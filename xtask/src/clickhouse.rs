@@ -48,9 +48,28 @@ struct Ports {
     interserver: u16,
 }
 
-/// The HTTP URLs of a running two-shard cluster, first shard first, as
-/// [`URLS_ENV`] carries them.
-pub fn ensure() -> Result<String> {
+/// A running two-shard cluster.
+#[derive(Debug)]
+pub struct Servers {
+    /// The servers' HTTP URLs, first shard first, as [`URLS_ENV`] carries them.
+    pub urls: String,
+    /// The folder of the servers this call started, if it started them.
+    started: Option<PathBuf>,
+}
+
+impl Servers {
+    /// Stops the servers if this process started them, leaving servers that
+    /// were already running.
+    pub fn stop_if_started(self) -> Result {
+        match self.started {
+            Some(root) => stop(&root).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A running two-shard cluster: see the module documentation.
+pub fn ensure() -> Result<Servers> {
     install_if_missing()?;
     let root = workspace::target_dir().join("clickhouse");
     if let Some(nodes) = running(&root) {
@@ -58,7 +77,10 @@ pub fn ensure() -> Result<String> {
             "clickhouse: reusing the servers running in {}",
             root.display()
         );
-        return Ok(urls(&nodes));
+        return Ok(Servers {
+            urls: urls(&nodes),
+            started: None,
+        });
     }
     // A half-started cluster (one server died): start both again on fresh
     // ports, keeping their data.
@@ -75,7 +97,10 @@ pub fn ensure() -> Result<String> {
         "clickhouse: started {SHARDS} servers in {} (cluster `{CLUSTER}`)",
         root.display()
     );
-    Ok(urls(&nodes))
+    Ok(Servers {
+        urls: urls(&nodes),
+        started: Some(root),
+    })
 }
 
 /// `cargo xtask clickhouse [--stop]`.
@@ -90,7 +115,7 @@ pub fn task(args: &mut Args) -> Result {
         }
         return Ok(());
     }
-    println!("{}", ensure()?);
+    println!("{}", ensure()?.urls);
     Ok(())
 }
 
