@@ -1,12 +1,15 @@
 //! `cargo xtask ci`: everything a change must pass, in the order that fails
-//! fastest: formatting, clippy, the workflow files, then every test and the
-//! smoke run against PostgreSQL.
+//! fastest: formatting, clippy, the workflow files, then every test (with
+//! ClickHouse's two-shard cluster), the ClickHouse SQL on a current release
+//! (chDB), and the smoke run against PostgreSQL.
 //!
 //! Tests and smoke share the dev-profile build; clippy's check build is the
 //! only other one. Benchmarks are compiled by clippy (`--all-targets`) but
 //! not run here.
 
 mod actionlint;
+mod chdb_parity;
+mod venv;
 
 use std::process::Command;
 use std::time::Instant;
@@ -45,6 +48,7 @@ pub fn task(args: &mut Args) -> Result {
         ..smoke::Options::default()
     };
     let checked = stage("tests", || tests(&server.url, &clickhouse.urls))
+        .and_then(|()| stage("chdb parity", || chdb_parity::run(&clickhouse.urls)))
         .and_then(|()| stage("smoke", || smoke::run(&server.url, &smoke_options)));
     // Stop the servers we started even when something failed: their data
     // stays in target/pg/ and target/clickhouse/ for a look, and `cargo
