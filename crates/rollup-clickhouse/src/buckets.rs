@@ -17,19 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use rollup_engine::histogram::Histogram;
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 use tokio_postgres::Client;
 
+use crate::transforms::{self, postgres};
 use crate::{ClickHouse, Error};
-
-/// The hourly transform of the PostgreSQL targets, its psql variables turned
-/// into bind parameters: the same rows, from the same file.
-fn hourly_sql() -> String {
-    include_str!("../../../analytics/transforms/hourly_rollup.sql")
-        .replace(":'hour_from'", "$1")
-        .replace(":'hour_to'", "$2")
-        .replace(":'organization_ids'", "$3")
-}
 
 const DAILY_SQL: &str = include_str!("../../../analytics/transforms/clickhouse/daily_rollup.sql");
 
@@ -61,6 +53,22 @@ pub async fn rewrite(
     buckets: &[Bucket],
     version: u64,
 ) -> Result<Written, Error> {
+    let (hourly_rows, days) = write_hours(ch, source, buckets, version).await?;
+    derive_days(ch, &days, version).await?;
+    Ok(Written {
+        hourly_rows,
+        days: days.len() as u64,
+    })
+}
+
+/// The hourly half of [`rewrite`]: writes the rows of `buckets` and returns
+/// how many, and the (organization, UTC day) pairs they fall in.
+pub async fn write_hours(
+    ch: &ClickHouse,
+    source: &Client,
+    buckets: &[Bucket],
+    version: u64,
+) -> Result<(u64, BTreeSet<(i64, Date)>), Error> {
     let mut by_hour: BTreeMap<OffsetDateTime, Vec<i64>> = BTreeMap::new();
     for bucket in buckets {
         if bucket.hour_at.unix_timestamp() % 3600 != 0 {
@@ -73,13 +81,13 @@ pub async fn rewrite(
             .or_default()
             .push(bucket.organization_id);
     }
-    let sql = hourly_sql();
+    let sql = transforms::hourly_rollup();
     let statement = source
         .prepare(&sql)
         .await
         .map_err(postgres("preparing analytics/transforms/hourly_rollup.sql"))?;
     let mut rows = String::from("INSERT INTO usage_hourly_rollups FORMAT TabSeparated\n");
-    let mut written = Written::default();
+    let mut count = 0;
     let mut days = BTreeSet::new();
     for (hour, organizations) in &by_hour {
         let next = *hour + Duration::HOUR;
@@ -108,14 +116,30 @@ pub async fn rewrite(
                 array(histogram.bins()),
                 array(histogram.counts()),
             );
-            written.hourly_rows += 1;
-            days.insert((organization_id, hour_at.date()));
+            count += 1;
+            days.insert((
+                organization_id,
+                hour_at.to_offset(time::UtcOffset::UTC).date(),
+            ));
         }
     }
-    if written.hourly_rows == 0 {
-        return Ok(written);
+    if count > 0 {
+        ch.query(0, &rows, "writing the hourly rows").await?;
     }
-    ch.query(0, &rows, "writing the hourly rows").await?;
+    Ok((count, days))
+}
+
+/// The daily half of [`rewrite`]: derives the daily rows of `days` from the
+/// hourly rows on ClickHouse, with `version`. Run it once per run, after
+/// every hour of the run is written, so each day is derived once per version.
+pub async fn derive_days(
+    ch: &ClickHouse,
+    days: &BTreeSet<(i64, Date)>,
+    version: u64,
+) -> Result<(), Error> {
+    if days.is_empty() {
+        return Ok(());
+    }
     let pairs: Vec<String> = days
         .iter()
         .map(|(organization, day)| format!("({organization}, toDate('{day}'))"))
@@ -124,8 +148,7 @@ pub async fn rewrite(
         .replace("{version}", &version.to_string())
         .replace("{day_buckets}", &pairs.join(", "));
     ch.query(0, &daily, "deriving the daily rows").await?;
-    written.days = days.len() as u64;
-    Ok(written)
+    Ok(())
 }
 
 /// `YYYY-MM-DD hh:mm:ss` in UTC, as a `DateTime('UTC')` column reads it.
@@ -145,23 +168,9 @@ fn array<T: ToString>(values: &[T]) -> String {
     format!("[{}]", items.join(","))
 }
 
-fn postgres(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    move |source| Error::Postgres {
-        context: context.into(),
-        source,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hourly_transform_keeps_no_psql_variable() {
-        let sql = hourly_sql();
-        assert!(!sql.contains(":'"), "{sql}");
-        assert!(sql.contains("$1::timestamptz") && sql.contains("$3::bigint[]"));
-    }
 
     #[test]
     fn times_and_arrays_are_written_as_clickhouse_reads_them() {

@@ -75,6 +75,17 @@ pub enum Error {
         crate::migrate::LOCK.1
     )]
     Locked,
+    /// Another run of the ClickHouse target holds its lock.
+    #[error(
+        "another run of the ClickHouse rollup target holds its lock in PostgreSQL (session advisory lock {}, {})",
+        crate::run::RUN_LOCK.0,
+        crate::run::RUN_LOCK.1
+    )]
+    RunLocked,
+    /// The rollup engine failed (reading the source's clock and open
+    /// transactions).
+    #[error(transparent)]
+    Engine(#[from] rollup_engine::Error),
     /// A statement on the PostgreSQL database that holds the lock failed.
     #[error("database error while {context}")]
     Postgres {

@@ -15,6 +15,8 @@
 //! - [`buckets`]: rewriting the (organization, hour) buckets late events
 //!   touched, from the events in PostgreSQL, as complete rows carrying the
 //!   run's version, and the daily rows of their days;
+//! - [`run`]: a run of the target, driven by its own watermark on the
+//!   events, with its bookkeeping in PostgreSQL;
 //! - [`totals`]: every (organization, hour) whose totals on ClickHouse
 //!   differ from the events in PostgreSQL.
 //!
@@ -25,7 +27,9 @@ pub mod buckets;
 mod client;
 mod error;
 pub mod migrate;
+pub mod run;
 pub mod totals;
+mod transforms;
 
 pub use client::{ClickHouse, Settings};
 pub use error::Error;

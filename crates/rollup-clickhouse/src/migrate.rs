@@ -33,6 +33,7 @@ use migrate_core::{Direction, Source};
 use tokio_postgres::Client;
 
 use crate::client::Scope;
+use crate::transforms::postgres;
 use crate::{ClickHouse, Error};
 
 /// The session advisory lock (two `int4` keys) a migration run holds in
@@ -58,7 +59,7 @@ pub struct Step {
 /// Applies every migration of `source` not yet applied, on every server,
 /// oldest first, holding the run's lock on `lock_db`. Returns what it did.
 pub async fn up(ch: &ClickHouse, lock_db: &Client, source: &Source) -> Result<Vec<Step>, Error> {
-    locked(lock_db, async {
+    with_session_lock(lock_db, LOCK, Error::Locked, async {
         let mut steps = Vec::new();
         for node in 0..ch.nodes() {
             let applied = prepare(ch, node, source).await?;
@@ -81,7 +82,7 @@ pub async fn down(
     source: &Source,
     to: i64,
 ) -> Result<Vec<Step>, Error> {
-    locked(lock_db, async {
+    with_session_lock(lock_db, LOCK, Error::Locked, async {
         let mut steps = Vec::new();
         for node in 0..ch.nodes() {
             let applied = prepare(ch, node, source).await?;
@@ -122,30 +123,28 @@ pub async fn applied(ch: &ClickHouse) -> Result<Vec<Vec<i64>>, Error> {
     Ok(all)
 }
 
-/// Runs `work` holding [`LOCK`], releasing it whatever `work` returned.
-async fn locked<T>(
+/// Runs `work` holding the session advisory lock `key` on `lock_db`,
+/// releasing it whatever `work` returned; fails with `busy` at once when
+/// another session holds it.
+pub(crate) async fn with_session_lock<T>(
     lock_db: &Client,
+    key: (i32, i32),
+    busy: Error,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let got: bool = lock_db
-        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK.0, &LOCK.1])
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&key.0, &key.1])
         .await
-        .map_err(|source| Error::Postgres {
-            context: "taking the ClickHouse migration lock".into(),
-            source,
-        })?
+        .map_err(postgres("taking the lock"))?
         .get(0);
     if !got {
-        return Err(Error::Locked);
+        return Err(busy);
     }
     let result = work.await;
     let unlocked = lock_db
-        .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK.0, &LOCK.1])
+        .execute("SELECT pg_advisory_unlock($1, $2)", &[&key.0, &key.1])
         .await
-        .map_err(|source| Error::Postgres {
-            context: "releasing the ClickHouse migration lock".into(),
-            source,
-        });
+        .map_err(postgres("releasing the lock"));
     let value = result?;
     unlocked?;
     Ok(value)

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
+use crate::transforms::postgres;
 use crate::{ClickHouse, Error};
 
 /// The totals compared, in this order.
@@ -79,17 +80,14 @@ pub struct Difference {
 /// Every bucket that differs between the events and the ClickHouse rollups,
 /// ordered by organization and hour.
 pub async fn compare(ch: &ClickHouse, source: &Client) -> Result<Vec<Difference>, Error> {
-    let mut postgres = BTreeMap::new();
+    let mut events = BTreeMap::new();
     for row in source
         .query(POSTGRES_SQL, &[])
         .await
-        .map_err(|source| Error::Postgres {
-            context: "totalling the events per (organization, hour)".into(),
-            source,
-        })?
+        .map_err(postgres("totalling the events per (organization, hour)"))?
     {
         let totals: [i64; 8] = std::array::from_fn(|i| row.get(i + 2));
-        postgres.insert((row.get::<_, i64>(0), row.get::<_, i64>(1)), totals);
+        events.insert((row.get::<_, i64>(0), row.get::<_, i64>(1)), totals);
     }
     let text = ch
         .query(0, CLICKHOUSE_SQL, "totalling the hourly rollups")
@@ -99,13 +97,13 @@ pub async fn compare(ch: &ClickHouse, source: &Client) -> Result<Vec<Difference>
         context: "totalling the hourly rollups".into(),
         message: format!("unexpected row {line:?}"),
     })?;
-    let mut keys: Vec<(i64, i64)> = postgres.keys().chain(clickhouse.keys()).copied().collect();
+    let mut keys: Vec<(i64, i64)> = events.keys().chain(clickhouse.keys()).copied().collect();
     keys.sort_unstable();
     keys.dedup();
     Ok(keys
         .into_iter()
         .filter_map(|key| {
-            let (postgres, clickhouse) = (postgres.get(&key), clickhouse.get(&key));
+            let (postgres, clickhouse) = (events.get(&key), clickhouse.get(&key));
             (postgres != clickhouse).then(|| Difference {
                 organization_id: key.0,
                 hour_at: key.1,

@@ -1,5 +1,6 @@
-//! Rewriting buckets on the real two-shard cluster: exact per-(organization, hour) and
-//! per-(organization, day) rows under late events and replays.
+//! Rewriting buckets and runs of the target on the real two-shard cluster: exact
+//! per-(organization, hour) and per-(organization, day) rows under late events, replays and
+//! crashed runs.
 
 mod support;
 
@@ -7,8 +8,10 @@ use std::path::Path;
 
 use migrate_core::Source;
 use rollup_clickhouse::buckets::{Bucket, Written, rewrite};
+use rollup_clickhouse::run::{RUN_LOCK, run};
 use rollup_clickhouse::totals::{self, Difference};
 use rollup_clickhouse::{ClickHouse, migrate};
+use rollup_engine::config::EngineSettings;
 use rollup_engine::histogram::Histogram;
 use support::{cluster, drop_database};
 use testdb::TestDb;
@@ -25,6 +28,9 @@ fn root() -> &'static Path {
 async fn setup() -> (TestDb, Client, ClickHouse) {
     let db = TestDb::new().await;
     db.apply_up_files(&root().join("migrations/operational"))
+        .await;
+    // The bookkeeping of runs (rollup_runs, rollup_watermarks).
+    db.apply_up_files(&root().join("migrations/analytics"))
         .await;
     let source = db.connect().await;
     let ch = cluster(db.name());
@@ -315,5 +321,158 @@ async fn late_events_and_replays_leave_exactly_the_rows_of_the_events() {
         error.to_string(),
         "bucket hour 2025-11-16 22:30:00.0 +00:00:00 is not the start of a UTC hour"
     );
+    drop_database(&ch).await;
+}
+
+/// Engine settings for tests: no safety lag, so a run sees the events
+/// committed before it; small batches, so runs take several.
+fn settings() -> EngineSettings {
+    EngineSettings {
+        safety_lag: std::time::Duration::ZERO,
+        max_batch_buckets: 3,
+        ..EngineSettings::default()
+    }
+}
+
+async fn insert_late(source: &Client, organization: i64, at: &str) {
+    source
+        .execute(
+            "INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, \
+             input_tokens, output_tokens, cost_micros, latency_ms, occurred_at) \
+             VALUES ($1, 77, 12, gen_random_uuid(), 'ok', 5, 6, 7, 1234, $2::text::timestamptz)",
+            &[&organization, &at],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
+    let (db, source, ch) = setup().await;
+    let bookkeeping = db.connect().await;
+    insert_events(&source, 1500, datetime!(2025-11-16 22:00 UTC), 2).await;
+
+    let first = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    assert!(first.full_rebuild);
+    assert_eq!((first.buckets, first.hours, first.days), (20, 4, 10));
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+
+    // Nothing new: nothing written.
+    let idle = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    assert_eq!(
+        (idle.full_rebuild, idle.buckets, idle.hourly_rows_written),
+        (false, 0, 0)
+    );
+    assert_eq!(idle.watermark_from, Some(first.watermark_to));
+
+    // Late events in two buckets: only they are rewritten, by the new run.
+    insert_late(&source, 3, "2025-11-16 22:59:59+00").await;
+    insert_late(&source, 5, "2025-11-17 01:00:00+00").await;
+    let late = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    assert_eq!((late.buckets, late.hours, late.days), (2, 2, 2));
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    let seen = versions(&ch).await;
+    let newest: Vec<&str> = seen
+        .lines()
+        .filter(|l| l.ends_with(&format!("[{}]", late.run_id)))
+        .collect();
+    assert_eq!(
+        newest,
+        vec![
+            format!("3\t2025-11-16 22:00:00\t[{}]", late.run_id),
+            format!("5\t2025-11-17 01:00:00\t[{}]", late.run_id)
+        ],
+        "{seen}"
+    );
+
+    // A run that dies after writing its rows, before moving the watermark:
+    // its row stays `running` and its buckets are written again by the next
+    // run, with a higher version, to the same result.
+    insert_late(&source, 1, "2025-11-16 23:30:00+00").await;
+    let crashed: i64 = bookkeeping
+        .query_one(
+            "INSERT INTO analytics.rollup_runs (target) VALUES ('clickhouse') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    rewrite(
+        &ch,
+        &source,
+        &[Bucket {
+            organization_id: 1,
+            hour_at: datetime!(2025-11-16 23:00 UTC),
+        }],
+        crashed as u64,
+    )
+    .await
+    .unwrap();
+    let redo = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    assert!(redo.run_id > crashed);
+    assert_eq!(redo.buckets, 1);
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    assert_eq!(totals::compare(&ch, &source).await.unwrap(), vec![]);
+
+    // One run at a time.
+    let other = db.connect().await;
+    other
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&RUN_LOCK.0, &RUN_LOCK.1],
+        )
+        .await
+        .unwrap();
+    let error = run(&ch, &source, &bookkeeping, &settings())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("another run of the ClickHouse rollup target holds its lock"),
+        "{error}"
+    );
+    drop(other);
+
+    // A run that cannot reach ClickHouse fails, is recorded as failed, and
+    // leaves the watermark for the next run.
+    insert_late(&source, 2, "2025-11-17 00:10:00+00").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut unreachable = ch.settings().clone();
+    unreachable.urls = vec![url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()];
+    let unreachable = ClickHouse::new(unreachable).unwrap();
+    let error = run(&unreachable, &source, &bookkeeping, &settings())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("cannot reach ClickHouse"),
+        "{error}"
+    );
+    let recorded: (String, String) = bookkeeping
+        .query_one(
+            "SELECT status, error_message FROM analytics.rollup_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap();
+    assert_eq!(recorded.0, "failed");
+    assert!(
+        recorded
+            .1
+            .starts_with("cannot reach ClickHouse at http://127.0.0.1:"),
+        "{recorded:?}"
+    );
+    let next = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    assert_eq!(next.buckets, 1);
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
     drop_database(&ch).await;
 }

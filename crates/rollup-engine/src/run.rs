@@ -573,8 +573,9 @@ async fn rebuild(
 
 /// The newest watermark that no uncommitted event can fall behind: the
 /// source's clock minus the safety lag, or the start of the oldest open
-/// transaction on the source database if that is earlier.
-async fn safe_upper_bound(
+/// transaction on the source database if that is earlier. Public for the
+/// other targets' engines (crates/rollup-clickhouse).
+pub async fn safe_upper_bound(
     source: &Client,
     settings: &EngineSettings,
 ) -> Result<OffsetDateTime, Error> {
