@@ -1,12 +1,15 @@
 //! `cargo xtask ci`: everything a change must pass, in the order that fails
-//! fastest: formatting, clippy, the workflow files, then every test and the
-//! smoke run against PostgreSQL.
+//! fastest: formatting, clippy, the workflow files, then every test (with
+//! ClickHouse's two-shard cluster), the ClickHouse SQL on a current release
+//! (chDB), and the smoke run against PostgreSQL.
 //!
 //! Tests and smoke share the dev-profile build; clippy's check build is the
 //! only other one. Benchmarks are compiled by clippy (`--all-targets`) but
 //! not run here.
 
 mod actionlint;
+mod chdb_parity;
+mod venv;
 
 use std::process::Command;
 use std::time::Instant;
@@ -16,7 +19,7 @@ use url::Url;
 use crate::flags::Args;
 use crate::pg::{self, Durability};
 use crate::workspace::{Profile, cargo};
-use crate::{Result, cmd, smoke};
+use crate::{Result, clickhouse, cmd, smoke};
 
 /// `cargo xtask ci`.
 pub fn task(args: &mut Args) -> Result {
@@ -37,28 +40,36 @@ pub fn task(args: &mut Args) -> Result {
     })?;
     stage("actionlint", actionlint::run)?;
     let server = pg::ensure_with(Durability::Throwaway)?;
+    // The rollup-clickhouse tests run against a real two-shard cluster.
+    let clickhouse = clickhouse::ensure()?;
     // Smoke reuses the tests' build of dbops instead of building it again.
     let smoke_options = smoke::Options {
         build: Profile::Test,
         ..smoke::Options::default()
     };
-    let checked = stage("tests", || tests(&server.url))
+    let checked = stage("tests", || tests(&server.url, &clickhouse.urls))
+        .and_then(|()| stage("chdb parity", || chdb_parity::run(&clickhouse.urls)))
         .and_then(|()| stage("smoke", || smoke::run(&server.url, &smoke_options)));
-    // Stop a cluster we started even when something failed: its data stays
-    // in target/pg/ for a look, and `cargo xtask pg` starts it again.
+    // Stop the servers we started even when something failed: their data
+    // stays in target/pg/ and target/clickhouse/ for a look, and `cargo
+    // xtask pg` and `cargo xtask clickhouse` start them again.
     let stopped = server.stop_if_started();
+    let stopped_clickhouse = clickhouse.stop_if_started();
     checked?;
     stopped?;
+    stopped_clickhouse?;
     eprintln!("ci: all passed in {:.0?}", started.elapsed());
     Ok(())
 }
 
 /// Every test of the workspace against the server at `url`: with
 /// cargo-nextest when it is installed, and the doctests (which nextest does
-/// not run) with `cargo test --doc`.
-fn tests(url: &Url) -> Result {
+/// not run) with `cargo test --doc`; ClickHouse's URLs in
+/// `CLICKHOUSE_URLS`.
+fn tests(url: &Url, clickhouse_urls: &str) -> Result {
     let with_db = |cmd: &mut Command| {
         cmd.env(pg::URL_ENV, url.as_str())
+            .env(clickhouse::URLS_ENV, clickhouse_urls)
             .env_remove("ANALYTICS_URL");
     };
     let mut run = cargo();

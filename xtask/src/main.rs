@@ -6,6 +6,7 @@
 mod analytics_verify;
 mod bench;
 mod ci;
+mod clickhouse;
 mod cmd;
 mod docs;
 mod fingerprint;
@@ -47,6 +48,19 @@ Options:
   --durable   A cluster with fsync on (benchmarks); the default has fsync off.
   --stop      Stop that throwaway (or, with --durable, durable) cluster.",
         run: pg::task,
+    },
+    Task {
+        name: "clickhouse",
+        synopsis: "clickhouse [--stop]",
+        about: "\
+Make a two-shard ClickHouse cluster available and print its HTTP URLs
+(comma-separated, as CLICKHOUSE_URLS wants them): two servers on loopback
+under target/clickhouse/, cluster `dbops`, from Debian's clickhouse-server
+(installed with apt-get when missing). Reuses servers already running.
+
+Options:
+  --stop      Stop both servers (their data stays in target/clickhouse/).",
+        run: clickhouse::task,
     },
     Task {
         name: "smoke",

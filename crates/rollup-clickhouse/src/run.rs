@@ -1,0 +1,224 @@
+//! A run of the `clickhouse` target: the watermark moves only after the buckets it passes are written.
+//!
+//! The bookkeeping lives in the PostgreSQL analytics schema the other targets
+//! use (migrations/analytics), on the `bookkeeping` connection: the run is a
+//! row of `analytics.rollup_runs` with target `clickhouse`, whose id is the
+//! `version` of every row it writes (identity values only grow, so a later
+//! run's rows replace an earlier run's), and its watermark is the row
+//! [`WATERMARK`] of `analytics.rollup_watermarks`, apart from the PostgreSQL
+//! targets' one. A run
+//!
+//! 1. takes the session advisory lock [`RUN_LOCK`] on `bookkeeping` (one run
+//!    of the target at a time; another one fails at once with
+//!    [`Error::RunLocked`]);
+//! 2. picks the new watermark `U` as the PostgreSQL targets do
+//!    ([`rollup_engine::run::safe_upper_bound`]) and lists the
+//!    (organization, hour) buckets of the events ingested since the
+//!    watermark with the engine's `analytics/transforms/dirty_buckets.sql`
+//!    (every bucket on the first run);
+//! 3. writes their hourly rows on ClickHouse in batches of
+//!    `max_batch_buckets`, then derives each of their (organization, day)
+//!    pairs once, from all the run's hours ([`crate::buckets`]);
+//! 4. moves the watermark to `U` and records the run as succeeded.
+//!
+//! There is no queue table: the buckets between the watermark and `U` are
+//! the queue. A run that stops before step 4 (a crash, a ClickHouse error)
+//! leaves the watermark where it was, so the next run lists and rewrites the
+//! same buckets again with its own, higher version: a replay, which changes
+//! nothing readers see.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rollup_engine::config::EngineSettings;
+use time::{Date, OffsetDateTime};
+use tokio_postgres::Client;
+
+use crate::buckets::{Bucket, derive_days, write_hours};
+use crate::migrate::with_session_lock;
+use crate::transforms::{self, postgres};
+use crate::{ClickHouse, Error};
+
+/// The `source_table` of the target's row in `analytics.rollup_watermarks`.
+pub const WATERMARK: &str = "public.usage_events@clickhouse";
+
+/// The session advisory lock (two `int4` keys) a run holds on the
+/// bookkeeping database: "dbch", and 2.
+pub const RUN_LOCK: (i32, i32) = (0x6462_6368, 2);
+
+/// The target's name in `analytics.rollup_runs`.
+pub const TARGET: &str = "clickhouse";
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// The run's id in `analytics.rollup_runs`, and the version of its rows.
+    pub run_id: i64,
+    /// Whether there was no watermark yet, so every bucket was written.
+    pub full_rebuild: bool,
+    /// The watermark before the run (`None` on the first run).
+    pub watermark_from: Option<OffsetDateTime>,
+    /// The watermark after it.
+    pub watermark_to: OffsetDateTime,
+    /// (organization, hour) buckets rewritten.
+    pub buckets: u64,
+    /// Distinct hours among them.
+    pub hours: u64,
+    /// Hourly rows written.
+    pub hourly_rows_written: u64,
+    /// (organization, day) pairs whose daily rows were written again.
+    pub days: u64,
+}
+
+/// One run: see the module documentation.
+pub async fn run(
+    ch: &ClickHouse,
+    source: &Client,
+    bookkeeping: &Client,
+    settings: &EngineSettings,
+) -> Result<RunReport, Error> {
+    with_session_lock(bookkeeping, RUN_LOCK, Error::RunLocked, async {
+        recorded(ch, source, bookkeeping, settings).await
+    })
+    .await
+}
+
+/// A run under the lock, recorded in `analytics.rollup_runs`.
+async fn recorded(
+    ch: &ClickHouse,
+    source: &Client,
+    bookkeeping: &Client,
+    settings: &EngineSettings,
+) -> Result<RunReport, Error> {
+    let run_id: i64 = bookkeeping
+        .query_one(
+            "INSERT INTO analytics.rollup_runs (target) VALUES ($1) RETURNING id",
+            &[&TARGET],
+        )
+        .await
+        .map_err(postgres("recording the run"))?
+        .get(0);
+    let started = Instant::now();
+    let result = work(ch, source, bookkeeping, settings, run_id).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let recorded = match &result {
+        Ok(report) => {
+            bookkeeping
+                .execute(
+                    "UPDATE analytics.rollup_runs SET status = 'succeeded', finished_at = clock_timestamp(), \
+                     duration_ms = $2, watermark_from_at = $3, watermark_to_at = $4, buckets_queued = $5, \
+                     buckets_covered = $5, hours_covered = $6, days_covered = $7, hourly_rows_written = $8 \
+                     WHERE id = $1",
+                    &[
+                        &run_id,
+                        &duration_ms,
+                        &report.watermark_from,
+                        &report.watermark_to,
+                        &i32::try_from(report.buckets).unwrap_or(i32::MAX),
+                        &i32::try_from(report.hours).unwrap_or(i32::MAX),
+                        &i32::try_from(report.days).unwrap_or(i32::MAX),
+                        &i64::try_from(report.hourly_rows_written).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+        }
+        Err(e) => {
+            // The message names servers and files, never credentials.
+            let message: String = e.to_string().chars().take(4000).collect();
+            bookkeeping
+                .execute(
+                    "UPDATE analytics.rollup_runs SET status = 'failed', finished_at = clock_timestamp(), \
+                     duration_ms = $2, error_message = $3 WHERE id = $1",
+                    &[&run_id, &duration_ms, &message],
+                )
+                .await
+        }
+    };
+    let report = result?;
+    recorded.map_err(postgres("recording the end of the run"))?;
+    Ok(report)
+}
+
+async fn work(
+    ch: &ClickHouse,
+    source: &Client,
+    bookkeeping: &Client,
+    settings: &EngineSettings,
+    run_id: i64,
+) -> Result<RunReport, Error> {
+    bookkeeping
+        .execute(
+            "INSERT INTO analytics.rollup_watermarks (source_table, watermark_at) VALUES ($1, '-infinity') \
+             ON CONFLICT (source_table) DO NOTHING",
+            &[&WATERMARK],
+        )
+        .await
+        .map_err(postgres("creating the watermark"))?;
+    let watermark_from: Option<OffsetDateTime> = bookkeeping
+        .query_one(
+            "SELECT nullif(watermark_at, '-infinity') FROM analytics.rollup_watermarks WHERE source_table = $1",
+            &[&WATERMARK],
+        )
+        .await
+        .map_err(postgres("reading the watermark"))?
+        .get(0);
+    let bound = rollup_engine::run::safe_upper_bound(source, settings).await?;
+    let from =
+        watermark_from.unwrap_or(OffsetDateTime::UNIX_EPOCH - time::Duration::days(365 * 100));
+    // A prepared transaction's events carry its start, which no view shows
+    // once it is prepared: the watermark stays where it was until it is
+    // resolved, as on the other targets.
+    let watermark_to = if bound.held_by_prepared {
+        from.min(bound.at)
+    } else {
+        bound.at
+    };
+    let buckets: Vec<Bucket> = source
+        .query(&transforms::dirty_buckets(), &[&from, &watermark_to])
+        .await
+        .map_err(postgres(
+            "listing the buckets with analytics/transforms/dirty_buckets.sql",
+        ))?
+        .iter()
+        .map(|row| Bucket {
+            hour_at: row.get(0),
+            organization_id: row.get(1),
+        })
+        .collect();
+    let version = u64::try_from(run_id).expect("identity values are positive");
+    let mut report = RunReport {
+        run_id,
+        full_rebuild: watermark_from.is_none(),
+        watermark_from,
+        watermark_to,
+        buckets: buckets.len() as u64,
+        hours: buckets
+            .iter()
+            .map(|b| b.hour_at)
+            .collect::<BTreeSet<_>>()
+            .len() as u64,
+        hourly_rows_written: 0,
+        days: 0,
+    };
+    // Hours in batches; then each day once, from all of the run's hours.
+    let batch = usize::try_from(settings.max_batch_buckets).unwrap_or(usize::MAX);
+    let mut days = BTreeSet::new();
+    for chunk in buckets.chunks(batch.max(1)) {
+        let (rows, chunk_days) = write_hours(ch, source, chunk, version).await?;
+        report.hourly_rows_written += rows;
+        days.extend(chunk_days);
+    }
+    let days: Vec<(i64, Date)> = days.into_iter().collect();
+    for chunk in days.chunks(batch.max(1)) {
+        derive_days(ch, &chunk.iter().copied().collect(), version).await?;
+    }
+    report.days = days.len() as u64;
+    bookkeeping
+        .execute(
+            "UPDATE analytics.rollup_watermarks SET watermark_at = $2, updated_at = now() WHERE source_table = $1",
+            &[&WATERMARK, &watermark_to],
+        )
+        .await
+        .map_err(postgres("moving the watermark"))?;
+    Ok(report)
+}
