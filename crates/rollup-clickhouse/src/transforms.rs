@@ -13,11 +13,18 @@ pub(crate) fn dirty_buckets() -> String {
 }
 
 /// `hourly_rollup.sql`: `$1` first hour, `$2` end of the last hour, `$3`
-/// the organizations.
+/// the organizations, `$4` events to leave out, `$5` the largest sum a row
+/// may hold.
 pub(crate) fn hourly_rollup() -> String {
     bind(
         include_str!("../../../analytics/transforms/hourly_rollup.sql"),
-        &["hour_from", "hour_to", "organization_ids"],
+        &[
+            "hour_from",
+            "hour_to",
+            "organization_ids",
+            "excluded_events",
+            "sum_limit",
+        ],
     )
 }
 
@@ -45,7 +52,7 @@ mod tests {
     fn the_transforms_keep_no_psql_variable() {
         for (sql, last) in [
             (super::dirty_buckets(), "$2::timestamptz"),
-            (super::hourly_rollup(), "$3::bigint[]"),
+            (super::hourly_rollup(), "$5::bigint"),
         ] {
             assert!(!sql.contains(":'"), "{sql}");
             assert!(
