@@ -45,6 +45,10 @@ pub const AUDIT_TAMPERED: i32 = 16;
 pub const TLS: i32 = 17;
 /// The database named in the connection does not exist on the server.
 pub const DATABASE_MISSING: i32 = 18;
+/// The connection does not keep its own server session: it goes through a
+/// pooler in transaction or statement pooling mode, through which the
+/// migration lock and prepared statements do not work.
+pub const POOLING: i32 = 19;
 
 /// Every code with a one-line meaning, for `dbops --help` and `docs/exit-codes.md`.
 pub const TABLE: &[(i32, &str)] = &[
@@ -87,6 +91,10 @@ pub const TABLE: &[(i32, &str)] = &[
     (
         DATABASE_MISSING,
         "the database does not exist on the server",
+    ),
+    (
+        POOLING,
+        "the connection goes through a pooler in transaction pooling mode: connect directly or use session pooling",
     ),
 ];
 
@@ -193,6 +201,7 @@ fn for_connect_error(error: &pgconn::Error) -> i32 {
         | pgconn::Error::CertificateNotTrusted { .. }
         | pgconn::Error::Tls { .. } => TLS,
         pgconn::Error::DatabaseMissing { .. } => DATABASE_MISSING,
+        pgconn::Error::SessionNotKept { .. } => POOLING,
         pgconn::Error::BadCredentials { .. } => AUTHENTICATION,
         pgconn::Error::Unreachable { .. } => UNREACHABLE,
         pgconn::Error::InvalidConnectionString { .. }
