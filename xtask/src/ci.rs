@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: everything a change must pass, in the order that fails
 //! fastest: formatting, clippy, the workflow files, then every test and the
-//! smoke run against PostgreSQL.
+//! smoke run against PostgreSQL, then both again against the oldest and the
+//! newest major version (`cargo xtask matrix --versions 14,18`).
 //!
 //! Tests and smoke share the dev-profile build; clippy's check build is the
 //! only other one. Benchmarks are compiled by clippy (`--all-targets`) but
@@ -16,10 +17,15 @@ use url::Url;
 use crate::flags::Args;
 use crate::pg::{self, Durability};
 use crate::workspace::{Profile, cargo};
-use crate::{Result, cmd, smoke};
+use crate::{Result, cmd, matrix, smoke};
 
-/// `cargo xtask ci`.
+/// The PostgreSQL majors tested besides the one the tests and smoke just
+/// ran against: the oldest and the newest (`cargo xtask matrix`).
+const CI_MATRIX: &[u32] = &[14, 18];
+
+/// `cargo xtask ci [--no-matrix]`.
 pub fn task(args: &mut Args) -> Result {
+    let matrix = !args.flag("--no-matrix");
     args.finish()?;
     let started = Instant::now();
     stage("fmt", || {
@@ -49,6 +55,9 @@ pub fn task(args: &mut Args) -> Result {
     let stopped = server.stop_if_started();
     checked?;
     stopped?;
+    if matrix {
+        stage("matrix", || matrix::run(CI_MATRIX))?;
+    }
     eprintln!("ci: all passed in {:.0?}", started.elapsed());
     Ok(())
 }

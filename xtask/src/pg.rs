@@ -72,7 +72,16 @@ pub fn ensure_with(durability: Durability) -> Result<Server> {
             ),
         }
     }
-    let cluster = Cluster::locate(durability)?;
+    start_or_reuse(Cluster::locate(durability)?)
+}
+
+/// Starts a throwaway cluster (fsync off) of the server programs in `bin`,
+/// in `target/pg/<name>/`, or reuses one still running there.
+pub fn start_named(bin: std::path::PathBuf, name: &str) -> Result<Server> {
+    start_or_reuse(Cluster::locate_named(Durability::Throwaway, bin, name)?)
+}
+
+fn start_or_reuse(cluster: Cluster) -> Result<Server> {
     if let Some(port) = cluster.running_port() {
         eprintln!(
             "pg: reusing the cluster running in {} on port {port}",

@@ -38,11 +38,16 @@ impl Cluster {
     /// Chooses the data folder for clusters of this durability: folder, user
     /// and programs, without starting anything.
     pub fn locate(durability: Durability) -> Result<Cluster> {
-        let bin = bin::server_dir()?;
         let name = match durability {
             Durability::Throwaway => "throwaway",
             Durability::Durable => "durable",
         };
+        Cluster::locate_named(durability, bin::server_dir()?, name)
+    }
+
+    /// Like [`Cluster::locate`], for a cluster of the server programs in
+    /// `bin` in `target/pg/<name>/`.
+    pub fn locate_named(durability: Durability, bin: PathBuf, name: &str) -> Result<Cluster> {
         let preferred = workspace::target_dir().join("pg").join(name);
         if !running_as_root() {
             return Ok(Cluster {
