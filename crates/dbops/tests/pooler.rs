@@ -118,3 +118,34 @@ async fn transaction_pooling_is_refused_before_any_change() {
     assert_eq!(advisory_locks(&db).await, 0);
     drop(bouncer);
 }
+
+#[tokio::test]
+async fn concurrent_runs_through_transaction_pooling_are_all_refused() {
+    let db = TestDb::new().await;
+    let bouncer = PgBouncer::start(PoolMode::Transaction);
+    let dir = migrations();
+    let url = bouncer.url_for(db.name());
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::cargo_bin("dbops")
+                .unwrap()
+                .env("DB_URL", &url)
+                .env_remove("ANALYTICS_URL")
+                .env("DBOPS_CONFIG", support::standalone_config())
+                .env("NO_COLOR", "1")
+                .args(["migrate", "up", "--dir"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(19), "{stderr}");
+    }
+    assert!(!relation_exists(&db, "public.widgets").await);
+    assert_eq!(advisory_locks(&db).await, 0);
+    drop(bouncer);
+}
