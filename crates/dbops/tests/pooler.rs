@@ -11,18 +11,22 @@ mod support;
 
 const PEPPER: &str = "a test pepper, long enough to be accepted by the seeder";
 
-/// `dbops ARGS` with `DB_URL` set to `url`; exit code and standard error.
-fn dbops(url: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::cargo_bin("dbops")
-        .unwrap()
+/// The command `dbops ARGS` with `DB_URL` set to `url`.
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::cargo_bin("dbops").unwrap();
+    command
         .env("DB_URL", url)
         .env_remove("ANALYTICS_URL")
         .env("DBOPS_CONFIG", support::standalone_config())
         .env("DBOPS_API_KEY_PEPPER", PEPPER)
         .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
+        .args(args);
+    command
+}
+
+/// Runs `dbops ARGS` with `DB_URL` set to `url`; exit code and standard error.
+fn dbops(url: &str, args: &[&str]) -> (i32, String) {
+    let output = command(url, args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -125,16 +129,10 @@ async fn concurrent_runs_through_transaction_pooling_are_all_refused() {
     let bouncer = PgBouncer::start(PoolMode::Transaction);
     let dir = migrations();
     let url = bouncer.url_for(db.name());
+    let dir_arg = dir.path().to_str().unwrap();
     let runs: Vec<_> = (0..4)
         .map(|_| {
-            Command::cargo_bin("dbops")
-                .unwrap()
-                .env("DB_URL", &url)
-                .env_remove("ANALYTICS_URL")
-                .env("DBOPS_CONFIG", support::standalone_config())
-                .env("NO_COLOR", "1")
-                .args(["migrate", "up", "--dir"])
-                .arg(dir.path())
+            command(&url, &["migrate", "up", "--dir", dir_arg])
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
