@@ -119,7 +119,9 @@ pub fn run(majors: &[u32]) -> Result {
         let version = psql::server_version(&server.url).unwrap_or_else(|e| format!("unknown: {e}"));
         let log = report_dir.join(format!("{}-tests.log", release.major));
         let known = known_incompatibility(release.major);
-        let tests = tests(&server.url, &bin, &log, known);
+        // The cluster's own programs: a copy when its user cannot reach target/.
+        let programs = server.programs.clone().unwrap_or(bin);
+        let tests = tests(&server.url, &programs, &log, known);
         let smoke = match known {
             Some(known) => {
                 eprintln!("matrix: smoke not run: {}", known.reason);
