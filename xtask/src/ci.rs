@@ -1,7 +1,9 @@
 //! `cargo xtask ci`: everything a change must pass, in the order that fails
 //! fastest: formatting, clippy, the workflow files, then every test (with
 //! ClickHouse's two-shard cluster), the ClickHouse SQL on a current release
-//! (chDB), and the smoke run against PostgreSQL.
+//! (chDB), and the smoke run against PostgreSQL, then the tests and smoke
+//! again against the oldest and the newest major version (`cargo xtask
+//! matrix --versions 14,18`).
 //!
 //! Tests and smoke share the dev-profile build; clippy's check build is the
 //! only other one. Benchmarks are compiled by clippy (`--all-targets`) but
@@ -19,10 +21,15 @@ use url::Url;
 use crate::flags::Args;
 use crate::pg::{self, Durability};
 use crate::workspace::{Profile, cargo};
-use crate::{Result, clickhouse, cmd, smoke};
+use crate::{Result, clickhouse, cmd, matrix, smoke};
 
-/// `cargo xtask ci`.
+/// The PostgreSQL majors tested besides the one the tests and smoke just
+/// ran against: the oldest and the newest (`cargo xtask matrix`).
+const CI_MATRIX: &[u32] = &[14, 18];
+
+/// `cargo xtask ci [--no-matrix]`.
 pub fn task(args: &mut Args) -> Result {
+    let matrix = !args.flag("--no-matrix");
     args.finish()?;
     let started = Instant::now();
     stage("fmt", || {
@@ -58,6 +65,9 @@ pub fn task(args: &mut Args) -> Result {
     checked?;
     stopped?;
     stopped_clickhouse?;
+    if matrix {
+        stage("matrix", || matrix::run(CI_MATRIX))?;
+    }
     eprintln!("ci: all passed in {:.0?}", started.elapsed());
     Ok(())
 }

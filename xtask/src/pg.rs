@@ -34,6 +34,8 @@ pub enum Durability {
 pub struct Server {
     /// A superuser URL for the server's `postgres` database.
     pub url: Url,
+    /// The server programs of a throwaway cluster (not of `DB_URL`'s server).
+    pub programs: Option<std::path::PathBuf>,
     /// The cluster this call started, if it started one.
     started: Option<Cluster>,
 }
@@ -64,7 +66,11 @@ pub fn ensure_with(durability: Durability) -> Result<Server> {
                     "pg: using {URL_ENV} {} (PostgreSQL {version})",
                     psql::redacted(&url)
                 );
-                return Ok(Server { url, started: None });
+                return Ok(Server {
+                    url,
+                    programs: None,
+                    started: None,
+                });
             }
             Err(e) => eprintln!(
                 "pg: warning: {URL_ENV} {} does not answer, starting a throwaway cluster instead: {e}",
@@ -72,7 +78,17 @@ pub fn ensure_with(durability: Durability) -> Result<Server> {
             ),
         }
     }
-    let cluster = Cluster::locate(durability)?;
+    start_or_reuse(Cluster::locate(durability)?)
+}
+
+/// Starts a throwaway cluster (fsync off) of the server programs in `bin`,
+/// in `target/pg/<name>/`, or reuses one still running there.
+pub fn start_named(bin: std::path::PathBuf, name: &str) -> Result<Server> {
+    start_or_reuse(Cluster::locate_named(Durability::Throwaway, bin, name)?)
+}
+
+fn start_or_reuse(cluster: Cluster) -> Result<Server> {
+    let programs = Some(cluster.programs().to_path_buf());
     if let Some(port) = cluster.running_port() {
         eprintln!(
             "pg: reusing the cluster running in {} on port {port}",
@@ -80,12 +96,14 @@ pub fn ensure_with(durability: Durability) -> Result<Server> {
         );
         return Ok(Server {
             url: cluster::url(port),
+            programs,
             started: None,
         });
     }
     let port = cluster.start()?;
     Ok(Server {
         url: cluster::url(port),
+        programs,
         started: Some(cluster),
     })
 }

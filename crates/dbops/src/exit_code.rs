@@ -53,6 +53,10 @@ pub const BASELINE_DIFFERS: i32 = 20;
 /// Another tool's history cannot be imported: a dirty or failed migration,
 /// a version without a file, or a gap.
 pub const IMPORT_HISTORY: i32 = 21;
+/// The connection does not keep its own server session: it goes through a
+/// pooler in transaction or statement pooling mode, through which the
+/// migration lock and prepared statements do not work.
+pub const POOLING: i32 = 22;
 
 /// Every code with a one-line meaning, for `dbops --help` and `docs/exit-codes.md`.
 pub const TABLE: &[(i32, &str)] = &[
@@ -107,6 +111,10 @@ pub const TABLE: &[(i32, &str)] = &[
     (
         IMPORT_HISTORY,
         "another tool's history cannot be imported (dirty or failed migration, unknown version, gap)",
+    ),
+    (
+        POOLING,
+        "the connection goes through a pooler in transaction pooling mode: connect directly or use session pooling",
     ),
 ];
 
@@ -244,6 +252,7 @@ fn for_connect_error(error: &pgconn::Error) -> i32 {
         | pgconn::Error::CertificateNotTrusted { .. }
         | pgconn::Error::Tls { .. } => TLS,
         pgconn::Error::DatabaseMissing { .. } => DATABASE_MISSING,
+        pgconn::Error::SessionNotKept { .. } => POOLING,
         pgconn::Error::BadCredentials { .. } => AUTHENTICATION,
         pgconn::Error::Unreachable { .. } => UNREACHABLE,
         pgconn::Error::InvalidConnectionString { .. }

@@ -50,6 +50,10 @@ impl<'a> Session<'a> {
     }
 
     /// Connects for reading only: no lock, no DDL.
+    ///
+    /// Refuses a connection that does not keep its own server session (a
+    /// pooler in transaction pooling mode) before anything else is sent:
+    /// the lock and the prepared statements need one.
     pub async fn connect(
         db: &'a Database,
         target: &'a Target,
@@ -58,6 +62,7 @@ impl<'a> Session<'a> {
         let conn = db
             .connect(&format!("dbops migrate {}", target.name))
             .await?;
+        check_session_kept(db, &conn).await?;
         let pid = backend_pid(&conn).await?;
         Ok(Session {
             db,
@@ -302,6 +307,29 @@ impl Drop for Session<'_> {
             self.conn.detach();
         }
     }
+}
+
+/// How long the pooling check waits for its second connection, which a
+/// service's pool may not have to spare.
+const SECOND_CONNECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// Refuses `conn` when it does not keep its own server session, checked
+/// with a second connection to the same database (`pgconn::check_session_kept`).
+async fn check_session_kept(db: &Database, conn: &Conn) -> Result<(), Error> {
+    let second =
+        tokio::time::timeout(SECOND_CONNECTION_WAIT, db.connect("dbops session check")).await;
+    let second = match second {
+        Ok(second) => Some(second?),
+        Err(_) => {
+            tracing::debug!(
+                "no second connection within {SECOND_CONNECTION_WAIT:?}; checking the session alone"
+            );
+            None
+        }
+    };
+    pgconn::check_session_kept(conn, second.as_deref())
+        .await
+        .map_err(Error::from_connect)
 }
 
 /// Readies a new connection and returns its backend pid.

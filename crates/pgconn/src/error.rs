@@ -99,6 +99,22 @@ pub enum Error {
         /// The cause.
         source: tokio_postgres::Error,
     },
+    /// The connection does not keep a server session of its own: a pooler in
+    /// transaction or statement pooling mode hands its statements to
+    /// whichever server session is free.
+    #[error(
+        "the connection does not keep its own server session ({evidence}): a connection pooler in transaction or statement pooling mode (such as PgBouncer with pool_mode = transaction) sits in between, and session-level advisory locks and prepared statements do not work through it; connect to the server directly, or through the pooler in session pooling mode"
+    )]
+    SessionNotKept {
+        /// What showed it.
+        evidence: String,
+    },
+    /// Checking whether the connection keeps its server session failed.
+    #[error("checking that the connection keeps its own server session failed")]
+    SessionCheck {
+        /// The failed query.
+        source: tokio_postgres::Error,
+    },
     /// The server refused the connection for another reason.
     #[error("the database at {target} refused the connection")]
     Refused {

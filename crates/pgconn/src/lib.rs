@@ -21,6 +21,10 @@
 //! both exist) present a client certificate. SCRAM channel binding is used
 //! when the server offers it over TLS (`channel_binding=prefer`).
 //!
+//! [`check_session_kept`] tells a connection that keeps its own server
+//! session from one through a pooler in transaction pooling mode, before a
+//! session-level advisory lock is taken through it.
+//!
 //! The config's `Display` is always redacted: no password in any shape, and
 //! an input that cannot be parsed is never echoed.
 
@@ -29,6 +33,7 @@
 mod error;
 mod files;
 mod parse;
+mod pooling;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -42,6 +47,7 @@ use tokio_postgres::config::{
 use tokio_postgres::{Client, NoTls};
 
 pub use error::{CertificateProblem, Error};
+pub use pooling::check_session_kept;
 
 use crate::parse::{KEYWORDS, Options};
 

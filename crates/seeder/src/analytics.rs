@@ -133,6 +133,11 @@ pub async fn seed_analytics(
 ) -> Result<AnalyticsReport, Error> {
     config.validate()?;
     let (mut client, _connection) = pgconn::connect(db, "dbops seed").await?;
+    // The lock below needs a server session of its own, which a pooler in
+    // transaction pooling mode does not give.
+    let (second, _second_connection) = pgconn::connect(db, "dbops seed session check").await?;
+    pgconn::check_session_kept(&client, Some(&second)).await?;
+    drop(second);
     // One analytics seeder at a time per database, for the whole run: two
     // runs loading the same chunks side by side would collide on their ids.
     // The lock goes with this connection.

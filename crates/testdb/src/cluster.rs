@@ -8,8 +8,8 @@
 //! folder, unless the test is panicking: then the folder stays, for its
 //! `server.log`.
 //!
-//! The server programs are found as `cargo xtask pg` finds them:
-//! `pg_config --bindir`, then the newest `/usr/lib/postgresql/*/bin`, then
+//! The server programs are those in `DBOPS_PG_BINDIR` when it is set, and
+//! otherwise found as `cargo xtask pg` finds them: `pg_config --bindir`, then the newest `/usr/lib/postgresql/*/bin`, then
 //! `PATH`. PostgreSQL refuses to run as root, so when the tests run as
 //! root the folder belongs to the `postgres` user and the programs run
 //! through `runuser` (or `su`).
@@ -24,7 +24,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The user that owns the cluster when the tests run as root.
-const OWNER: &str = "postgres";
+pub(crate) const OWNER: &str = "postgres";
+
+/// Names the folder of the server programs to use, overriding the search.
+const BINDIR_ENV: &str = "DBOPS_PG_BINDIR";
 
 const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 
@@ -232,27 +235,7 @@ impl Cluster {
 
     /// A server program run as the cluster's owner.
     fn as_owner(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        let mut command = match self.owner {
-            None => Command::new(path),
-            Some(owner) => {
-                if let Some(runuser) = runuser() {
-                    let mut command = Command::new(runuser);
-                    command.args(["-u", owner, "--"]).arg(path);
-                    command
-                } else {
-                    // su hands the words after `-c COMMAND` to the shell as $0, $1, ...
-                    let mut command = Command::new("su");
-                    command
-                        .args(["-s", "/bin/sh", owner, "-c", r#"exec "$0" "$@""#])
-                        .arg(path);
-                    command
-                }
-            }
-        };
-        // The owner may not be allowed into our current folder.
-        command.current_dir("/");
-        command
+        run_as(self.owner, &self.bin.join(program))
     }
 
     /// Runs `command`, panicking with its output and the server log's end
@@ -271,6 +254,31 @@ impl Cluster {
             );
         }
     }
+}
+
+/// The program at `path`, run as `owner` when one is given (through
+/// `runuser`, or `su`), from `/`.
+pub(crate) fn run_as(owner: Option<&str>, path: &Path) -> Command {
+    let mut command = match owner {
+        None => Command::new(path),
+        Some(owner) => {
+            if let Some(runuser) = runuser() {
+                let mut command = Command::new(runuser);
+                command.args(["-u", owner, "--"]).arg(path);
+                command
+            } else {
+                // su hands the words after `-c COMMAND` to the shell as $0, $1, ...
+                let mut command = Command::new("su");
+                command
+                    .args(["-s", "/bin/sh", owner, "-c", r#"exec "$0" "$@""#])
+                    .arg(path);
+                command
+            }
+        }
+    };
+    // The owner may not be allowed into our current folder.
+    command.current_dir("/");
+    command
 }
 
 impl Drop for Cluster {
@@ -300,7 +308,7 @@ impl Drop for Cluster {
 }
 
 /// Creates `dir` (mode 0700, as initdb wants for what it holds) for `owner`.
-fn create_dir_for(dir: &Path, owner: Option<&str>) {
+pub(crate) fn create_dir_for(dir: &Path, owner: Option<&str>) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
@@ -318,14 +326,19 @@ fn create_dir_for(dir: &Path, owner: Option<&str>) {
     }
 }
 
-/// The folder holding `initdb`, `pg_ctl` and `postgres`, found as
-/// `xtask/src/pg/bin.rs` finds it (a copy: testdb cannot depend on xtask).
+/// The folder holding `initdb`, `pg_ctl` and `postgres`: the one named by
+/// `DBOPS_PG_BINDIR` (which `cargo xtask matrix` sets to the version under
+/// test), otherwise found as `xtask/src/pg/bin.rs` finds it (a copy: testdb
+/// cannot depend on xtask).
 ///
 /// # Panics
 /// When no folder holds all three.
 fn server_dir() -> PathBuf {
-    candidate_dirs()
+    let chosen = std::env::var_os(BINDIR_ENV).map(PathBuf::from);
+    chosen
+        .clone()
         .into_iter()
+        .chain(candidate_dirs().into_iter().filter(|_| chosen.is_none()))
         .find(|dir| {
             SERVER_PROGRAMS
                 .iter()
@@ -334,7 +347,8 @@ fn server_dir() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "no PostgreSQL server programs (initdb, pg_ctl, postgres) found \
-                 through `pg_config --bindir`, in /usr/lib/postgresql/*/bin or on PATH"
+                 in {BINDIR_ENV} when set, otherwise through `pg_config --bindir`, \
+                 in /usr/lib/postgresql/*/bin or on PATH"
             )
         })
 }
@@ -392,7 +406,7 @@ fn runuser() -> Option<PathBuf> {
     })
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // "Uid:	real	effective	saved	filesystem"
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     match status.lines().find_map(|line| line.strip_prefix("Uid:")) {
@@ -404,14 +418,14 @@ fn running_as_root() -> bool {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .unwrap_or_else(|e| panic!("finding a free port on 127.0.0.1: {e}"))
 }
 
-fn log_tail(log: &Path) -> String {
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n    ");

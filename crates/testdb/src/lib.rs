@@ -9,9 +9,11 @@
 #![warn(missing_docs)]
 
 mod cluster;
+mod pgbouncer;
 mod proxy;
 
 pub use cluster::{Cluster, ClusterSetup};
+pub use pgbouncer::{PgBouncer, PoolMode};
 pub use proxy::{FaultProxy, Trigger};
 
 use std::path::Path;

@@ -38,11 +38,16 @@ impl Cluster {
     /// Chooses the data folder for clusters of this durability: folder, user
     /// and programs, without starting anything.
     pub fn locate(durability: Durability) -> Result<Cluster> {
-        let bin = bin::server_dir()?;
         let name = match durability {
             Durability::Throwaway => "throwaway",
             Durability::Durable => "durable",
         };
+        Cluster::locate_named(durability, bin::server_dir()?, name)
+    }
+
+    /// Like [`Cluster::locate`], for a cluster of the server programs in
+    /// `bin` in `target/pg/<name>/`.
+    pub fn locate_named(durability: Durability, bin: PathBuf, name: &str) -> Result<Cluster> {
         let preferred = workspace::target_dir().join("pg").join(name);
         if !running_as_root() {
             return Ok(Cluster {
@@ -63,12 +68,13 @@ impl Cluster {
             )
             .into());
         }
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             data: preferred,
             bin,
             owner: Some(OWNER),
             durability,
         };
+        cluster.make_programs_reachable()?;
         if cluster.owner_can_use_data_dir()? {
             return Ok(cluster);
         }
@@ -100,6 +106,50 @@ impl Cluster {
     /// The data folder.
     pub fn dir(&self) -> &Path {
         &self.data
+    }
+
+    /// The folder of the server programs the cluster runs.
+    pub fn programs(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Copies the server programs' installation (the folder above `bin/`) to
+    /// the system temporary folder when the owner cannot run them where they
+    /// are, as when `cargo xtask matrix` installed them under a `target/`
+    /// inside a folder only root may enter.
+    fn make_programs_reachable(&mut self) -> Result {
+        let can_run = self
+            .as_owner("test")
+            .arg("-x")
+            .arg(self.bin.join("postgres"))
+            .status()
+            .is_ok_and(|status| status.success());
+        if can_run {
+            return Ok(());
+        }
+        let install = self
+            .bin
+            .parent()
+            .ok_or_else(|| format!("{} has no parent folder", self.bin.display()))?;
+        let mut hasher = DefaultHasher::new();
+        install.hash(&mut hasher);
+        let copy =
+            std::env::temp_dir().join(format!("dbops-xtask-pg-programs-{:016x}", hasher.finish()));
+        if !copy.join("bin").join("postgres").is_file() {
+            if copy.exists() {
+                std::fs::remove_dir_all(&copy)
+                    .map_err(|e| format!("removing {}: {e}", copy.display()))?;
+            }
+            cmd::output(Command::new("cp").arg("-a").arg(install).arg(&copy))?;
+        }
+        eprintln!(
+            "pg: user `{}` cannot run the programs in {}; they run from a copy in {}",
+            OWNER,
+            self.bin.display(),
+            copy.display()
+        );
+        self.bin = copy.join("bin");
+        Ok(())
     }
 
     /// The port of a cluster already running in this folder and answering.
