@@ -67,6 +67,23 @@ async fn with_events() -> TestDb {
     db
 }
 
+/// The ClickHouse target's audit entries of `action` in the platform's
+/// audit log, each as "target_id node error outcome".
+async fn audit_entries(db: &TestDb, action: &str) -> Vec<String> {
+    db.connect()
+        .await
+        .query(
+            "SELECT concat_ws(' ', target_id, metadata->>'node', metadata->>'error', metadata->>'outcome') \
+             FROM public.audit_log WHERE action = $1 AND metadata->>'engine' = 'clickhouse' ORDER BY id",
+            &[&action],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// A client of the cluster, working in `database`.
 fn cluster(database: &str) -> ClickHouse {
     ClickHouse::new(Settings {
@@ -107,6 +124,13 @@ async fn migrate_run_check_status_reconcile_and_a_corrupted_row_exits_15() {
     assert!(
         stdout.starts_with("0 migration step(s)"),
         "applied once: {stdout}"
+    );
+    // Audited in the analytics database: one entry per server for the one migration.
+    let audited = audit_entries(&db, "migration.apply").await;
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(
+        audited.iter().all(|e| e.ends_with("succeeded")),
+        "{audited:?}"
     );
 
     let (code, stdout, stderr) = run(&["rollup", "run", "--target", "clickhouse"]);
@@ -169,6 +193,7 @@ async fn migrate_run_check_status_reconcile_and_a_corrupted_row_exits_15() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.lines().any(|l| l.starts_with("down ")), "{stdout}");
+    assert_eq!(audit_entries(&db, "migration.rollback").await.len(), 2);
     for node in 0..ch.nodes() {
         ch.query(
             node,
@@ -292,4 +317,8 @@ async fn an_unreachable_server_exits_5_naming_it_without_the_password() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(!stdout.contains("hunter2"), "{stdout}");
+    let audited = audit_entries(&db, "migration.apply").await;
+    assert_eq!(audited.len(), 1, "the failed run is audited: {audited:?}");
+    assert!(audited[0].contains("failed"), "{audited:?}");
+    assert!(!audited[0].contains("hunter2"), "{audited:?}");
 }

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use migrate_core::Source;
+use migrate_core::audit::AuditEntry;
 use rollup_clickhouse::totals::{FIELDS, compare};
 use rollup_clickhouse::{ClickHouse, Settings};
 use rollup_engine::config::{ClickHouseTarget, Config};
@@ -94,12 +95,14 @@ pub async fn run_command(
             let dir = context.project_path(Path::new(MIGRATIONS));
             let migrations = Source::load(&dir)?;
             let lock_db = connect_url(&context.database_url("analytics")?, "dbops rollup").await?;
-            let steps = match down_to {
-                None => rollup_clickhouse::migrate::up(&ch, &lock_db, &migrations).await?,
-                Some(to) => {
-                    rollup_clickhouse::migrate::down(&ch, &lock_db, &migrations, to).await?
-                }
+            let result = match down_to {
+                None => rollup_clickhouse::migrate::up(&ch, &lock_db, &migrations).await,
+                Some(to) => rollup_clickhouse::migrate::down(&ch, &lock_db, &migrations, to).await,
             };
+            let audited = audit(&lock_db, &args.target, down_to.is_some(), &result).await;
+            // The migration's own error first: it is what went wrong.
+            let steps = result?;
+            audited?;
             if args.json {
                 let steps: Vec<_> = steps
                     .iter()
@@ -125,6 +128,52 @@ pub async fn run_command(
             Ok(exit_code::SUCCESS)
         }
     }
+}
+
+/// Records a migration run of the target in the audit trail of the
+/// analytics database (where its lock is): one entry per step applied or
+/// reverted, or one entry with the error of a run that failed (the library
+/// does not say which steps it finished before the failure).
+async fn audit(
+    client: &tokio_postgres::Client,
+    target: &str,
+    down: bool,
+    result: &Result<Vec<rollup_clickhouse::migrate::Step>, rollup_clickhouse::Error>,
+) -> Result<(), CliError> {
+    let key = crate::context::audit_key()?;
+    let actor = crate::guardrails::actor(std::env::var("DBOPS_ACTOR").ok().as_deref());
+    let action = if down {
+        "migration.rollback"
+    } else {
+        "migration.apply"
+    };
+    let entry = |target_id: Option<String>, metadata: serde_json::Value| AuditEntry {
+        actor: actor.clone(),
+        action: action.to_owned(),
+        target_type: "migration".to_owned(),
+        target_id,
+        metadata,
+    };
+    let entries: Vec<AuditEntry> = match result {
+        Ok(steps) => steps
+            .iter()
+            .map(|step| {
+                let version = step.label.split('_').next().unwrap_or_default();
+                entry(
+                    Some(version.to_owned()),
+                    json!({ "target": target, "engine": "clickhouse", "node": step.node, "migration": step.label, "outcome": "succeeded" }),
+                )
+            })
+            .collect(),
+        Err(error) => vec![entry(
+            None,
+            json!({ "target": target, "engine": "clickhouse", "outcome": "failed", "error": crate::context::error_chain(error) }),
+        )],
+    };
+    for entry in &entries {
+        migrate_core::audit::record(client, entry, key.as_ref()).await?;
+    }
+    Ok(())
 }
 
 /// `check` and `reconcile`: every (organization, hour) whose totals on
