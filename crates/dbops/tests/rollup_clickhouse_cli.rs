@@ -283,6 +283,18 @@ async fn bad_settings_exit_3_naming_the_key() {
         assert_eq!(code, 3, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
+    let (code, _, stderr) = dbops(
+        db.url(),
+        &database,
+        &unchanged,
+        &[],
+        &["rollup", "status", "--target", "clickhouse"],
+    );
+    assert_eq!(code, 13, "no analytics schema: {stderr}");
+    assert!(
+        stderr.contains("run `dbops migrate up --target analytics` first"),
+        "{stderr}"
+    );
     let (code, _, stderr) = dbops(db.url(), &database, &unchanged, &[], &["rollup", "migrate"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(

@@ -377,11 +377,26 @@ fn cluster(
 }
 
 /// Connections to the operational database (the events) and to the
-/// analytics database (the runs' bookkeeping).
+/// analytics database (the runs' bookkeeping), which must have the analytics
+/// schema.
 async fn connect(
     context: &Context<'_>,
 ) -> Result<(tokio_postgres::Client, tokio_postgres::Client), CliError> {
     let source = connect_url(&context.database_url("operational")?, "dbops rollup").await?;
     let bookkeeping = connect_url(&context.database_url("analytics")?, "dbops rollup").await?;
+    let has_schema: bool = bookkeeping
+        .query_one(
+            "SELECT to_regclass('analytics.rollup_runs') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|source| rollup_clickhouse::Error::Postgres {
+            context: "looking for the analytics schema".into(),
+            source,
+        })?
+        .get(0);
+    if !has_schema {
+        return Err(rollup_engine::Error::SchemaMissing.into());
+    }
     Ok((source, bookkeeping))
 }
