@@ -9,6 +9,7 @@
 //! [`STEPS`].
 
 mod analytics;
+mod clickhouse;
 mod docs;
 mod lint;
 mod observability;
@@ -50,6 +51,10 @@ const STEPS: &[Step] = &[
     Step::new(
         "rollups on both targets: check, reconcile, a corruption caught",
         analytics::run,
+    ),
+    Step::new(
+        "rollups on the two-shard ClickHouse cluster: migrate, run, check, reconcile, status",
+        clickhouse::run,
     ),
     Step::new(
         "roll back and re-apply with telemetry on; health; audit chain",

@@ -141,6 +141,7 @@ pub fn for_error(error: &CliError) -> i32 {
         CliError::Seed(e) => for_seed_error(e),
         CliError::Partitions(e) => for_partitions_error(e),
         CliError::Rollup(e) => for_rollup_error(e),
+        CliError::ClickHouse(e) => for_clickhouse_error(e),
         CliError::Import(e) => for_import_error(e),
     }
 }
@@ -199,6 +200,21 @@ fn for_rollup_error(error: &rollup_engine::Error) -> i32 {
         | rollup_engine::Error::UnknownTarget { .. } => CONFIG,
         rollup_engine::Error::SchemaMissing => UNHEALTHY,
         rollup_engine::Error::MissingReadAllStats { .. } => REFUSED,
+        _ => FAILURE,
+    }
+}
+
+fn for_clickhouse_error(error: &rollup_clickhouse::Error) -> i32 {
+    use rollup_clickhouse::Error as E;
+    match error {
+        E::InvalidSetting { .. } => CONFIG,
+        E::Tls(_) => TLS,
+        E::Http { .. } => UNREACHABLE,
+        E::Statement { .. } => MIGRATION_FAILED,
+        E::ChecksumMismatch { .. } => DRIFT,
+        E::Locked | E::RunLocked => LOCK_TIMEOUT,
+        E::Migrations(e) => for_migrate_error(e),
+        E::Engine(e) => for_rollup_error(e),
         _ => FAILURE,
     }
 }
@@ -283,6 +299,62 @@ mod tests {
         for (code, meaning) in TABLE {
             let row = format!("| {code} | {meaning} |");
             assert!(doc.contains(&row), "docs/exit-codes.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn clickhouse_errors_have_their_codes() {
+        use super::{
+            CONFIG, DRIFT, FAILURE, LOCK_TIMEOUT, MIGRATION_FAILED, REFUSED, TLS,
+            for_clickhouse_error,
+        };
+        use rollup_clickhouse::Error as E;
+        let cases = [
+            (
+                E::InvalidSetting {
+                    setting: "urls",
+                    message: "x".into(),
+                },
+                CONFIG,
+            ),
+            (E::Tls("x".into()), TLS),
+            (
+                E::Statement {
+                    path: "a.up.sql".into(),
+                    line: 1,
+                    node: "http://a".into(),
+                    message: "x".into(),
+                },
+                MIGRATION_FAILED,
+            ),
+            (
+                E::ChecksumMismatch {
+                    label: "1_a".into(),
+                    node: "http://a".into(),
+                    recorded: 1,
+                    current: 2,
+                },
+                DRIFT,
+            ),
+            (E::Locked, LOCK_TIMEOUT),
+            (E::RunLocked, LOCK_TIMEOUT),
+            (
+                E::Engine(rollup_engine::Error::MissingReadAllStats {
+                    role: "reader".into(),
+                }),
+                REFUSED,
+            ),
+            (
+                E::Server {
+                    node: "http://a".into(),
+                    context: "x".into(),
+                    message: "x".into(),
+                },
+                FAILURE,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(for_clickhouse_error(&error), code, "{error}");
         }
     }
 

@@ -56,6 +56,9 @@ pub enum CliError {
     /// From the rollup engine.
     #[error(transparent)]
     Rollup(#[from] rollup_engine::Error),
+    /// From the ClickHouse rollup target.
+    #[error(transparent)]
+    ClickHouse(#[from] rollup_clickhouse::Error),
     #[error(transparent)]
     Import(#[from] migrate_import::Error),
 }

@@ -547,7 +547,7 @@ fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {
 /// Options every `rollup` subcommand takes.
 #[derive(Debug, Args)]
 pub struct RollupArgs {
-    /// The rollup target from the rollup configuration: local (rollups in DB_URL) or warehouse (in ANALYTICS_URL).
+    /// The rollup target from the rollup configuration: local (rollups in DB_URL), warehouse (in ANALYTICS_URL) or clickhouse (a ClickHouse cluster).
     #[arg(long, default_value = "local")]
     pub target: String,
     /// The rollup configuration: engine settings and targets
@@ -603,5 +603,14 @@ pub enum RollupCommand {
         /// How many recent runs to show (1 to 10,000).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
+    },
+    /// Apply the schema migrations of a clickhouse target (migrations/clickhouse) on every server, or revert them with --down-to.
+    Migrate {
+        /// Shared rollup options (--target names a target whose rollups_database is "clickhouse").
+        #[command(flatten)]
+        args: RollupArgs,
+        /// Revert every applied migration newer than this version (0 for all) instead of applying.
+        #[arg(long, value_name = "VERSION")]
+        down_to: Option<i64>,
     },
 }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
+mod support;
+
 use testdb::TestDb;
 
 fn root() -> PathBuf {
@@ -26,50 +27,11 @@ fn dbops(db: &str, analytics: &str, args: &[&str]) -> (i32, String, String) {
 /// The command [`dbops`] runs, and the folder of its configuration, which
 /// must outlive it.
 fn command(db: &str, analytics: &str, args: &[&str]) -> (Command, tempfile::TempDir) {
-    let shipped = std::fs::read_to_string(root().join("analytics/transforms/config.toml")).unwrap();
-    let config = shipped
-        .replace("safety_lag = \"1m\"", "safety_lag = \"0s\"")
-        .replace(
-            "assertions = \"../tests/hourly_rollup.toml\"",
-            &format!(
-                "assertions = {:?}",
-                root()
-                    .join("analytics/tests/hourly_rollup.toml")
-                    .display()
-                    .to_string()
-            ),
-        );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rollup.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut command = Command::cargo_bin("dbops").unwrap();
-    command
-        .current_dir(root())
-        .env("DB_URL", db)
-        .env("ANALYTICS_URL", analytics)
-        .env("DBOPS_ROLLUP_CONFIG", &path)
-        .env("NO_COLOR", "1")
-        .args(args);
-    (command, dir)
+    support::rollup_command(&support::rollup_config_without_lag(), db, analytics, args)
 }
 
 async fn with_events() -> TestDb {
-    let db = TestDb::new().await;
-    db.apply_up_files(&root().join("migrations/operational"))
-        .await;
-    db.connect()
-        .await
-        .batch_execute(
-            "INSERT INTO usage_events (organization_id, api_key_id, model_id, request_id, status, input_tokens, \
-                                       output_tokens, cost_micros, latency_ms, occurred_at) \
-             SELECT 1 + i % 5, nullif(i % 3, 0), 1 + i % 4, gen_random_uuid(), \
-                    CASE WHEN i % 9 = 0 THEN 'timeout' ELSE 'ok' END, 100 + i, 10 + i % 50, 1000 + i, 50 + i % 400, \
-                    date_trunc('hour', now()) - (i % 30) * interval '1 hour' - interval '1 minute' \
-             FROM generate_series(1, 3000) AS i",
-        )
-        .await
-        .unwrap();
-    db
+    support::with_rollup_events().await
 }
 
 #[tokio::test]

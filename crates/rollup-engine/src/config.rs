@@ -82,13 +82,122 @@ impl Default for EngineSettings {
 }
 
 /// One `[targets.<name>]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetConfig {
     /// What the target is for, shown by `status`.
     pub description: String,
     /// Which database holds the rollups.
     pub rollups_database: RollupsDatabase,
+    /// How to reach the cluster, for a target whose rollups database is
+    /// [`RollupsDatabase::ClickHouse`] (and only then).
+    pub clickhouse: Option<ClickHouseTarget>,
+}
+
+/// The keys of a `[targets.<name>]` table whose `rollups_database` is
+/// `"clickhouse"`. The file names environment variables, never secrets: the
+/// caller reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseTarget {
+    /// `urls`: the servers' HTTP(S) URLs, one per shard; when empty, they
+    /// come from the variable [`ClickHouseTarget::urls_env`].
+    pub urls: Vec<String>,
+    /// `urls_env`: the environment variable holding the comma-separated URLs
+    /// when `urls` is not set (default `CLICKHOUSE_URLS`).
+    pub urls_env: String,
+    /// `user` (default `default`).
+    pub user: String,
+    /// `password_env`: the environment variable holding the user's
+    /// password, if the user has one.
+    pub password_env: Option<String>,
+    /// `database`: the ClickHouse database of the rollup tables.
+    pub database: String,
+    /// `cluster`: the `remote_servers` cluster of the `Distributed` tables.
+    pub cluster: String,
+}
+
+/// The default of `urls_env`.
+pub const CLICKHOUSE_URLS_ENV: &str = "CLICKHOUSE_URLS";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    description: String,
+    rollups_database: RollupsDatabase,
+    urls: Option<Vec<String>>,
+    urls_env: Option<String>,
+    user: Option<String>,
+    password_env: Option<String>,
+    database: Option<String>,
+    cluster: Option<String>,
+}
+
+impl RawTarget {
+    /// The target, or the key that is wrong and why.
+    fn validate(self) -> Result<TargetConfig, (&'static str, String)> {
+        let clickhouse = if self.rollups_database == RollupsDatabase::ClickHouse {
+            let required = |key: &'static str, value: Option<String>| {
+                value.filter(|v| !v.is_empty()).ok_or((
+                    key,
+                    "is required for rollups_database = \"clickhouse\"".to_owned(),
+                ))
+            };
+            let urls = self.urls.unwrap_or_default();
+            if !urls.is_empty() && self.urls_env.is_some() {
+                return Err(("urls", "give urls or urls_env, not both".to_owned()));
+            }
+            let urls_env = self
+                .urls_env
+                .unwrap_or_else(|| CLICKHOUSE_URLS_ENV.to_owned());
+            for (key, name) in [
+                ("urls_env", Some(&urls_env)),
+                ("password_env", self.password_env.as_ref()),
+            ] {
+                if let Some(name) = name.filter(|name| !is_variable_name(name)) {
+                    return Err((
+                        key,
+                        format!(
+                            "{name:?} is not an environment variable name (letters, digits and _)"
+                        ),
+                    ));
+                }
+            }
+            Some(ClickHouseTarget {
+                urls,
+                urls_env,
+                user: self.user.unwrap_or_else(|| "default".to_owned()),
+                password_env: self.password_env,
+                database: required("database", self.database)?,
+                cluster: required("cluster", self.cluster)?,
+            })
+        } else {
+            let keys = [
+                ("urls", self.urls.is_some()),
+                ("urls_env", self.urls_env.is_some()),
+                ("user", self.user.is_some()),
+                ("password_env", self.password_env.is_some()),
+                ("database", self.database.is_some()),
+                ("cluster", self.cluster.is_some()),
+            ];
+            if let Some((key, _)) = keys.iter().find(|(_, set)| *set) {
+                return Err((
+                    key,
+                    "is only for rollups_database = \"clickhouse\"".to_owned(),
+                ));
+            }
+            None
+        };
+        Ok(TargetConfig {
+            description: self.description,
+            rollups_database: self.rollups_database,
+            clickhouse,
+        })
+    }
+}
+
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The database that holds a target's rollups. The events are always read
@@ -102,6 +211,11 @@ pub enum RollupsDatabase {
     /// the hourly rows are computed on the operational side and moved with
     /// binary `COPY`.
     Analytics,
+    /// A ClickHouse cluster (the `rollup-clickhouse` crate), configured by
+    /// the target's [`ClickHouseTarget`] keys; the runs' bookkeeping stays in
+    /// the analytics database.
+    #[serde(rename = "clickhouse")]
+    ClickHouse,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +223,7 @@ pub enum RollupsDatabase {
 struct RawConfig {
     #[serde(default)]
     engine: Option<EngineSettings>,
-    targets: BTreeMap<String, TargetConfig>,
+    targets: BTreeMap<String, RawTarget>,
     check: RawCheck,
 }
 
@@ -157,18 +271,23 @@ impl Config {
         if raw.targets.is_empty() {
             return Err(invalid("targets", "at least one target must be defined"));
         }
-        for name in raw.targets.keys() {
+        let mut targets = BTreeMap::new();
+        for (name, target) in raw.targets {
             if name.is_empty() || name.len() > 100 {
                 return Err(invalid(
                     &format!("targets.{name}"),
                     "names are 1 to 100 characters",
                 ));
             }
+            let target = target
+                .validate()
+                .map_err(|(key, message)| invalid(&format!("targets.{name}.{key}"), &message))?;
+            targets.insert(name, target);
         }
         let base = path.parent().unwrap_or(Path::new(""));
         Ok(Config {
             engine,
-            targets: raw.targets,
+            targets,
             assertions: normalize(&base.join(raw.check.assertions)),
             path: path.to_owned(),
         })
@@ -233,6 +352,59 @@ mod tests {
         );
         assert_eq!(normalize(Path::new("../a/./b/../c")), Path::new("../a/c"));
         assert_eq!(config.engine.slow_run_per_hour, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn clickhouse_targets_name_variables_and_their_bad_keys() {
+        let config = parse(include_str!("../../../analytics/transforms/config.toml")).unwrap();
+        let target = config.target("clickhouse").unwrap();
+        assert_eq!(target.rollups_database, RollupsDatabase::ClickHouse);
+        let clickhouse = target.clickhouse.as_ref().unwrap();
+        assert_eq!(clickhouse.urls_env, CLICKHOUSE_URLS_ENV);
+        assert!(clickhouse.urls.is_empty());
+        assert_eq!(
+            (
+                clickhouse.user.as_str(),
+                clickhouse.database.as_str(),
+                clickhouse.cluster.as_str()
+            ),
+            ("default", "dbops_analytics", "dbops")
+        );
+        assert_eq!(config.target("local").unwrap().clickhouse, None);
+        let error = |target: &str| {
+            parse(&format!(
+                "[targets.ch]\ndescription = \"x\"\n{target}\n[check]\nassertions = \"a.toml\"\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let prefix = "invalid analytics/transforms/config.toml: targets.ch.";
+        assert_eq!(
+            error("rollups_database = \"clickhouse\"\ncluster = \"dbops\""),
+            format!("{prefix}database: is required for rollups_database = \"clickhouse\"")
+        );
+        assert_eq!(
+            error("rollups_database = \"clickhouse\"\ndatabase = \"d\"\ncluster = \"\""),
+            format!("{prefix}cluster: is required for rollups_database = \"clickhouse\"")
+        );
+        assert_eq!(
+            error(
+                "rollups_database = \"clickhouse\"\ndatabase = \"d\"\ncluster = \"c\"\npassword_env = \"MY PASSWORD\""
+            ),
+            format!(
+                "{prefix}password_env: \"MY PASSWORD\" is not an environment variable name (letters, digits and _)"
+            )
+        );
+        assert_eq!(
+            error(
+                "rollups_database = \"clickhouse\"\ndatabase = \"d\"\ncluster = \"c\"\nurls = [\"http://a\"]\nurls_env = \"U\""
+            ),
+            format!("{prefix}urls: give urls or urls_env, not both")
+        );
+        assert_eq!(
+            error("rollups_database = \"analytics\"\ncluster = \"c\""),
+            format!("{prefix}cluster: is only for rollups_database = \"clickhouse\"")
+        );
     }
 
     #[test]

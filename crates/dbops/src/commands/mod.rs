@@ -9,6 +9,7 @@ mod lint;
 mod migrate;
 mod partitions;
 mod rollup;
+mod rollup_clickhouse;
 mod seed;
 
 use crate::CliError;

@@ -1,4 +1,4 @@
-//! `dbops rollup run|check|reconcile|status`: usage rollups, through the `rollup-engine` crate.
+//! `dbops rollup run|check|reconcile|status|migrate`: usage rollups, through the `rollup-engine` crate (`rollup_clickhouse` for clickhouse targets).
 
 use std::io::Write;
 use std::path::Path;
@@ -21,6 +21,15 @@ const BUILT_IN_CONFIG: &str = include_str!("../../../../analytics/transforms/con
 
 /// Runs one `rollup` subcommand.
 pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Result<i32, CliError> {
+    let (RollupCommand::Run { args, .. }
+    | RollupCommand::Check { args, .. }
+    | RollupCommand::Reconcile { args, .. }
+    | RollupCommand::Status { args, .. }
+    | RollupCommand::Migrate { args, .. }) = &command;
+    let config = load_config(context, args)?;
+    if let Some(clickhouse) = &config.target(&args.target)?.clickhouse {
+        return super::rollup_clickhouse::run_command(context, command, &config, clickhouse).await;
+    }
     match command {
         RollupCommand::Run {
             args,
@@ -28,7 +37,6 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             recompute_from,
             recompute_to,
         } => {
-            let config = load_config(context, &args)?;
             let mode = match (full, recompute_from, recompute_to) {
                 (true, None, None) => RunMode::Full,
                 (false, None, None) => RunMode::Incremental,
@@ -68,11 +76,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
                     "held_by_prepared_transaction": report.held_by_prepared,
                 }))?;
             } else {
-                let kind = if report.full_rebuild {
-                    "full rebuild"
-                } else {
-                    "incremental"
-                };
+                let kind = run_kind(report.full_rebuild);
                 println!(
                     "rollup run {} ({}, {kind}): {} (organization, hour) bucket(s) over {} hour(s) and {} day(s) recomputed, {} hourly and {} daily row(s) written in {seconds:.2} s; {} bucket(s) queued; watermark {}",
                     report.run_id,
@@ -111,7 +115,6 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             Ok(exit_code::SUCCESS)
         }
         RollupCommand::Check { args, assertions } => {
-            let config = load_config(context, &args)?;
             let path = assertions.unwrap_or_else(|| config.assertions.clone());
             let assertions = Assertions::load(&path)?;
             let (_, rollups) = connect(context, &config, &args.target).await?;
@@ -168,7 +171,6 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             })
         }
         RollupCommand::Reconcile { args, show } => {
-            let config = load_config(context, &args)?;
             let (source, rollups) = connect(context, &config, &args.target).await?;
             let report = reconcile(&source, &rollups).await?;
             let describe = |kind: &MismatchKind| match kind {
@@ -222,7 +224,6 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             })
         }
         RollupCommand::Status { args, limit } => {
-            let config = load_config(context, &args)?;
             let (_, rollups) = connect(context, &config, &args.target).await?;
             let state = status(&rollups, &config.engine, limit).await?;
             if args.json {
@@ -295,6 +296,10 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             }
             Ok(exit_code::SUCCESS)
         }
+        RollupCommand::Migrate { args, .. } => Err(CliError::Config(format!(
+            "rollup migrate applies to a clickhouse target; the rollups of target {} live in PostgreSQL, migrated by `dbops migrate` (migrations/analytics)",
+            args.target
+        ))),
     }
 }
 
@@ -328,13 +333,28 @@ async fn connect(
     let rollups_url = match config.target(target)?.rollups_database {
         RollupsDatabase::Operational => source_url.clone(),
         RollupsDatabase::Analytics => context.database_url("analytics")?,
+        // run_command hands clickhouse targets to rollup_clickhouse first.
+        RollupsDatabase::ClickHouse => {
+            return Err(CliError::Config(format!(
+                "target {target} is a ClickHouse cluster, not a PostgreSQL database"
+            )));
+        }
     };
     let source = connect_url(&source_url, "dbops rollup").await?;
     let rollups = connect_url(&rollups_url, "dbops rollup").await?;
     Ok((source, rollups))
 }
 
-fn timestamp(t: time::OffsetDateTime) -> String {
+/// How a run's report names its kind.
+pub(super) fn run_kind(full_rebuild: bool) -> &'static str {
+    if full_rebuild {
+        "full rebuild"
+    } else {
+        "incremental"
+    }
+}
+
+pub(super) fn timestamp(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
@@ -345,7 +365,7 @@ fn severity(severity: Severity) -> &'static str {
     }
 }
 
-fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+pub(super) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     let _ = writeln!(out);
