@@ -72,6 +72,16 @@ impl Servers {
 pub fn ensure() -> Result<Servers> {
     install_if_missing()?;
     let root = workspace::target_dir().join("clickhouse");
+    // Two calls at once (a test run and a smoke run, say) must not both
+    // start servers on the same data folders: the second waits here and
+    // then finds the first one's servers running. The lock goes with the
+    // file handle, when this function returns or the process dies.
+    std::fs::create_dir_all(&root).map_err(|e| format!("creating {}: {e}", root.display()))?;
+    let lock_path = root.join("start.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("creating {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
     if let Some(nodes) = running(&root) {
         eprintln!(
             "clickhouse: reusing the servers running in {}",
