@@ -109,12 +109,7 @@ fn sections(path: &Path, text: &str) -> Result<(Script, Option<Script>), Error> 
 
 /// Reads `schema_migrations` as dbmate writes it.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(&format!("SELECT version::text FROM {table}"), &[])
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows =
+        crate::query_history(client, table, &format!("SELECT version::text FROM {table}")).await?;
     History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

@@ -78,12 +78,6 @@ fn run_outside_transaction(metadata: &Path) -> Result<bool, Error> {
 
 /// Reads `__diesel_schema_migrations`.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(&format!("SELECT version FROM {table}"), &[])
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows = crate::query_history(client, table, &format!("SELECT version FROM {table}")).await?;
     History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

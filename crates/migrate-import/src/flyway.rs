@@ -165,16 +165,12 @@ fn outside_transaction(script: &Path) -> Result<bool, Error> {
 
 /// Reads `flyway_schema_history` in installation order.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(
-            &format!("SELECT version, type, success FROM {table} ORDER BY installed_rank"),
-            &[],
-        )
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows = crate::query_history(
+        client,
+        table,
+        &format!("SELECT version, type, success FROM {table} ORDER BY installed_rank"),
+    )
+    .await?;
     let mut history = History::of(TOOL, table, [])?;
     for row in rows {
         let (version, kind, success): (Option<String>, String, bool) =

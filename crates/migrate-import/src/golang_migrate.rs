@@ -70,13 +70,12 @@ pub fn read(dir: &Path) -> Result<Vec<OldMigration>, Error> {
 
 /// Reads `schema_migrations`; refuses a dirty version.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(&format!("SELECT version, dirty FROM {table}"), &[])
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows = crate::query_history(
+        client,
+        table,
+        &format!("SELECT version, dirty FROM {table}"),
+    )
+    .await?;
     let mut history = History::of(TOOL, table, [])?;
     for row in rows {
         let version: i64 = row.get(0);

@@ -114,16 +114,12 @@ fn sections(path: &Path, text: &str) -> Result<(Script, Script), Error> {
 
 /// Reads `goose_db_version`: the newest row of each version tells whether it is applied.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(
-            &format!("SELECT version_id, is_applied FROM {table} ORDER BY id"),
-            &[],
-        )
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows = crate::query_history(
+        client,
+        table,
+        &format!("SELECT version_id, is_applied FROM {table} ORDER BY id"),
+    )
+    .await?;
     let mut latest: BTreeMap<i64, bool> = BTreeMap::new();
     for row in rows {
         latest.insert(row.get(0), row.get(1));

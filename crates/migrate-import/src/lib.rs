@@ -242,6 +242,21 @@ pub async fn read_history(
     }
 }
 
+/// Runs `sql`, a read of the history table `table`, naming the table when it fails.
+pub(crate) async fn query_history(
+    client: &tokio_postgres::Client,
+    table: &str,
+    sql: &str,
+) -> Result<Vec<tokio_postgres::Row>, Error> {
+    client
+        .query(sql, &[])
+        .await
+        .map_err(|source| Error::Database {
+            table: table.to_string(),
+            source,
+        })
+}
+
 impl History {
     /// A history of the versions `versions` (as the tool records them).
     pub(crate) fn of(

@@ -63,12 +63,7 @@ pub fn read(dir: &Path) -> Result<Vec<OldMigration>, Error> {
 
 /// Reads `refinery_schema_history`.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(&format!("SELECT version::text FROM {table}"), &[])
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows =
+        crate::query_history(client, table, &format!("SELECT version::text FROM {table}")).await?;
     History::of(TOOL, table, rows.iter().map(|row| row.get::<_, String>(0)))
 }

@@ -102,16 +102,12 @@ fn script(path: &Path) -> Result<Script, Error> {
 
 /// Reads `_sqlx_migrations`; refuses a migration that did not succeed.
 pub async fn history(client: &tokio_postgres::Client, table: &str) -> Result<History, Error> {
-    let rows = client
-        .query(
-            &format!("SELECT version, success FROM {table} ORDER BY version"),
-            &[],
-        )
-        .await
-        .map_err(|source| Error::Database {
-            table: table.to_string(),
-            source,
-        })?;
+    let rows = crate::query_history(
+        client,
+        table,
+        &format!("SELECT version, success FROM {table} ORDER BY version"),
+    )
+    .await?;
     let mut versions = Vec::new();
     for row in rows {
         let version: i64 = row.get(0);
