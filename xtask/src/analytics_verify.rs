@@ -236,12 +236,18 @@ pub fn write_config(dir: &Path) -> Result<PathBuf> {
     let text = std::fs::read_to_string(&shipped)
         .map_err(|e| format!("reading {}: {e}", shipped.display()))?;
     let assertions = root.join("analytics/tests/hourly_rollup.toml");
+    let clickhouse_assertions = root.join("analytics/tests/clickhouse/hourly_rollup.toml");
     let mut out = String::new();
     for line in text.lines() {
         let line = if line.starts_with("safety_lag") {
             "safety_lag = \"0s\"".to_owned()
         } else if line.starts_with("assertions") {
             format!("assertions = {:?}", assertions.display().to_string())
+        } else if line.starts_with("clickhouse_assertions") {
+            format!(
+                "clickhouse_assertions = {:?}",
+                clickhouse_assertions.display().to_string()
+            )
         } else {
             line.to_owned()
         };
@@ -252,6 +258,24 @@ pub fn write_config(dir: &Path) -> Result<PathBuf> {
     let path = dir.join("rollup-config.toml");
     std::fs::write(&path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// [`write_config`], with the `clickhouse` target's rollups in the
+/// ClickHouse database `database` instead of the shipped one.
+pub fn write_clickhouse_config(dir: &Path, database: &str) -> Result<PathBuf> {
+    let config = write_config(dir)?;
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| format!("reading {}: {e}", config.display()))?;
+    let shipped = "database = \"dbops_analytics\"";
+    if !text.contains(shipped) {
+        return Err(format!("{} has no `{shipped}` to replace", config.display()).into());
+    }
+    std::fs::write(
+        &config,
+        text.replace(shipped, &format!("database = \"{database}\"")),
+    )
+    .map_err(|e| format!("writing {}: {e}", config.display()))?;
+    Ok(config)
 }
 
 /// Inserts `count` copies of existing events, each moved two hours earlier

@@ -207,7 +207,7 @@ fn for_rollup_error(error: &rollup_engine::Error) -> i32 {
 fn for_clickhouse_error(error: &rollup_clickhouse::Error) -> i32 {
     use rollup_clickhouse::Error as E;
     match error {
-        E::InvalidSetting { .. } => CONFIG,
+        E::InvalidSetting { .. } | E::InvalidRange { .. } => CONFIG,
         E::Tls(_) => TLS,
         E::Http { .. } => UNREACHABLE,
         E::Statement { .. } => MIGRATION_FAILED,
@@ -314,6 +314,13 @@ mod tests {
                 E::InvalidSetting {
                     setting: "urls",
                     message: "x".into(),
+                },
+                CONFIG,
+            ),
+            (
+                E::InvalidRange {
+                    from: time::OffsetDateTime::UNIX_EPOCH,
+                    to: time::OffsetDateTime::UNIX_EPOCH,
                 },
                 CONFIG,
             ),

@@ -577,7 +577,7 @@ pub enum RollupCommand {
         #[arg(long, value_parser = rfc3339, requires = "recompute_from")]
         recompute_to: Option<time::OffsetDateTime>,
     },
-    /// Run the data-quality assertions (analytics/tests/hourly_rollup.toml); exit 15 when an error-level one fails.
+    /// Run the data-quality assertions (analytics/tests/hourly_rollup.toml; on a clickhouse target analytics/tests/clickhouse/hourly_rollup.toml); exit 15 when an error-level one fails.
     Check {
         /// Shared rollup options.
         #[command(flatten)]

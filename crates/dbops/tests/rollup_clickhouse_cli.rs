@@ -139,14 +139,18 @@ async fn migrate_run_check_status_reconcile_and_a_corrupted_row_exits_15() {
         stdout.contains("(clickhouse, full rebuild): 30 (organization, hour) bucket(s)"),
         "{stdout}"
     );
-    for command in ["check", "reconcile"] {
-        let (code, stdout, stderr) = run(&["rollup", command, "--target", "clickhouse"]);
-        assert_eq!(code, 0, "{command}: {stdout}{stderr}");
-        assert!(
-            stdout.contains("0 (organization, hour) bucket(s) differ"),
-            "{stdout}"
-        );
-    }
+    let (code, stdout, stderr) = run(&["rollup", "check", "--target", "clickhouse"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("13 assertion(s) from") && stdout.contains(", 0 failed"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&["rollup", "reconcile", "--target", "clickhouse"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("0 (organization, hour) bucket(s) differ"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = run(&["rollup", "status", "--target", "clickhouse", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -170,17 +174,85 @@ async fn migrate_run_check_status_reconcile_and_a_corrupted_row_exits_15() {
     )
     .await
     .unwrap();
+    let (code, stdout, _) = run(&["rollup", "reconcile", "--target", "clickhouse"]);
+    assert_eq!(code, 15, "{stdout}");
+    assert!(
+        stdout.contains("organization 2: cost_micros: events"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 (organization, hour) bucket(s) differ"),
+        "{stdout}"
+    );
+    // The daily row no longer adds up: the assertions see it too.
+    let (code, stdout, _) = run(&["rollup", "check", "--target", "clickhouse"]);
+    assert_eq!(code, 15, "{stdout}");
+    assert!(
+        stdout.contains("FAIL daily_counts_and_token_sums_match_hourly"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 1 failed"), "{stdout}");
+
+    // A row of organization 3 copied onto the shard that does not hold the
+    // organization: FINAL keeps one version per shard, so readers would
+    // count the bucket twice. The unique assertion finds it.
+    let holder = {
+        let mut holder = None;
+        for node in 0..ch.nodes() {
+            let rows = ch
+                .query(
+                    node,
+                    "SELECT count() FROM usage_hourly_rollups_local WHERE organization_id = 3 FORMAT TabSeparated",
+                    "finding the shard",
+                )
+                .await
+                .unwrap();
+            if rows.trim() != "0" {
+                holder = Some(node);
+            }
+        }
+        holder.expect("a shard holds organization 3")
+    };
+    let (from, to) = (holder, 1 - holder);
+    let row = ch
+        .query(
+            from,
+            "SELECT * FROM usage_hourly_rollups_local WHERE organization_id = 3              ORDER BY hour_at LIMIT 1 FORMAT TabSeparated",
+            "reading a row",
+        )
+        .await
+        .unwrap();
+    ch.query(
+        to,
+        &format!("INSERT INTO usage_hourly_rollups_local FORMAT TabSeparated\n{row}"),
+        "copying a row to the other shard",
+    )
+    .await
+    .unwrap();
+    let (code, stdout, _) = run(&["rollup", "check", "--target", "clickhouse", "--json"]);
+    assert_eq!(code, 15, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let unique = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["assertion"] == "hourly_buckets_unique")
+        .unwrap();
+    assert_eq!(unique["violations"], 1, "{stdout}");
+    let sample = unique["sample"][0].as_str().unwrap();
+    assert!(
+        sample.contains("\"copies\":\"2\"") || sample.contains("\"copies\":2"),
+        "{stdout}"
+    );
+
+    // A full run repairs both: every row written again, older versions
+    // (the corrupted row, the copy on the wrong shard) deleted.
+    let (code, stdout, stderr) = run(&["rollup", "run", "--target", "clickhouse", "--full"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(clickhouse, full rebuild)"), "{stdout}");
     for command in ["check", "reconcile"] {
-        let (code, stdout, _) = run(&["rollup", command, "--target", "clickhouse"]);
-        assert_eq!(code, 15, "{command}: {stdout}");
-        assert!(
-            stdout.contains("organization 2: cost_micros: events"),
-            "{stdout}"
-        );
-        assert!(
-            stdout.contains("1 (organization, hour) bucket(s) differ"),
-            "{stdout}"
-        );
+        let (code, stdout, stderr) = run(&["rollup", command, "--target", "clickhouse"]);
+        assert_eq!(code, 0, "{command}: {stdout}{stderr}");
     }
 
     let (code, stdout, stderr) = run(&[
@@ -264,8 +336,18 @@ async fn bad_settings_exit_3_naming_the_key() {
     );
     for (args, expected) in [
         (
-            &["rollup", "run", "--target", "clickhouse", "--full"][..],
-            "--full and --recompute-from are not available for a clickhouse target",
+            &[
+                "rollup",
+                "run",
+                "--target",
+                "clickhouse",
+                "--full",
+                "--recompute-from",
+                "2025-11-16T00:00:00Z",
+                "--recompute-to",
+                "2025-11-16T01:00:00Z",
+            ][..],
+            "--recompute-from and --recompute-to go together, and not with --full",
         ),
         (
             &[
@@ -276,13 +358,30 @@ async fn bad_settings_exit_3_naming_the_key() {
                 "--assertions",
                 "a.toml",
             ][..],
-            "--assertions runs on the PostgreSQL targets",
+            "cannot read a.toml",
         ),
     ] {
         let (code, _, stderr) = dbops(db.url(), &database, &unchanged, &[], args);
         assert_eq!(code, 3, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
+    let (code, _, stderr) = dbops(
+        db.url(),
+        &database,
+        &|c| {
+            c.lines()
+                .filter(|l| !l.starts_with("clickhouse_assertions"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        &[],
+        &["rollup", "check", "--target", "clickhouse"],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("sets no [check] clickhouse_assertions"),
+        "{stderr}"
+    );
     let (code, _, stderr) = dbops(
         db.url(),
         &database,

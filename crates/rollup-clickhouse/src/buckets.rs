@@ -173,7 +173,7 @@ pub async fn derive_days(
 }
 
 /// `YYYY-MM-DD hh:mm:ss` in UTC, as a `DateTime('UTC')` column reads it.
-fn utc_text(at: OffsetDateTime) -> String {
+pub(crate) fn utc_text(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{} {:02}:{:02}:{:02}",

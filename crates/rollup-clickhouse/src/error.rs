@@ -82,6 +82,14 @@ pub enum Error {
         crate::run::RUN_LOCK.1
     )]
     RunLocked,
+    /// A recompute range that does not go forward.
+    #[error("the recompute range is empty: {from} is not before {to}")]
+    InvalidRange {
+        /// The start of the range.
+        from: time::OffsetDateTime,
+        /// Its end (exclusive).
+        to: time::OffsetDateTime,
+    },
     /// The rollup engine failed (reading the source's clock and open
     /// transactions).
     #[error(transparent)]

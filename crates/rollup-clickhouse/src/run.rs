@@ -21,6 +21,11 @@
 //!    pairs once, from all the run's hours ([`crate::buckets`]);
 //! 4. moves the watermark to `U` and records the run as succeeded.
 //!
+//! A [`RunMode::Full`] run lists every bucket of the events instead, and a
+//! [`RunMode::Recompute`] run adds every bucket of the hours overlapping its
+//! range; both then delete the rows of what they covered that they did not
+//! write again ([`crate::prune`]), so rows whose events are gone disappear.
+//!
 //! There is no queue table: the buckets between the watermark and `U` are
 //! the queue. A run that stops before step 4 (a crash, a ClickHouse error)
 //! leaves the watermark where it was, so the next run lists and rewrites the
@@ -31,11 +36,13 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use rollup_engine::config::EngineSettings;
+pub use rollup_engine::run::RunMode;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::Client;
 
-use crate::buckets::{Bucket, derive_days, write_hours};
+use crate::buckets::{Bucket, derive_days, utc_text, write_hours};
 use crate::migrate::with_session_lock;
+use crate::prune;
 use crate::transforms::{self, postgres};
 use crate::{ClickHouse, Error};
 
@@ -54,7 +61,8 @@ pub const TARGET: &str = "clickhouse";
 pub struct RunReport {
     /// The run's id in `analytics.rollup_runs`, and the version of its rows.
     pub run_id: i64,
-    /// Whether there was no watermark yet, so every bucket was written.
+    /// Whether every bucket was written: the first run, or a
+    /// [`RunMode::Full`] one.
     pub full_rebuild: bool,
     /// The watermark before the run (`None` on the first run).
     pub watermark_from: Option<OffsetDateTime>,
@@ -76,9 +84,15 @@ pub async fn run(
     source: &Client,
     bookkeeping: &Client,
     settings: &EngineSettings,
+    mode: RunMode,
 ) -> Result<RunReport, Error> {
+    if let RunMode::Recompute { from, to } = mode
+        && from >= to
+    {
+        return Err(Error::InvalidRange { from, to });
+    }
     with_session_lock(bookkeeping, RUN_LOCK, Error::RunLocked, async {
-        recorded(ch, source, bookkeeping, settings).await
+        recorded(ch, source, bookkeeping, settings, mode).await
     })
     .await
 }
@@ -89,6 +103,7 @@ async fn recorded(
     source: &Client,
     bookkeeping: &Client,
     settings: &EngineSettings,
+    mode: RunMode,
 ) -> Result<RunReport, Error> {
     let run_id: i64 = bookkeeping
         .query_one(
@@ -99,7 +114,7 @@ async fn recorded(
         .map_err(postgres("recording the run"))?
         .get(0);
     let started = Instant::now();
-    let result = work(ch, source, bookkeeping, settings, run_id).await;
+    let result = work(ch, source, bookkeeping, settings, mode, run_id).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let recorded = match &result {
         Ok(report) => {
@@ -144,6 +159,7 @@ async fn work(
     source: &Client,
     bookkeeping: &Client,
     settings: &EngineSettings,
+    mode: RunMode,
     run_id: i64,
 ) -> Result<RunReport, Error> {
     bookkeeping
@@ -173,8 +189,14 @@ async fn work(
     } else {
         bound.at
     };
-    let buckets: Vec<Bucket> = source
-        .query(&transforms::dirty_buckets(), &[&from, &watermark_to])
+    let full = watermark_from.is_none() || mode == RunMode::Full;
+    let listed_from = if full {
+        OffsetDateTime::UNIX_EPOCH - time::Duration::days(365 * 100)
+    } else {
+        from
+    };
+    let mut buckets: BTreeSet<Bucket> = source
+        .query(&transforms::dirty_buckets(), &[&listed_from, &watermark_to])
         .await
         .map_err(postgres(
             "listing the buckets with analytics/transforms/dirty_buckets.sql",
@@ -185,10 +207,22 @@ async fn work(
             organization_id: row.get(1),
         })
         .collect();
+    // The hours a recompute covers: from the hour holding `from` to the
+    // end of the hour holding the instant before `to`.
+    let range = match mode {
+        RunMode::Recompute { from, to } => {
+            let first = hour_floor(from);
+            let end = hour_floor(to - time::Duration::MICROSECOND) + time::Duration::HOUR;
+            buckets.extend(buckets_between(source, first, end).await?);
+            Some((first, end))
+        }
+        _ => None,
+    };
+    let buckets: Vec<Bucket> = buckets.into_iter().collect();
     let version = u64::try_from(run_id).expect("identity values are positive");
     let mut report = RunReport {
         run_id,
-        full_rebuild: watermark_from.is_none(),
+        full_rebuild: full,
         watermark_from,
         watermark_to,
         buckets: buckets.len() as u64,
@@ -208,9 +242,54 @@ async fn work(
         report.hourly_rows_written += rows;
         days.extend(chunk_days);
     }
+    // Rows of the covered hours that this run did not write again go, and
+    // with them the daily rows of their (organization, day) pairs, which are
+    // derived again below from what is left.
+    if full {
+        prune::delete_older(ch, "usage_hourly_rollups_local", "1", version).await?;
+    } else if let Some((first, end)) = range {
+        let hours = format!(
+            "hour_at >= toDateTime('{}', 'UTC') AND hour_at < toDateTime('{}', 'UTC')",
+            utc_text(first),
+            utc_text(end)
+        );
+        let stale = ch
+            .query(
+                0,
+                &format!(
+                    "SELECT DISTINCT organization_id, toDate(hour_at) FROM usage_hourly_rollups \
+                     WHERE {hours} AND version != {version} FORMAT TabSeparated"
+                ),
+                "listing the rows the recompute replaces",
+            )
+            .await?;
+        for line in stale.lines() {
+            if let Some(pair) = parse_pair(line) {
+                days.insert(pair);
+            }
+        }
+        prune::delete_older(ch, "usage_hourly_rollups_local", &hours, version).await?;
+    }
     let days: Vec<(i64, Date)> = days.into_iter().collect();
     for chunk in days.chunks(batch.max(1)) {
         derive_days(ch, &chunk.iter().copied().collect(), version).await?;
+    }
+    if full {
+        prune::delete_older(ch, "usage_daily_rollups_local", "1", version).await?;
+    } else if range.is_some() && !days.is_empty() {
+        for chunk in days.chunks(batch.max(1)) {
+            let pairs: Vec<String> = chunk
+                .iter()
+                .map(|(organization, day)| format!("({organization}, toDate('{day}'))"))
+                .collect();
+            prune::delete_older(
+                ch,
+                "usage_daily_rollups_local",
+                &format!("(organization_id, day) IN ({})", pairs.join(", ")),
+                version,
+            )
+            .await?;
+        }
     }
     report.days = days.len() as u64;
     bookkeeping
@@ -221,4 +300,60 @@ async fn work(
         .await
         .map_err(postgres("moving the watermark"))?;
     Ok(report)
+}
+
+/// The start of the UTC hour holding `at`.
+fn hour_floor(at: OffsetDateTime) -> OffsetDateTime {
+    let seconds = at.unix_timestamp();
+    OffsetDateTime::from_unix_timestamp(seconds - seconds.rem_euclid(3600))
+        .expect("the start of an hour of a valid time is valid")
+}
+
+/// Every (organization, hour) bucket with events that occurred in `[first, end)`.
+async fn buckets_between(
+    source: &Client,
+    first: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<Vec<Bucket>, Error> {
+    Ok(source
+        .query(
+            "SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC'), organization_id \
+             FROM public.usage_events WHERE occurred_at >= $1 AND occurred_at < $2",
+            &[&first, &end],
+        )
+        .await
+        .map_err(postgres("listing the buckets of the recomputed range"))?
+        .iter()
+        .map(|row| Bucket {
+            hour_at: row.get(0),
+            organization_id: row.get(1),
+        })
+        .collect())
+}
+
+/// An `organization_id<TAB>YYYY-MM-DD` line of ClickHouse's.
+fn parse_pair(line: &str) -> Option<(i64, Date)> {
+    let (organization, day) = line.split_once('\t')?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Some((organization.parse().ok()?, Date::parse(day, format).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    #[test]
+    fn hours_and_pairs() {
+        assert_eq!(
+            hour_floor(datetime!(2025-11-16 13:59:59.9 +01:00)),
+            datetime!(2025-11-16 12:00 UTC)
+        );
+        assert_eq!(
+            parse_pair("42\t2025-11-16"),
+            Some((42, date!(2025 - 11 - 16)))
+        );
+        assert_eq!(parse_pair("42"), None);
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use migrate_core::Source;
 use rollup_clickhouse::buckets::{Bucket, Written, rewrite};
-use rollup_clickhouse::run::{RUN_LOCK, run};
+use rollup_clickhouse::run::{RUN_LOCK, RunMode, run};
 use rollup_clickhouse::totals::{self, Difference};
 use rollup_clickhouse::{ClickHouse, migrate};
 use rollup_engine::config::EngineSettings;
@@ -352,14 +352,30 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
     let bookkeeping = db.connect().await;
     insert_events(&source, 1500, datetime!(2025-11-16 22:00 UTC), 2).await;
 
-    let first = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    let first = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
     assert!(first.full_rebuild);
     assert_eq!((first.buckets, first.hours, first.days), (20, 4, 10));
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
     assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
 
     // Nothing new: nothing written.
-    let idle = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    let idle = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (idle.full_rebuild, idle.buckets, idle.hourly_rows_written),
         (false, 0, 0)
@@ -369,7 +385,15 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
     // Late events in two buckets: only they are rewritten, by the new run.
     insert_late(&source, 3, "2025-11-16 22:59:59+00").await;
     insert_late(&source, 5, "2025-11-17 01:00:00+00").await;
-    let late = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    let late = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
     assert_eq!((late.buckets, late.hours, late.days), (2, 2, 2));
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
     assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
@@ -410,7 +434,15 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
     )
     .await
     .unwrap();
-    let redo = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    let redo = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
     assert!(redo.run_id > crashed);
     assert_eq!(redo.buckets, 1);
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
@@ -426,9 +458,15 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
         )
         .await
         .unwrap();
-    let error = run(&ch, &source, &bookkeeping, &settings())
-        .await
-        .unwrap_err();
+    let error = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap_err();
     assert!(
         error
             .to_string()
@@ -448,9 +486,15 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
     let mut unreachable = ch.settings().clone();
     unreachable.urls = vec![url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()];
     let unreachable = ClickHouse::new(unreachable).unwrap();
-    let error = run(&unreachable, &source, &bookkeeping, &settings())
-        .await
-        .unwrap_err();
+    let error = run(
+        &unreachable,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap_err();
     assert!(
         error.to_string().starts_with("cannot reach ClickHouse"),
         "{error}"
@@ -470,9 +514,163 @@ async fn runs_rewrite_what_late_events_touched_and_a_crashed_run_is_redone() {
             .starts_with("cannot reach ClickHouse at http://127.0.0.1:"),
         "{recorded:?}"
     );
-    let next = run(&ch, &source, &bookkeeping, &settings()).await.unwrap();
+    let next = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
     assert_eq!(next.buckets, 1);
     assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
     assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    drop_database(&ch).await;
+}
+
+/// Rows of `table` on the servers, every version counted (no FINAL).
+async fn stored_rows(ch: &ClickHouse, table: &str) -> u64 {
+    ch.query(
+        0,
+        &format!("SELECT count() FROM {table} FORMAT TabSeparated"),
+        "counting stored rows",
+    )
+    .await
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
+    let (db, source, ch) = setup().await;
+    let bookkeeping = db.connect().await;
+    insert_events(&source, 1500, datetime!(2025-11-16 22:00 UTC), 4).await;
+    run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
+    insert_late(&source, 2, "2025-11-16 23:10:00+00").await;
+    run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
+
+    // Events deleted behind the engine's back (a retention job, a GDPR
+    // erasure): every event of organization 1 at 23:00, and of organization
+    // 2 at 01:00 the next day. No event was ingested, so an incremental run
+    // sees nothing to do and both buckets differ.
+    source
+        .execute(
+            "DELETE FROM usage_events WHERE (organization_id = 1 AND occurred_at >= '2025-11-16 23:00+00' \
+             AND occurred_at < '2025-11-17 00:00+00') OR (organization_id = 2 \
+             AND occurred_at >= '2025-11-17 01:00+00' AND occurred_at < '2025-11-17 02:00+00')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let idle = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Incremental,
+    )
+    .await
+    .unwrap();
+    assert_eq!(idle.buckets, 0);
+    let differ = |d: &Difference| (d.organization_id, d.hour_at);
+    let hour = |at: OffsetDateTime| at.unix_timestamp();
+    let before: Vec<_> = totals::compare(&ch, &source)
+        .await
+        .unwrap()
+        .iter()
+        .map(differ)
+        .collect();
+    assert_eq!(
+        before,
+        vec![
+            (1, hour(datetime!(2025-11-16 23:00 UTC))),
+            (2, hour(datetime!(2025-11-17 01:00 UTC)))
+        ]
+    );
+
+    // A recompute of 23:10 to 23:20 covers the whole 23:00 hour: the bucket
+    // of organization 1 goes, the other one stays until its hour is covered.
+    let recompute = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Recompute {
+            from: datetime!(2025-11-16 23:10 UTC),
+            to: datetime!(2025-11-16 23:20 UTC),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!recompute.full_rebuild);
+    assert_eq!(recompute.hours, 1);
+    let after: Vec<_> = totals::compare(&ch, &source)
+        .await
+        .unwrap()
+        .iter()
+        .map(differ)
+        .collect();
+    assert_eq!(after, vec![(2, hour(datetime!(2025-11-17 01:00 UTC)))]);
+
+    // A full run rewrites everything and leaves one stored version per key,
+    // exactly the rows of the events.
+    let full = run(&ch, &source, &bookkeeping, &settings(), RunMode::Full)
+        .await
+        .unwrap();
+    assert!(full.full_rebuild);
+    assert_eq!(totals::compare(&ch, &source).await.unwrap(), vec![]);
+    assert_eq!(hourly(&ch).await, expected(&source, HOUR_TEXT).await);
+    assert_eq!(daily(&ch).await, expected(&source, DAY_TEXT).await);
+    assert_eq!(
+        stored_rows(&ch, "usage_hourly_rollups").await,
+        hourly(&ch).await.lines().count() as u64
+    );
+    assert_eq!(
+        stored_rows(&ch, "usage_daily_rollups").await,
+        daily(&ch).await.lines().count() as u64
+    );
+    assert!(
+        versions(&ch)
+            .await
+            .lines()
+            .all(|l| l.ends_with(&format!("[{}]", full.run_id)))
+    );
+
+    let error = run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Recompute {
+            from: datetime!(2025-11-16 23:00 UTC),
+            to: datetime!(2025-11-16 23:00 UTC),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the recompute range is empty")
+    );
     drop_database(&ch).await;
 }

@@ -21,6 +21,10 @@ pub struct Config {
     /// The data-quality assertions file run by `check`, resolved against the
     /// configuration file's directory.
     pub assertions: PathBuf,
+    /// The data-quality assertions of the `clickhouse` targets, in
+    /// ClickHouse's SQL (`[check] clickhouse_assertions`), resolved the same
+    /// way; `None` when the file sets none.
+    pub clickhouse_assertions: Option<PathBuf>,
     path: PathBuf,
 }
 
@@ -231,6 +235,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawCheck {
     assertions: PathBuf,
+    clickhouse_assertions: Option<PathBuf>,
 }
 
 impl Config {
@@ -289,6 +294,10 @@ impl Config {
             engine,
             targets,
             assertions: normalize(&base.join(raw.check.assertions)),
+            clickhouse_assertions: raw
+                .check
+                .clickhouse_assertions
+                .map(|file| normalize(&base.join(file))),
             path: path.to_owned(),
         })
     }

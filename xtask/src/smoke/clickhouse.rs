@@ -4,7 +4,7 @@
 //! events, check, reconcile and status, then its migrations reverted.
 
 use super::Context;
-use crate::analytics_verify::write_config;
+use crate::analytics_verify::write_clickhouse_config;
 use crate::{Result, clickhouse, cmd, workspace};
 
 /// The ClickHouse database smoke's rollups go to, apart from the shipped
@@ -19,18 +19,8 @@ pub fn run(ctx: &Context) -> Result {
 }
 
 fn cycle(ctx: &Context, urls: &str) -> Result {
-    let config = write_config(&workspace::target_dir().join("smoke-clickhouse"))?;
-    let text = std::fs::read_to_string(&config)
-        .map_err(|e| format!("reading {}: {e}", config.display()))?;
-    let shipped = "database = \"dbops_analytics\"";
-    if !text.contains(shipped) {
-        return Err(format!("{} has no `{shipped}` to replace", config.display()).into());
-    }
-    std::fs::write(
-        &config,
-        text.replace(shipped, &format!("database = \"{DATABASE}\"")),
-    )
-    .map_err(|e| format!("writing {}: {e}", config.display()))?;
+    let config =
+        write_clickhouse_config(&workspace::target_dir().join("smoke-clickhouse"), DATABASE)?;
     for args in [
         &["rollup", "migrate", "--target", "clickhouse"][..],
         &["rollup", "run", "--target", "clickhouse"],

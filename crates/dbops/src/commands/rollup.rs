@@ -37,17 +37,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             recompute_from,
             recompute_to,
         } => {
-            let mode = match (full, recompute_from, recompute_to) {
-                (true, None, None) => RunMode::Full,
-                (false, None, None) => RunMode::Incremental,
-                (false, Some(from), Some(to)) => RunMode::Recompute { from, to },
-                _ => {
-                    return Err(CliError::Config(
-                        "--recompute-from and --recompute-to go together, and not with --full"
-                            .into(),
-                    ));
-                }
-            };
+            let mode = run_mode(full, recompute_from, recompute_to)?;
             let (source, mut rollups) = connect(context, &config, &args.target).await?;
             let options = RunOptions {
                 target: args.target.clone(),
@@ -119,56 +109,7 @@ pub async fn run_command(context: &Context<'_>, command: RollupCommand) -> Resul
             let assertions = Assertions::load(&path)?;
             let (_, rollups) = connect(context, &config, &args.target).await?;
             let findings = check(&rollups, &assertions).await?;
-            let failed = findings.iter().filter(|f| f.fails()).count();
-            if args.json {
-                let items: Vec<_> = findings
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "assertion": f.assertion,
-                            "severity": severity(f.severity),
-                            "violations": f.violations,
-                            "sample": f.sample,
-                            "description": f.description,
-                        })
-                    })
-                    .collect();
-                print_json(
-                    &json!({ "file": path.display().to_string(), "findings": items, "failed": failed }),
-                )?;
-            } else {
-                for f in &findings {
-                    let verdict = if f.passed() {
-                        "ok  "
-                    } else if f.fails() {
-                        "FAIL"
-                    } else {
-                        "warn"
-                    };
-                    println!(
-                        "{verdict} {:<45} {:>8} violation(s)  [{}]",
-                        f.assertion,
-                        f.violations,
-                        severity(f.severity)
-                    );
-                    if !f.passed() {
-                        println!("     {}", f.description);
-                        for row in &f.sample {
-                            println!("     {row}");
-                        }
-                    }
-                }
-                println!(
-                    "{} assertion(s) from {}, {failed} failed",
-                    findings.len(),
-                    path.display()
-                );
-            }
-            Ok(if failed > 0 {
-                exit_code::CHECK_FAILED
-            } else {
-                exit_code::SUCCESS
-            })
+            report_findings(args.json, &path, &findings)
         }
         RollupCommand::Reconcile { args, show } => {
             let (source, rollups) = connect(context, &config, &args.target).await?;
@@ -370,4 +311,79 @@ pub(super) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     serde_json::to_writer_pretty(&mut out, value)?;
     let _ = writeln!(out);
     Ok(())
+}
+
+/// Prints the findings of a check (a table, or JSON) and returns the exit
+/// code: [`exit_code::CHECK_FAILED`] when an error assertion failed.
+pub(super) fn report_findings(
+    json: bool,
+    path: &std::path::Path,
+    findings: &[rollup_engine::check::Finding],
+) -> Result<i32, CliError> {
+    let failed = findings.iter().filter(|f| f.fails()).count();
+    if json {
+        let items: Vec<_> = findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "assertion": f.assertion,
+                    "severity": severity(f.severity),
+                    "violations": f.violations,
+                    "sample": f.sample,
+                    "description": f.description,
+                })
+            })
+            .collect();
+        print_json(
+            &json!({ "file": path.display().to_string(), "findings": items, "failed": failed }),
+        )?;
+    } else {
+        for f in findings {
+            let verdict = if f.passed() {
+                "ok  "
+            } else if f.fails() {
+                "FAIL"
+            } else {
+                "warn"
+            };
+            println!(
+                "{verdict} {:<45} {:>8} violation(s)  [{}]",
+                f.assertion,
+                f.violations,
+                severity(f.severity)
+            );
+            if !f.passed() {
+                println!("     {}", f.description);
+                for row in &f.sample {
+                    println!("     {row}");
+                }
+            }
+        }
+        println!(
+            "{} assertion(s) from {}, {failed} failed",
+            findings.len(),
+            path.display()
+        );
+    }
+    Ok(if failed > 0 {
+        exit_code::CHECK_FAILED
+    } else {
+        exit_code::SUCCESS
+    })
+}
+
+/// The run mode of `rollup run`'s flags.
+pub(super) fn run_mode(
+    full: bool,
+    recompute_from: Option<time::OffsetDateTime>,
+    recompute_to: Option<time::OffsetDateTime>,
+) -> Result<RunMode, CliError> {
+    match (full, recompute_from, recompute_to) {
+        (true, None, None) => Ok(RunMode::Full),
+        (false, None, None) => Ok(RunMode::Incremental),
+        (false, Some(from), Some(to)) => Ok(RunMode::Recompute { from, to }),
+        _ => Err(CliError::Config(
+            "--recompute-from and --recompute-to go together, and not with --full".into(),
+        )),
+    }
 }

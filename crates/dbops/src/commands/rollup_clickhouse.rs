@@ -10,12 +10,13 @@ use migrate_core::Source;
 use migrate_core::audit::AuditEntry;
 use rollup_clickhouse::totals::{FIELDS, compare};
 use rollup_clickhouse::{ClickHouse, Settings};
+use rollup_engine::check::Assertions;
 use rollup_engine::config::{ClickHouseTarget, Config};
 use serde_json::json;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::rollup::{print_json, run_kind, timestamp};
+use super::rollup::{print_json, report_findings, run_kind, run_mode, timestamp};
 use crate::CliError;
 use crate::context::{Context, connect_url};
 use crate::exit_code;
@@ -36,19 +37,14 @@ pub async fn run_command(
             args,
             full,
             recompute_from,
-            ..
+            recompute_to,
         } => {
-            if full || recompute_from.is_some() {
-                return Err(CliError::Config(
-                    "--full and --recompute-from are not available for a clickhouse target: \
-                     its runs rewrite the buckets of the events ingested since its watermark"
-                        .into(),
-                ));
-            }
+            let mode = run_mode(full, recompute_from, recompute_to)?;
             let ch = cluster(config, &args.target, settings)?;
             let (source, bookkeeping) = connect(context).await?;
             let report =
-                rollup_clickhouse::run::run(&ch, &source, &bookkeeping, &config.engine).await?;
+                rollup_clickhouse::run::run(&ch, &source, &bookkeeping, &config.engine, mode)
+                    .await?;
             if args.json {
                 print_json(&json!({
                     "run_id": report.run_id,
@@ -77,14 +73,20 @@ pub async fn run_command(
             Ok(exit_code::SUCCESS)
         }
         RollupCommand::Check { args, assertions } => {
-            if assertions.is_some() {
-                return Err(CliError::Config(
-                    "--assertions runs on the PostgreSQL targets; the check of a clickhouse \
-                     target compares its totals with the events"
-                        .into(),
-                ));
-            }
-            differences(context, config, settings, &args, 50).await
+            let path = assertions
+                .or_else(|| config.clickhouse_assertions.clone())
+                .ok_or_else(|| {
+                    CliError::Config(
+                        "the rollup configuration sets no [check] clickhouse_assertions (the \
+                         assertions in ClickHouse's SQL, analytics/tests/clickhouse/hourly_rollup.toml); \
+                         set it or pass --assertions"
+                            .into(),
+                    )
+                })?;
+            let assertions = Assertions::load(&path)?;
+            let ch = cluster(config, &args.target, settings)?;
+            let findings = rollup_clickhouse::check::check(&ch, &assertions).await?;
+            report_findings(args.json, &path, &findings)
         }
         RollupCommand::Reconcile { args, show } => {
             differences(context, config, settings, &args, show).await

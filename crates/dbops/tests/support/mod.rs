@@ -48,6 +48,15 @@ pub fn rollup_config_without_lag() -> String {
                     .to_string()
             ),
         )
+        .replace(
+            "clickhouse_assertions = \"../tests/clickhouse/hourly_rollup.toml\"",
+            &format!(
+                "clickhouse_assertions = {:?}",
+                root.join("analytics/tests/clickhouse/hourly_rollup.toml")
+                    .display()
+                    .to_string()
+            ),
+        )
 }
 
 /// 3,000 usage events of organizations 1 to 5 over the 30 hours before the
