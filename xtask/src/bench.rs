@@ -20,6 +20,7 @@ mod lint;
 pub mod paired;
 mod realistic;
 mod rollup;
+mod rollup_clickhouse;
 mod seed;
 mod status;
 mod tls;
@@ -101,6 +102,11 @@ const BENCHES: &[Bench] = &[
         "rollup",
         "rollups of 10M events: full vs GROUP BY, incremental at 2 history sizes, query P95",
         rollup::run,
+    ),
+    Bench::new(
+        "rollup-clickhouse",
+        "rollups of 10M events on the 2-shard ClickHouse cluster vs local: full, incremental, queries, reconcile",
+        rollup_clickhouse::run,
     ),
 ];
 

@@ -3,8 +3,13 @@
 -- (crates/rollup-clickhouse, buckets.rs).
 --
 -- Placeholders (the engine substitutes numbers and dates it formats itself):
---   {version}      the run writing the rows
---   {day_buckets}  the pairs, as (organization_id, toDate('YYYY-MM-DD')), ...
+--   {version}        the run writing the rows
+--   {hourly_filter}  which hourly rows: those of some (organization, day)
+--                    pairs, `(organization_id, toDate(hour_at)) IN ((42,
+--                    toDate('2025-11-16')), ...) AND organization_id IN (42,
+--                    ...)` (the second half lets the sort key prune), or
+--                    those of a month partition on a full rebuild,
+--                    `toYYYYMM(hour_at) = 202511`
 --
 -- Runs after the run's hourly rows are on their shards. Reads one version
 -- per hourly row (FINAL: the highest `version` of each key) and writes every
@@ -33,7 +38,7 @@ FROM (
            max(latency_ms_max) AS latency_ms_max,
            sumMap(latency_bins, latency_bin_counts) AS histogram
     FROM usage_hourly_rollups FINAL
-    WHERE (organization_id, toDate(hour_at)) IN ({day_buckets})
+    WHERE {hourly_filter}
     -- No positional GROUP BY: ClickHouse 18.16 does not accept it.
     GROUP BY day, organization_id, api_key_id, model_id
 )

@@ -71,8 +71,10 @@ daily = (
     .read_text()
     .replace("{version}", "7")
     .replace(
-        "{day_buckets}",
-        ", ".join(f"({o}, toDate('{d}'))" for o in range(1, 6) for d in ("2025-11-16", "2025-11-17")),
+        "{hourly_filter}",
+        "(organization_id, toDate(hour_at)) IN ("
+        + ", ".join(f"({o}, toDate('{d}'))" for o in range(1, 6) for d in ("2025-11-16", "2025-11-17"))
+        + ") AND organization_id IN (1, 2, 3, 4, 5)",
     )
 )
 daily = "\n".join(l for l in daily.splitlines() if not l.lstrip().startswith("--"))

@@ -13,9 +13,10 @@
 //! (`FINAL`), and a replay writes the same rows again, which changes nothing
 //! they see.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
+use futures_util::{TryStreamExt, pin_mut};
 use rollup_engine::histogram::Histogram;
 use time::{Date, Duration, OffsetDateTime};
 use tokio_postgres::Client;
@@ -81,73 +82,211 @@ pub async fn write_hours(
             .or_default()
             .push(bucket.organization_id);
     }
-    let sql = transforms::hourly_rollup();
-    let statement = source
-        .prepare(&sql)
-        .await
-        .map_err(postgres("preparing analytics/transforms/hourly_rollup.sql"))?;
-    let mut rows = String::from("INSERT INTO usage_hourly_rollups FORMAT TabSeparated\n");
-    let mut count = 0;
-    let mut days = BTreeSet::new();
-    let no_events: &[i64] = &[];
+    let statement = prepare_hourly(source).await?;
+    let mut insert = HourlyInsert::new(ch, version);
     for (hour, organizations) in &by_hour {
         let next = *hour + Duration::HOUR;
-        for row in source
-            .query(
+        let rows = source
+            .query_raw(
                 &statement,
-                &[
-                    hour,
-                    &next,
-                    organizations,
-                    &no_events,
-                    &rollup_engine::run::HOURLY_SUM_LIMIT,
-                ],
+                hourly_params(hour, &next, &organizations.as_slice()),
             )
             .await
-            .map_err(postgres("reading the events of the buckets"))?
-        {
-            let hour_at: OffsetDateTime = row.get("hour_at");
-            let organization_id: i64 = row.get("organization_id");
-            if row.get::<_, bool>("poisoned") {
-                // The PostgreSQL targets quarantine such events
-                // (analytics.quarantined_events); this target leaves the row
-                // out, and the totals check reports the bucket.
-                tracing::warn!(
-                    organization_id,
-                    hour_at = %utc_text(hour_at),
-                    "a row of this bucket holds events the rollups refuse (docs/analytics.md, \"Poisoned events\"); it is left out of ClickHouse"
-                );
-                continue;
-            }
-            let latencies: Vec<i32> = row.get("latencies_ms");
-            let histogram = Histogram::from_latencies(&latencies);
-            let _ = writeln!(
-                rows,
-                "{}\t{organization_id}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{version}",
-                utc_text(hour_at),
-                row.get::<_, i64>("api_key_id"),
-                row.get::<_, i64>("model_id"),
-                row.get::<_, i64>("request_count"),
-                row.get::<_, i64>("error_count"),
-                row.get::<_, i64>("input_tokens"),
-                row.get::<_, i64>("output_tokens"),
-                row.get::<_, i64>("cost_micros"),
-                row.get::<_, i64>("latency_ms_sum"),
-                row.get::<_, i32>("latency_ms_max"),
-                array(histogram.bins()),
-                array(histogram.counts()),
-            );
-            count += 1;
-            days.insert((
-                organization_id,
-                hour_at.to_offset(time::UtcOffset::UTC).date(),
-            ));
+            .map_err(postgres("reading the events of the buckets"))?;
+        insert.push_all(rows).await?;
+    }
+    let written = insert.finish().await?;
+    Ok((written.rows, written.days))
+}
+
+/// What [`write_range`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeWritten {
+    /// Hourly rows inserted.
+    pub rows: u64,
+    /// Distinct (organization, hour) buckets among them.
+    pub buckets: u64,
+    /// Distinct hours among them.
+    pub hours: u64,
+    /// The (organization, UTC day) pairs they fall in.
+    pub days: BTreeSet<(i64, Date)>,
+}
+
+/// Writes the hourly rows of every event that occurred in `[from, to)`, of
+/// every organization, with `version`: the hourly half of a full rebuild,
+/// one range (a partition of the events) at a time. The rows stream from
+/// PostgreSQL to ClickHouse in inserts of at most [`FLUSH_ROWS`] rows, so
+/// memory does not grow with the range.
+pub async fn write_range(
+    ch: &ClickHouse,
+    source: &Client,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    version: u64,
+) -> Result<RangeWritten, Error> {
+    let statement = prepare_hourly(source).await?;
+    let all: &[i64] = &[];
+    let rows = source
+        .query_raw(&statement, hourly_params(&from, &to, &all))
+        .await
+        .map_err(postgres("reading the events of a range"))?;
+    let mut insert = HourlyInsert::new(ch, version);
+    insert.push_all(rows).await?;
+    let buckets = insert.buckets.len() as u64;
+    let hours = insert
+        .buckets
+        .iter()
+        .map(|&(_, hour)| hour)
+        .collect::<HashSet<_>>()
+        .len() as u64;
+    let written = insert.finish().await?;
+    Ok(RangeWritten {
+        rows: written.rows,
+        buckets,
+        hours,
+        days: written.days,
+    })
+}
+
+/// The most hourly rows one insert carries.
+pub const FLUSH_ROWS: usize = 100_000;
+
+async fn prepare_hourly(source: &Client) -> Result<tokio_postgres::Statement, Error> {
+    source
+        .prepare(&transforms::hourly_rollup())
+        .await
+        .map_err(postgres("preparing analytics/transforms/hourly_rollup.sql"))
+}
+
+/// The parameters of `hourly_rollup.sql`: the hours `[from, to)`, the
+/// organizations (all when empty), no events left out, the sum limit.
+fn hourly_params<'a>(
+    from: &'a OffsetDateTime,
+    to: &'a OffsetDateTime,
+    organizations: &'a &'a [i64],
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 5] {
+    const NO_EVENTS: &[i64] = &[];
+    [
+        from,
+        to,
+        organizations,
+        &NO_EVENTS,
+        &rollup_engine::run::HOURLY_SUM_LIMIT,
+    ]
+}
+
+/// Hourly rows on their way to ClickHouse, as `TabSeparated` text, sent in
+/// inserts of at most [`FLUSH_ROWS`] rows.
+struct HourlyInsert<'a> {
+    ch: &'a ClickHouse,
+    version: u64,
+    text: String,
+    pending: usize,
+    rows: u64,
+    days: BTreeSet<(i64, Date)>,
+    buckets: HashSet<(i64, i64)>,
+}
+
+/// What an [`HourlyInsert`] wrote.
+struct Inserted {
+    rows: u64,
+    days: BTreeSet<(i64, Date)>,
+}
+
+impl<'a> HourlyInsert<'a> {
+    fn new(ch: &'a ClickHouse, version: u64) -> HourlyInsert<'a> {
+        HourlyInsert {
+            ch,
+            version,
+            text: String::new(),
+            pending: 0,
+            rows: 0,
+            days: BTreeSet::new(),
+            buckets: HashSet::new(),
         }
     }
-    if count > 0 {
-        ch.query(0, &rows, "writing the hourly rows").await?;
+
+    /// Adds every row of `hourly_rollup.sql`'s answer.
+    async fn push_all(&mut self, rows: tokio_postgres::RowStream) -> Result<(), Error> {
+        pin_mut!(rows);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(postgres("reading the events' hourly aggregates"))?
+        {
+            self.push(&row);
+            if self.pending >= FLUSH_ROWS {
+                self.flush().await?;
+            }
+        }
+        Ok(())
     }
-    Ok((count, days))
+
+    fn push(&mut self, row: &tokio_postgres::Row) {
+        let hour_at: OffsetDateTime = row.get("hour_at");
+        let organization_id: i64 = row.get("organization_id");
+        if row.get::<_, bool>("poisoned") {
+            // The PostgreSQL targets quarantine such events
+            // (analytics.quarantined_events); this target leaves the row
+            // out, and the totals check reports the bucket.
+            tracing::warn!(
+                organization_id,
+                hour_at = %utc_text(hour_at),
+                "a row of this bucket holds events the rollups refuse (docs/analytics.md, \"Poisoned events\"); it is left out of ClickHouse"
+            );
+            return;
+        }
+        if self.pending == 0 {
+            self.text
+                .push_str("INSERT INTO usage_hourly_rollups FORMAT TabSeparated\n");
+        }
+        let latencies: Vec<i32> = row.get("latencies_ms");
+        let histogram = Histogram::from_latencies(&latencies);
+        let _ = writeln!(
+            self.text,
+            "{}\t{organization_id}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            utc_text(hour_at),
+            row.get::<_, i64>("api_key_id"),
+            row.get::<_, i64>("model_id"),
+            row.get::<_, i64>("request_count"),
+            row.get::<_, i64>("error_count"),
+            row.get::<_, i64>("input_tokens"),
+            row.get::<_, i64>("output_tokens"),
+            row.get::<_, i64>("cost_micros"),
+            row.get::<_, i64>("latency_ms_sum"),
+            row.get::<_, i32>("latency_ms_max"),
+            array(histogram.bins()),
+            array(histogram.counts()),
+            self.version,
+        );
+        self.pending += 1;
+        self.rows += 1;
+        self.buckets
+            .insert((organization_id, hour_at.unix_timestamp()));
+        self.days.insert((
+            organization_id,
+            hour_at.to_offset(time::UtcOffset::UTC).date(),
+        ));
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.pending > 0 {
+            self.ch
+                .query(0, &self.text, "writing the hourly rows")
+                .await?;
+            self.text.clear();
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Inserted, Error> {
+        self.flush().await?;
+        Ok(Inserted {
+            rows: self.rows,
+            days: self.days,
+        })
+    }
 }
 
 /// The daily half of [`rewrite`]: derives the daily rows of `days` from the
@@ -165,9 +304,26 @@ pub async fn derive_days(
         .iter()
         .map(|(organization, day)| format!("({organization}, toDate('{day}'))"))
         .collect();
+    let organizations: BTreeSet<i64> = days.iter().map(|&(organization, _)| organization).collect();
+    let organizations: Vec<String> = organizations.iter().map(i64::to_string).collect();
+    let filter = format!(
+        "(organization_id, toDate(hour_at)) IN ({}) AND organization_id IN ({})",
+        pairs.join(", "),
+        organizations.join(", ")
+    );
+    derive(ch, &filter, version).await
+}
+
+/// Derives the daily rows of every hourly row of a month partition
+/// (`YYYYMM`), with `version`: the daily half of a full rebuild.
+pub async fn derive_month(ch: &ClickHouse, month: u32, version: u64) -> Result<(), Error> {
+    derive(ch, &format!("toYYYYMM(hour_at) = {month}"), version).await
+}
+
+async fn derive(ch: &ClickHouse, hourly_filter: &str, version: u64) -> Result<(), Error> {
     let daily = DAILY_SQL
         .replace("{version}", &version.to_string())
-        .replace("{day_buckets}", &pairs.join(", "));
+        .replace("{hourly_filter}", hourly_filter);
     ch.query(0, &daily, "deriving the daily rows").await?;
     Ok(())
 }

@@ -4,14 +4,20 @@
 //! version of every row it rewrites replaces the older one. A full rebuild or
 //! a recompute of a range rewrites every bucket that still has events; a row
 //! it did not write again (its events were deleted, say by a retention job,
-//! or it held a poisoned event) would stay visible, so after writing, the run
-//! deletes the rows of the range with any version but its own: older ones,
-//! and any row written with a higher version than a run has (by hand, or by
-//! a restored backup), which would otherwise hide the run's rows for good.
-//! No other run writes meanwhile: the run holds the target's lock. That
-//! is a mutation (`ALTER TABLE ... DELETE`, ClickHouse 18.16 and later) on
-//! each server's local table; the run waits until every server has finished
-//! it, so what the run reports is what readers see.
+//! or it held a poisoned event) would stay visible. So such a run deletes,
+//! in what it covers,
+//!
+//! 1. before writing, the rows with a version at least its own: no run has
+//!    written them (run ids only grow and the run holds the target's lock),
+//!    they were written by hand or restored from elsewhere, and they would
+//!    hide the run's rows; deleting them first matters, since a merge keeps
+//!    the highest version and could drop the run's row before a later delete
+//!    removed the foreign one;
+//! 2. after writing, the rows with an older version.
+//!
+//! Each delete is a mutation (`ALTER TABLE ... DELETE`, ClickHouse 18.16 and
+//! later) on each server's local table; the run waits until every server has
+//! finished it, so what the run reports is what readers see.
 
 use std::time::Duration;
 
@@ -23,17 +29,31 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long a run waits for a server to finish a mutation.
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
+/// Which rows [`delete`] removes, besides its condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Versions {
+    /// Versions at least the run's own, before it writes.
+    NotOlder,
+    /// Versions older than the run's own, after it wrote.
+    Older,
+}
+
 /// Deletes the rows of `table` (a `*_local` table) matching `condition`
-/// whose version is not `version`, on every server, and waits until the
-/// servers have.
-pub(crate) async fn delete_older(
+/// whose version is `versions` than `version`, on every server, and waits
+/// until the servers have.
+pub(crate) async fn delete(
     ch: &ClickHouse,
     table: &str,
     condition: &str,
+    versions: Versions,
     version: u64,
 ) -> Result<(), Error> {
-    let context = format!("deleting the rows of {table} not written by run {version}");
-    let stale = format!("version != {version} AND ({condition})");
+    let (operator, what) = match versions {
+        Versions::NotOlder => (">=", "at least"),
+        Versions::Older => ("<", "older than"),
+    };
+    let context = format!("deleting the rows of {table} with versions {what} run {version}");
+    let stale = format!("version {operator} {version} AND ({condition})");
     for node in 0..ch.nodes() {
         // A mutation rewrites parts whether or not a row matches: skip it
         // where none does (a first run on empty tables, say).

@@ -14,17 +14,19 @@
 //! 2. picks the new watermark `U` as the PostgreSQL targets do
 //!    ([`rollup_engine::run::safe_upper_bound`]) and lists the
 //!    (organization, hour) buckets of the events ingested since the
-//!    watermark with the engine's `analytics/transforms/dirty_buckets.sql`
-//!    (every bucket on the first run);
+//!    watermark with the engine's `analytics/transforms/dirty_buckets.sql`;
 //! 3. writes their hourly rows on ClickHouse in batches of
 //!    `max_batch_buckets`, then derives each of their (organization, day)
 //!    pairs once, from all the run's hours ([`crate::buckets`]);
 //! 4. moves the watermark to `U` and records the run as succeeded.
 //!
-//! A [`RunMode::Full`] run lists every bucket of the events instead, and a
+//! The first run and a [`RunMode::Full`] one rebuild instead of listing
+//! buckets: they stream the hourly rows of every event, one partition of
+//! `usage_events` at a time, derive the daily rows month by month, and then
+//! delete every row they did not write ([`crate::prune`]). A
 //! [`RunMode::Recompute`] run adds every bucket of the hours overlapping its
-//! range; both then delete the rows of what they covered that they did not
-//! write again ([`crate::prune`]), so rows whose events are gone disappear.
+//! range to step 2 and deletes the rows of those hours it did not write
+//! again. Rows whose events are gone disappear either way.
 //!
 //! There is no queue table: the buckets between the watermark and `U` are
 //! the queue. A run that stops before step 4 (a crash, a ClickHouse error)
@@ -40,9 +42,9 @@ pub use rollup_engine::run::RunMode;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::Client;
 
-use crate::buckets::{Bucket, derive_days, utc_text, write_hours};
+use crate::buckets::{Bucket, derive_days, derive_month, utc_text, write_hours, write_range};
 use crate::migrate::with_session_lock;
-use crate::prune;
+use crate::prune::{self, Versions};
 use crate::transforms::{self, postgres};
 use crate::{ClickHouse, Error};
 
@@ -190,13 +192,110 @@ async fn work(
         bound.at
     };
     let full = watermark_from.is_none() || mode == RunMode::Full;
-    let listed_from = if full {
-        OffsetDateTime::UNIX_EPOCH - time::Duration::days(365 * 100)
+    let version = u64::try_from(run_id).expect("identity values are positive");
+    let covered = if full {
+        rebuild(ch, source, version).await?
     } else {
-        from
+        rewrite_buckets(ch, source, settings, mode, (from, watermark_to), version).await?
     };
+    let report = RunReport {
+        run_id,
+        full_rebuild: full,
+        watermark_from,
+        watermark_to,
+        buckets: covered.buckets,
+        hours: covered.hours,
+        hourly_rows_written: covered.hourly_rows,
+        days: covered.days,
+    };
+    bookkeeping
+        .execute(
+            "UPDATE analytics.rollup_watermarks SET watermark_at = $2, updated_at = now() WHERE source_table = $1",
+            &[&WATERMARK, &watermark_to],
+        )
+        .await
+        .map_err(postgres("moving the watermark"))?;
+    Ok(report)
+}
+
+/// What a run covered.
+struct Covered {
+    buckets: u64,
+    hours: u64,
+    hourly_rows: u64,
+    days: u64,
+}
+
+/// The earliest and latest times a full rebuild reads events between:
+/// PostgreSQL's `timestamptz` holds both.
+const EARLIEST: OffsetDateTime = time::macros::datetime!(0001-01-01 0:00 UTC);
+const LATEST: OffsetDateTime = time::macros::datetime!(9999-12-31 0:00 UTC);
+
+/// A full rebuild: every event's hourly rows, one partition of the events
+/// at a time (the ranges the `local` target's rebuild reads), then the
+/// daily rows month by month, then every row not written by this run
+/// deleted.
+async fn rebuild(ch: &ClickHouse, source: &Client, version: u64) -> Result<Covered, Error> {
+    let mut edges = vec![EARLIEST];
+    edges.extend(rollup_engine::run::partition_bounds(source).await?);
+    edges.push(LATEST);
+    for table in ["usage_hourly_rollups_local", "usage_daily_rollups_local"] {
+        prune::delete(ch, table, "1", Versions::NotOlder, version).await?;
+    }
+    let (mut buckets, mut hours, mut hourly_rows) = (0, 0, 0);
+    let mut days = BTreeSet::new();
+    for range in edges.windows(2) {
+        let written = write_range(ch, source, range[0], range[1], version).await?;
+        buckets += written.buckets;
+        hours += written.hours;
+        hourly_rows += written.rows;
+        days.extend(written.days);
+    }
+    prune::delete(
+        ch,
+        "usage_hourly_rollups_local",
+        "1",
+        Versions::Older,
+        version,
+    )
+    .await?;
+    let months: BTreeSet<u32> = days
+        .iter()
+        .map(|(_, day)| day.year() as u32 * 100 + u32::from(u8::from(day.month())))
+        .collect();
+    for month in months {
+        derive_month(ch, month, version).await?;
+    }
+    prune::delete(
+        ch,
+        "usage_daily_rollups_local",
+        "1",
+        Versions::Older,
+        version,
+    )
+    .await?;
+    Ok(Covered {
+        buckets,
+        hours,
+        hourly_rows,
+        days: days.len() as u64,
+    })
+}
+
+/// An incremental run or a recompute: the buckets of the events ingested in
+/// `ingested` (and of the recomputed hours), in batches of
+/// `max_batch_buckets`, then each of their (organization, day) pairs once,
+/// from all of the run's hours.
+async fn rewrite_buckets(
+    ch: &ClickHouse,
+    source: &Client,
+    settings: &EngineSettings,
+    mode: RunMode,
+    ingested: (OffsetDateTime, OffsetDateTime),
+    version: u64,
+) -> Result<Covered, Error> {
     let mut buckets: BTreeSet<Bucket> = source
-        .query(&transforms::dirty_buckets(), &[&listed_from, &watermark_to])
+        .query(&transforms::dirty_buckets(), &[&ingested.0, &ingested.1])
         .await
         .map_err(postgres(
             "listing the buckets with analytics/transforms/dirty_buckets.sql",
@@ -219,87 +318,100 @@ async fn work(
         _ => None,
     };
     let buckets: Vec<Bucket> = buckets.into_iter().collect();
-    let version = u64::try_from(run_id).expect("identity values are positive");
-    let mut report = RunReport {
-        run_id,
-        full_rebuild: full,
-        watermark_from,
-        watermark_to,
+    let hours = range.map(|(first, end)| {
+        format!(
+            "hour_at >= toDateTime('{}', 'UTC') AND hour_at < toDateTime('{}', 'UTC')",
+            utc_text(first),
+            utc_text(end)
+        )
+    });
+    if let Some(hours) = &hours {
+        prune::delete(
+            ch,
+            "usage_hourly_rollups_local",
+            hours,
+            Versions::NotOlder,
+            version,
+        )
+        .await?;
+    }
+    let batch = usize::try_from(settings.max_batch_buckets)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let mut hourly_rows = 0;
+    let mut days = BTreeSet::new();
+    for chunk in buckets.chunks(batch) {
+        let (rows, chunk_days) = write_hours(ch, source, chunk, version).await?;
+        hourly_rows += rows;
+        days.extend(chunk_days);
+    }
+    // A recompute: rows of the covered hours that this run did not write
+    // again go, and with them the daily rows of their (organization, day)
+    // pairs, which are derived again below from what is left.
+    if let Some(hours) = &hours {
+        let stale = ch
+            .query(
+                0,
+                &format!(
+                    "SELECT DISTINCT organization_id, toDate(hour_at) FROM usage_hourly_rollups \
+                     WHERE {hours} AND version < {version} FORMAT TabSeparated"
+                ),
+                "listing the rows the recompute replaces",
+            )
+            .await?;
+        days.extend(stale.lines().filter_map(parse_pair));
+        prune::delete(
+            ch,
+            "usage_hourly_rollups_local",
+            hours,
+            Versions::Older,
+            version,
+        )
+        .await?;
+    }
+    let days: Vec<(i64, Date)> = days.into_iter().collect();
+    for chunk in days.chunks(batch) {
+        // The daily rows of a recompute's pairs: foreign versions go first,
+        // older ones once the new rows are written (see crate::prune).
+        let pairs = range.is_some().then(|| {
+            let pairs: Vec<String> = chunk
+                .iter()
+                .map(|(organization, day)| format!("({organization}, toDate('{day}'))"))
+                .collect();
+            format!("(organization_id, day) IN ({})", pairs.join(", "))
+        });
+        if let Some(pairs) = &pairs {
+            prune::delete(
+                ch,
+                "usage_daily_rollups_local",
+                pairs,
+                Versions::NotOlder,
+                version,
+            )
+            .await?;
+        }
+        derive_days(ch, &chunk.iter().copied().collect(), version).await?;
+        if let Some(pairs) = &pairs {
+            prune::delete(
+                ch,
+                "usage_daily_rollups_local",
+                pairs,
+                Versions::Older,
+                version,
+            )
+            .await?;
+        }
+    }
+    Ok(Covered {
         buckets: buckets.len() as u64,
         hours: buckets
             .iter()
             .map(|b| b.hour_at)
             .collect::<BTreeSet<_>>()
             .len() as u64,
-        hourly_rows_written: 0,
-        days: 0,
-    };
-    // Hours in batches; then each day once, from all of the run's hours.
-    let batch = usize::try_from(settings.max_batch_buckets).unwrap_or(usize::MAX);
-    let mut days = BTreeSet::new();
-    for chunk in buckets.chunks(batch.max(1)) {
-        let (rows, chunk_days) = write_hours(ch, source, chunk, version).await?;
-        report.hourly_rows_written += rows;
-        days.extend(chunk_days);
-    }
-    // Rows of the covered hours that this run did not write again go, and
-    // with them the daily rows of their (organization, day) pairs, which are
-    // derived again below from what is left.
-    if full {
-        prune::delete_older(ch, "usage_hourly_rollups_local", "1", version).await?;
-    } else if let Some((first, end)) = range {
-        let hours = format!(
-            "hour_at >= toDateTime('{}', 'UTC') AND hour_at < toDateTime('{}', 'UTC')",
-            utc_text(first),
-            utc_text(end)
-        );
-        let stale = ch
-            .query(
-                0,
-                &format!(
-                    "SELECT DISTINCT organization_id, toDate(hour_at) FROM usage_hourly_rollups \
-                     WHERE {hours} AND version != {version} FORMAT TabSeparated"
-                ),
-                "listing the rows the recompute replaces",
-            )
-            .await?;
-        for line in stale.lines() {
-            if let Some(pair) = parse_pair(line) {
-                days.insert(pair);
-            }
-        }
-        prune::delete_older(ch, "usage_hourly_rollups_local", &hours, version).await?;
-    }
-    let days: Vec<(i64, Date)> = days.into_iter().collect();
-    for chunk in days.chunks(batch.max(1)) {
-        derive_days(ch, &chunk.iter().copied().collect(), version).await?;
-    }
-    if full {
-        prune::delete_older(ch, "usage_daily_rollups_local", "1", version).await?;
-    } else if range.is_some() && !days.is_empty() {
-        for chunk in days.chunks(batch.max(1)) {
-            let pairs: Vec<String> = chunk
-                .iter()
-                .map(|(organization, day)| format!("({organization}, toDate('{day}'))"))
-                .collect();
-            prune::delete_older(
-                ch,
-                "usage_daily_rollups_local",
-                &format!("(organization_id, day) IN ({})", pairs.join(", ")),
-                version,
-            )
-            .await?;
-        }
-    }
-    report.days = days.len() as u64;
-    bookkeeping
-        .execute(
-            "UPDATE analytics.rollup_watermarks SET watermark_at = $2, updated_at = now() WHERE source_table = $1",
-            &[&WATERMARK, &watermark_to],
-        )
-        .await
-        .map_err(postgres("moving the watermark"))?;
-    Ok(report)
+        hourly_rows,
+        days: days.len() as u64,
+    })
 }
 
 /// The start of the UTC hour holding `at`.

@@ -1259,6 +1259,23 @@ async fn read_hourly(
 /// reads one partition (plus the default partition at both ends). A table
 /// without partitions is one range.
 async fn partition_chunks(source: &Client) -> Result<Vec<Chunk>, Error> {
+    let bounds = partition_bounds(source).await?;
+    let mut chunks = Vec::with_capacity(bounds.len() + 1);
+    let mut from = Bound::Lowest;
+    for bound in bounds {
+        chunks.push(Chunk::between(from, Bound::At(bound), Vec::new()));
+        from = Bound::At(bound);
+    }
+    chunks.push(Chunk::between(from, Bound::Highest, Vec::new()));
+    Ok(chunks)
+}
+
+/// The hour-aligned bounds of `usage_events`'s range partitions, ascending
+/// and distinct: a full rebuild reads the events between consecutive bounds
+/// (and before the first and after the last) one range at a time, each
+/// within one partition. Empty for a table without partitions. Public for
+/// the other targets' engines (crates/rollup-clickhouse).
+pub async fn partition_bounds(source: &Client) -> Result<Vec<OffsetDateTime>, Error> {
     let rows = source
         .query(
             "SELECT DISTINCT bound FROM ( \
@@ -1272,19 +1289,11 @@ async fn partition_chunks(source: &Client) -> Result<Vec<Chunk>, Error> {
         )
         .await
         .map_err(Error::db("reading the partitions of usage_events"))?;
-    let bounds: Vec<OffsetDateTime> = rows
+    Ok(rows
         .iter()
         .map(|row| row.get::<_, OffsetDateTime>(0))
         .filter(|bound| bound.unix_timestamp().rem_euclid(3600) == 0 && bound.nanosecond() == 0)
-        .collect();
-    let mut chunks = Vec::with_capacity(bounds.len() + 1);
-    let mut from = Bound::Lowest;
-    for bound in bounds {
-        chunks.push(Chunk::between(from, Bound::At(bound), Vec::new()));
-        from = Bound::At(bound);
-    }
-    chunks.push(Chunk::between(from, Bound::Highest, Vec::new()));
-    Ok(chunks)
+        .collect())
 }
 
 const DAILY_COLUMNS: &str = "day, organization_id, api_key_id, model_id, request_count, error_count, \

@@ -160,11 +160,11 @@ const BASELINE_SQL: &str = "INSERT INTO bench_hourly_baseline \
      FROM usage_events GROUP BY 2, 1, 3, 4";
 
 /// Empties the rollups and forgets the watermark: the next run is a first run.
-const RESET_ROLLUPS_SQL: &str = "TRUNCATE analytics.usage_hourly_rollups, analytics.usage_daily_rollups, \
+pub(super) const RESET_ROLLUPS_SQL: &str = "TRUNCATE analytics.usage_hourly_rollups, analytics.usage_daily_rollups, \
      analytics.rollup_dirty_buckets; DELETE FROM analytics.rollup_watermarks";
 
 /// `days` days of events ending at [`UNTIL`], in a database kept between runs.
-fn fixture(ctx: &Context, days: u64) -> Result<Url> {
+pub(super) fn fixture(ctx: &Context, days: u64) -> Result<Url> {
     let name = format!("xtask_bench_rollup_{days}d");
     let db = psql::database_url(&ctx.server, &name);
     let exists = psql::query(
@@ -224,7 +224,7 @@ fn fixture(ctx: &Context, days: u64) -> Result<Url> {
 
 /// 1,000 events over 10 hours of the last 10 days (so within both
 /// histories), one organization each (a bucket per event), ingested now.
-fn insert_late_events(db: &Url) -> Result {
+pub(super) fn insert_late_events(db: &Url) -> Result {
     cmd::output(psql::psql(db).args([
         "-c",
         &format!(
