@@ -3,7 +3,9 @@
 Runs the schema of migrations/clickhouse, the history table of the migration
 runner, hourly rows written as rollup_clickhouse::buckets writes them, the
 daily derivation (analytics/transforms/clickhouse/daily_rollup.sql), the
-FINAL reads and the totals query of rollup_clickhouse::totals, once in chDB
+FINAL reads, the totals query of rollup_clickhouse::totals, the three
+analytics queries (analytics/queries/clickhouse) and the query assertion of
+analytics/tests/clickhouse/hourly_rollup.toml, once in chDB
 (the ClickHouse embedded in the PyPI package `chdb`) and once on the first
 server of `cargo xtask clickhouse` (CLICKHOUSE_URLS), and fails unless every
 answer is the same.
@@ -102,6 +104,22 @@ queries = [
     "SELECT version, argMax(direction, seq), argMax(checksum, seq) FROM dbops_schema_history "
     "GROUP BY version ORDER BY version",
 ]
+# The analytics queries (analytics/queries/clickhouse, rollup_clickhouse::queries)
+# with the parameters written in as queries.rs writes them, and the query
+# assertion of analytics/tests/clickhouse/hourly_rollup.toml (rollup_clickhouse::check).
+PARAMETERS = {"{organization_id}": "3", "{until_day}": "2025-11-17", "{until_at}": "2025-11-17 02:00:00"}
+for name in ("organization_daily_usage", "top_models_by_tokens", "key_error_ratio"):
+    text = "\n".join(
+        line
+        for line in (ROOT / f"analytics/queries/clickhouse/{name}.sql").read_text().splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    for placeholder, value in PARAMETERS.items():
+        text = text.replace(placeholder, value)
+    queries.append(text)
+assertions = (ROOT / "analytics/tests/clickhouse/hourly_rollup.toml").read_text()
+# Its violations are counted, as check.rs does: none here.
+queries.append("SELECT count() FROM (" + assertions.split('sql = """', 1)[1].split('"""', 1)[0] + ")")
 history_rows = [
     "INSERT INTO dbops_schema_history (version, name, checksum, direction, applied_at, seq) "
     f"SELECT 202612060700, '202612060700_rollups', 42, '{d}', now(), "

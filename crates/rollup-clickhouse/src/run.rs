@@ -42,7 +42,9 @@ pub use rollup_engine::run::RunMode;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::Client;
 
-use crate::buckets::{Bucket, derive_days, derive_month, utc_text, write_hours, write_range};
+use crate::buckets::{
+    Bucket, DERIVE_PAIRS, derive_days, derive_month, utc_text, write_hours, write_range,
+};
 use crate::migrate::with_session_lock;
 use crate::prune::{self, Versions};
 use crate::transforms::{self, postgres};
@@ -370,7 +372,7 @@ async fn rewrite_buckets(
         .await?;
     }
     let days: Vec<(i64, Date)> = days.into_iter().collect();
-    for chunk in days.chunks(batch) {
+    for chunk in days.chunks(DERIVE_PAIRS) {
         // The daily rows of a recompute's pairs: foreign versions go first,
         // older ones once the new rows are written (see crate::prune).
         let pairs = range.is_some().then(|| {
