@@ -2,7 +2,7 @@
 
 Runs the schema of migrations/clickhouse, the history table of the migration
 runner, hourly rows written as rollup_clickhouse::buckets writes them, the
-daily derivation (analytics/transforms/clickhouse/daily_rollup.sql), the
+daily derivations (analytics/transforms/clickhouse/daily_rollup*.sql), the
 FINAL reads, the totals query of rollup_clickhouse::totals, the three
 analytics queries (analytics/queries/clickhouse) and the query assertion of
 analytics/tests/clickhouse/hourly_rollup.toml, once in chDB
@@ -80,6 +80,12 @@ daily = (
     )
 )
 daily = "\n".join(l for l in daily.splitlines() if not l.lstrip().startswith("--"))
+# A full rebuild's month derivation, with a later version: the same rows.
+daily_month = "\n".join(
+    l
+    for l in (ROOT / "analytics/transforms/clickhouse/daily_rollup_month.sql").read_text().splitlines()
+    if not l.lstrip().startswith("--")
+).replace("{version}", "8").replace("{month}", "202511")
 MEASURES = (
     "api_key_id, model_id, request_count, error_count, input_tokens, output_tokens, "
     "cost_micros, latency_ms_sum, latency_ms_max, latency_bins, latency_bin_counts"
@@ -136,6 +142,7 @@ def run(execute):
         execute(sql)
     execute(to_local(insert))
     execute(to_local(daily))
+    execute(to_local(daily_month))
     for sql in history_rows:
         execute(sql)
     answers = [execute(to_local(q) + " FORMAT TabSeparated") for q in queries]

@@ -25,6 +25,8 @@ use crate::transforms::{self, postgres};
 use crate::{ClickHouse, Error};
 
 const DAILY_SQL: &str = include_str!("../../../analytics/transforms/clickhouse/daily_rollup.sql");
+const DAILY_MONTH_SQL: &str =
+    include_str!("../../../analytics/transforms/clickhouse/daily_rollup_month.sql");
 
 /// One (organization, hour) bucket: the organization and the start of a UTC hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -321,16 +323,24 @@ pub async fn derive_days(
 /// Derives the daily rows of every hourly row of a month partition
 /// (`YYYYMM`), with `version`: the daily half of a full rebuild.
 pub async fn derive_month(ch: &ClickHouse, month: u32, version: u64) -> Result<(), Error> {
-    derive(ch, &format!("toYYYYMM(hour_at) = {month}"), version).await
+    let daily = DAILY_MONTH_SQL
+        .replace("{version}", &version.to_string())
+        .replace("{month}", &month.to_string());
+    on_every_shard(ch, &daily).await
 }
 
 async fn derive(ch: &ClickHouse, hourly_filter: &str, version: u64) -> Result<(), Error> {
     let daily = DAILY_SQL
         .replace("{version}", &version.to_string())
         .replace("{hourly_filter}", hourly_filter);
-    // Every server over its own shard, all at once (see the SQL file).
+    on_every_shard(ch, &daily).await
+}
+
+/// Runs a daily derivation on every server over its own shard, all at once
+/// (see the SQL files).
+async fn on_every_shard(ch: &ClickHouse, sql: &str) -> Result<(), Error> {
     futures_util::future::try_join_all(
-        (0..ch.nodes()).map(|node| ch.query(node, &daily, "deriving the daily rows")),
+        (0..ch.nodes()).map(|node| ch.query(node, sql, "deriving the daily rows")),
     )
     .await?;
     Ok(())

@@ -1,7 +1,8 @@
 //! Smoke step: the `clickhouse` rollup target on the two-shard cluster of
 //! `cargo xtask clickhouse` (started here, as `cargo xtask ci` does, unless
 //! it is running): its migrations, a run over the smoke database's seeded
-//! events, check, reconcile and status, then its migrations reverted.
+//! events, check (the assertions), reconcile, a full rebuild and reconcile
+//! again, status, then its migrations reverted.
 
 use super::Context;
 use crate::analytics_verify::write_clickhouse_config;
@@ -25,6 +26,8 @@ fn cycle(ctx: &Context, urls: &str) -> Result {
         &["rollup", "migrate", "--target", "clickhouse"][..],
         &["rollup", "run", "--target", "clickhouse"],
         &["rollup", "check", "--target", "clickhouse"],
+        &["rollup", "reconcile", "--target", "clickhouse"],
+        &["rollup", "run", "--target", "clickhouse", "--full"],
         &["rollup", "reconcile", "--target", "clickhouse"],
         &["rollup", "status", "--target", "clickhouse"],
         &[
