@@ -7,24 +7,21 @@
 --   {until_at}  a UTC time (YYYY-MM-DD hh:mm:ss), the end of the 24 hours
 --               (exclusive)
 --
--- One version per row: argMax(..., version) per hourly key. The ratio is
--- rounded to 4 places half away from zero in integers, as PostgreSQL's
+-- One version per row: FINAL, as in top_models_by_tokens.sql (a scan of 24
+-- hours of every organization; docs/benchmarks.md). The ratio is rounded to
+-- 4 places half away from zero in integers, as PostgreSQL's
 -- round(numeric, 4) does, so both targets order the keys the same.
 
 SELECT api_key_id, requests, errors,
        intDiv(errors * 20000 + requests, requests * 2) / 10000 AS error_ratio
 FROM (
     SELECT api_key_id,
-           sum(row_requests) AS requests,
-           sum(row_errors) AS errors
+           sum(request_count) AS requests,
+           sum(error_count) AS errors
     FROM (
-        SELECT api_key_id,
-               argMax(request_count, version) AS row_requests,
-               argMax(error_count, version) AS row_errors
-        FROM usage_hourly_rollups
+        SELECT * FROM usage_hourly_rollups FINAL
         WHERE hour_at >= toDateTime('{until_at}', 'UTC') - 86400
           AND hour_at < toDateTime('{until_at}', 'UTC')
-        GROUP BY organization_id, hour_at, api_key_id, model_id
     )
     GROUP BY api_key_id
 )
