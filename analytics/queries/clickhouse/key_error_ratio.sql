@@ -8,7 +8,8 @@
 --               (exclusive)
 --
 -- One version per row: FINAL, as in top_models_by_tokens.sql (a scan of 24
--- hours of every organization; docs/benchmarks.md). The ratio is rounded to
+-- hours of every organization; here FINAL and argMax tied, each faster in
+-- two of four benchmark runs, docs/benchmarks.md). The ratio is rounded to
 -- 4 places half away from zero in integers, as PostgreSQL's
 -- round(numeric, 4) does, so both targets order the keys the same.
 
