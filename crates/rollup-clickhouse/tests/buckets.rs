@@ -631,6 +631,59 @@ async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
         .collect();
     assert_eq!(after, vec![(2, hour(datetime!(2025-11-17 01:00 UTC)))]);
 
+    // A row written by hand with a version no run has hides the runs' rows
+    // of its key; a recompute of its hour deletes it before writing, so a
+    // merge cannot keep it over the recompute's row.
+    ch.query(
+        0,
+        "INSERT INTO usage_hourly_rollups SELECT hour_at, organization_id, api_key_id, model_id, \
+         request_count + 1, error_count, input_tokens, output_tokens, cost_micros, latency_ms_sum, \
+         latency_ms_max, latency_bins, latency_bin_counts, 1000000000 \
+         FROM usage_hourly_rollups FINAL WHERE organization_id = 3 \
+         AND hour_at = toDateTime('2025-11-16 22:00:00', 'UTC') LIMIT 1",
+        "writing a foreign version",
+    )
+    .await
+    .unwrap();
+    let foreign: Vec<_> = totals::compare(&ch, &source)
+        .await
+        .unwrap()
+        .iter()
+        .map(differ)
+        .collect();
+    assert!(
+        foreign.contains(&(3, hour(datetime!(2025-11-16 22:00 UTC)))),
+        "{foreign:?}"
+    );
+    for node in 0..ch.nodes() {
+        ch.query(
+            node,
+            "OPTIMIZE TABLE usage_hourly_rollups_local FINAL",
+            "merging",
+        )
+        .await
+        .unwrap();
+    }
+    run(
+        &ch,
+        &source,
+        &bookkeeping,
+        &settings(),
+        RunMode::Recompute {
+            from: datetime!(2025-11-16 22:00 UTC),
+            to: datetime!(2025-11-16 23:00 UTC),
+        },
+    )
+    .await
+    .unwrap();
+    let repaired: Vec<_> = totals::compare(&ch, &source)
+        .await
+        .unwrap()
+        .iter()
+        .map(differ)
+        .collect();
+    assert_eq!(repaired, vec![(2, hour(datetime!(2025-11-17 01:00 UTC)))]);
+
     // A full run rewrites everything and leaves one stored version per key,
     // exactly the rows of the events.
     let full = run(&ch, &source, &bookkeeping, &settings(), RunMode::Full)
