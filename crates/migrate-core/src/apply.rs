@@ -310,13 +310,13 @@ impl Migrator {
         let head = crate::audit::insert(session.client(), &statement, table, entry)
             .await
             .map_err(|e| {
-                StepError::from(Error::Database {
-                    context: format!(
+                StepError::from(Error::database(
+                    format!(
                         "writing the audit entry of migration {} to {table}; the migration was rolled back",
                         entry.target_id.as_deref().unwrap_or_default()
                     ),
-                    source: e,
-                })
+                    e,
+                ))
             })?;
         Ok(head)
     }

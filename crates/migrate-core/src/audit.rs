@@ -373,10 +373,7 @@ pub async fn record_in_transaction(
     }
     let head = insert(client, insert_sql(table).as_str(), table, entry)
         .await
-        .map_err(|e| Error::Database {
-            context: format!("writing an audit entry to {table}"),
-            source: e,
-        })?;
+        .map_err(|e| Error::database(format!("writing an audit entry to {table}"), e))?;
     if let Some(key) = key {
         client
             .batch_execute(&key.mac_statement(&head))

@@ -320,7 +320,25 @@ impl Error {
 
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
         let context = context.into();
-        move |source| Error::Database { context, source }
+        move |source| Error::database(context, source)
+    }
+
+    /// The error of one of dbops's own statements. A statement dbops
+    /// prepared that the server no longer knows means the connection was
+    /// handed another server session, which only a pooler in transaction or
+    /// statement mode does: the session check's refusal, whatever stage it
+    /// happens at (the check itself can be passed by luck when the pooler
+    /// hands the same session back several times in a row).
+    pub(crate) fn database(context: impl Into<String>, source: tokio_postgres::Error) -> Error {
+        let context = context.into();
+        if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+            return Error::Connect(pgconn::Error::SessionNotKept {
+                evidence: format!(
+                    "a statement it had prepared was gone from the server session while {context}"
+                ),
+            });
+        }
+        Error::Database { context, source }
     }
 }
 
@@ -355,4 +373,32 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prepared statement the server session no longer knows (here
+    /// deallocated by hand, through a pooler because another session ran
+    /// it) is the pooling refusal, not a plain database error.
+    #[tokio::test]
+    async fn a_lost_prepared_statement_is_the_pooling_refusal() {
+        let db = testdb::TestDb::new().await;
+        let client = db.connect().await;
+        let statement = client.prepare("SELECT 1").await.unwrap();
+        client.batch_execute("DEALLOCATE ALL").await.unwrap();
+        let lost = client.query(&statement, &[]).await.unwrap_err();
+        let error = Error::db("reading the history")(lost);
+        assert!(
+            matches!(&error, Error::Connect(pgconn::Error::SessionNotKept { evidence })
+                if evidence == "a statement it had prepared was gone from the server session while reading the history"),
+            "{error:?}"
+        );
+        let other = client.query("SELECT 1/0", &[]).await.unwrap_err();
+        assert!(matches!(
+            Error::db("dividing")(other),
+            Error::Database { .. }
+        ));
+    }
 }

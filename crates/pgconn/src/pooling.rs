@@ -14,8 +14,12 @@
 //! connection sees the mark (a pooler handed it the same server session, as
 //! PgBouncer does by default, reusing the most recently released one), or
 //! when the first one's pid or mark changed (it got another server session,
-//! or the pooler reset it). Only simple queries are used, which work through
-//! any pooler.
+//! or the pooler reset it). Last, it prepares a statement and runs it twice,
+//! each in a transaction of its own, as dbops's own statements are: a
+//! statement the server session no longer knows, or another pid, is the same
+//! evidence. A pooler that hands the same session back every time can pass
+//! all of this by luck; callers treat a prepared statement lost later on as
+//! the same refusal (`migrate_core`'s errors do).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,6 +66,33 @@ pub async fn check_session_kept(client: &Client, second: Option<&Client>) -> Res
         });
     }
     query(client, &format!("RESET {MARK}")).await?;
+    let lost = |source: tokio_postgres::Error| {
+        if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+            Error::SessionNotKept {
+                evidence: "a statement it prepared in one transaction was gone in the next".into(),
+            }
+        } else {
+            Error::SessionCheck { source }
+        }
+    };
+    let statement = client
+        .prepare("SELECT pg_backend_pid()")
+        .await
+        .map_err(lost)?;
+    for _ in 0..2 {
+        let pid_now: i32 = client
+            .query_one(&statement, &[])
+            .await
+            .map_err(lost)?
+            .get(0);
+        if pid_now != pid {
+            return Err(Error::SessionNotKept {
+                evidence: format!(
+                    "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_now}"
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
