@@ -13,7 +13,7 @@
 //! (`FINAL`), and a replay writes the same rows again, which changes nothing
 //! they see.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use futures_util::{TryStreamExt, pin_mut};
@@ -85,7 +85,7 @@ pub async fn write_hours(
             .push(bucket.organization_id);
     }
     let statement = prepare_hourly(source).await?;
-    let mut insert = HourlyInsert::new(ch, version);
+    let mut insert = HourlyInsert::new(ch, version, true);
     for (hour, organizations) in &by_hour {
         let next = *hour + Duration::HOUR;
         let rows = source
@@ -101,53 +101,28 @@ pub async fn write_hours(
     Ok((written.rows, written.days))
 }
 
-/// What [`write_range`] wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RangeWritten {
-    /// Hourly rows inserted.
-    pub rows: u64,
-    /// Distinct (organization, hour) buckets among them.
-    pub buckets: u64,
-    /// Distinct hours among them.
-    pub hours: u64,
-    /// The (organization, UTC day) pairs they fall in.
-    pub days: BTreeSet<(i64, Date)>,
-}
-
 /// Writes the hourly rows of every event that occurred in `[from, to)`, of
-/// every organization, with `version`: the hourly half of a full rebuild,
-/// one range (a partition of the events) at a time. The rows stream from
-/// PostgreSQL to ClickHouse in inserts of at most [`FLUSH_ROWS`] rows, so
-/// memory does not grow with the range.
+/// every organization, with `version`, and returns how many: the hourly half
+/// of a full rebuild, one range (a partition of the events) at a time. The
+/// rows stream from PostgreSQL to ClickHouse in inserts of at most
+/// [`FLUSH_ROWS`] rows, and nothing is kept per row, so memory does not grow
+/// with the range.
 pub async fn write_range(
     ch: &ClickHouse,
     source: &Client,
     from: OffsetDateTime,
     to: OffsetDateTime,
     version: u64,
-) -> Result<RangeWritten, Error> {
+) -> Result<u64, Error> {
     let statement = prepare_hourly(source).await?;
     let all: &[i64] = &[];
     let rows = source
         .query_raw(&statement, hourly_params(&from, &to, &all))
         .await
         .map_err(postgres("reading the events of a range"))?;
-    let mut insert = HourlyInsert::new(ch, version);
+    let mut insert = HourlyInsert::new(ch, version, false);
     insert.push_all(rows).await?;
-    let buckets = insert.buckets.len() as u64;
-    let hours = insert
-        .buckets
-        .iter()
-        .map(|&(_, hour)| hour)
-        .collect::<HashSet<_>>()
-        .len() as u64;
-    let written = insert.finish().await?;
-    Ok(RangeWritten {
-        rows: written.rows,
-        buckets,
-        hours,
-        days: written.days,
-    })
+    Ok(insert.finish().await?.rows)
 }
 
 /// The most (organization, day) pairs one daily statement names: about
@@ -189,8 +164,9 @@ struct HourlyInsert<'a> {
     text: String,
     pending: usize,
     rows: u64,
+    /// Whether to note the (organization, day) pairs of the rows in `days`.
+    note_days: bool,
     days: BTreeSet<(i64, Date)>,
-    buckets: HashSet<(i64, i64)>,
 }
 
 /// What an [`HourlyInsert`] wrote.
@@ -200,15 +176,15 @@ struct Inserted {
 }
 
 impl<'a> HourlyInsert<'a> {
-    fn new(ch: &'a ClickHouse, version: u64) -> HourlyInsert<'a> {
+    fn new(ch: &'a ClickHouse, version: u64, note_days: bool) -> HourlyInsert<'a> {
         HourlyInsert {
             ch,
             version,
             text: String::new(),
             pending: 0,
             rows: 0,
+            note_days,
             days: BTreeSet::new(),
-            buckets: HashSet::new(),
         }
     }
 
@@ -267,12 +243,12 @@ impl<'a> HourlyInsert<'a> {
         );
         self.pending += 1;
         self.rows += 1;
-        self.buckets
-            .insert((organization_id, hour_at.unix_timestamp()));
-        self.days.insert((
-            organization_id,
-            hour_at.to_offset(time::UtcOffset::UTC).date(),
-        ));
+        if self.note_days {
+            self.days.insert((
+                organization_id,
+                hour_at.to_offset(time::UtcOffset::UTC).date(),
+            ));
+        }
     }
 
     async fn flush(&mut self) -> Result<(), Error> {

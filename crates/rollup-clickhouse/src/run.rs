@@ -244,14 +244,9 @@ async fn rebuild(ch: &ClickHouse, source: &Client, version: u64) -> Result<Cover
     for table in ["usage_hourly_rollups_local", "usage_daily_rollups_local"] {
         prune::delete(ch, table, "1", Versions::NotOlder, version).await?;
     }
-    let (mut buckets, mut hours, mut hourly_rows) = (0, 0, 0);
-    let mut days = BTreeSet::new();
+    let mut hourly_rows = 0;
     for range in edges.windows(2) {
-        let written = write_range(ch, source, range[0], range[1], version).await?;
-        buckets += written.buckets;
-        hours += written.hours;
-        hourly_rows += written.rows;
-        days.extend(written.days);
+        hourly_rows += write_range(ch, source, range[0], range[1], version).await?;
     }
     prune::delete(
         ch,
@@ -261,10 +256,23 @@ async fn rebuild(ch: &ClickHouse, source: &Client, version: u64) -> Result<Cover
         version,
     )
     .await?;
-    let months: BTreeSet<u32> = days
-        .iter()
-        .map(|(_, day)| day.year() as u32 * 100 + u32::from(u8::from(day.month())))
-        .collect();
+    // What the run wrote, counted where it is rather than kept per row.
+    let summary = ch
+        .query(
+            0,
+            &format!(
+                "SELECT uniqExact(organization_id, hour_at), uniqExact(hour_at), \
+                 uniqExact(organization_id, toDate(hour_at)), groupUniqArray(toYYYYMM(hour_at)) \
+                 FROM usage_hourly_rollups WHERE version = {version} FORMAT TabSeparated"
+            ),
+            "counting what the rebuild wrote",
+        )
+        .await?;
+    let (buckets, hours, days, months) = parse_summary(&summary).ok_or_else(|| Error::Server {
+        node: ch.node_name(0),
+        context: "counting what the rebuild wrote".into(),
+        message: format!("unexpected answer {:?}", summary.trim()),
+    })?;
     for month in months {
         derive_month(ch, month, version).await?;
     }
@@ -280,7 +288,7 @@ async fn rebuild(ch: &ClickHouse, source: &Client, version: u64) -> Result<Cover
         buckets,
         hours,
         hourly_rows,
-        days: days.len() as u64,
+        days,
     })
 }
 
@@ -445,6 +453,31 @@ async fn buckets_between(
         .collect())
 }
 
+/// The rebuild's summary line: buckets, hours, (organization, day) pairs,
+/// and the months as `[202510,202511]`.
+fn parse_summary(line: &str) -> Option<(u64, u64, u64, Vec<u32>)> {
+    let fields: Vec<&str> = line.trim().split('\t').collect();
+    let [buckets, hours, days, months] = fields[..] else {
+        return None;
+    };
+    let months = months.strip_prefix('[')?.strip_suffix(']')?;
+    let months = if months.is_empty() {
+        Vec::new()
+    } else {
+        months
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?
+    };
+    Some((
+        buckets.parse().ok()?,
+        hours.parse().ok()?,
+        days.parse().ok()?,
+        months,
+    ))
+}
+
 /// An `organization_id<TAB>YYYY-MM-DD` line of ClickHouse's.
 fn parse_pair(line: &str) -> Option<(i64, Date)> {
     let (organization, day) = line.split_once('\t')?;
@@ -469,5 +502,11 @@ mod tests {
             Some((42, date!(2025 - 11 - 16)))
         );
         assert_eq!(parse_pair("42"), None);
+        assert_eq!(
+            parse_summary("720\t24\t30\t[202511,202510]\n"),
+            Some((720, 24, 30, vec![202511, 202510]))
+        );
+        assert_eq!(parse_summary("0\t0\t0\t[]"), Some((0, 0, 0, vec![])));
+        assert_eq!(parse_summary("1\t2"), None);
     }
 }
