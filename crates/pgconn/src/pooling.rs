@@ -10,7 +10,7 @@
 //! [`check_session_kept`] marks the session with a setting of its own
 //! (`dbops.session_probe`) and notes its backend pid, each in a transaction of
 //! its own. A second connection then looks for the mark, and the first reads
-//! pid and mark again. The session is shared or swapped when the second
+//! pid and mark again; three rounds, each with a fresh mark. The session is shared or swapped when the second
 //! connection sees the mark (a pooler handed it the same server session, as
 //! PgBouncer does by default, reusing the most recently released one), or
 //! when the first one's pid or mark changed (it got another server session,
@@ -31,6 +31,9 @@ use crate::Error;
 /// The setting that marks the session; a placeholder setting any user may set.
 const MARK: &str = "dbops.session_probe";
 
+/// How many rounds of marking and looking the check makes.
+const ROUNDS: usize = 3;
+
 /// Checks that `client` keeps one server session of its own across
 /// transactions; `second` is another connection to the same target,
 /// opened by the caller, which this only reads from.
@@ -43,29 +46,20 @@ const MARK: &str = "dbops.session_probe";
 /// [`Error::SessionNotKept`] naming what showed it, or
 /// [`Error::SessionCheck`] when a query failed.
 pub async fn check_session_kept(client: &Client, second: Option<&Client>) -> Result<(), Error> {
-    let mark = unique_mark();
-    query(client, &format!("SET {MARK} = '{mark}'")).await?;
-    let (pid, _) = pid_and_mark(client).await?;
-    if let Some(second) = second {
-        let (other_pid, seen) = pid_and_mark(second).await?;
-        if seen == mark {
+    // A pooler hands a released server session to the next transaction, so
+    // one round can miss by luck (another idle session was handed out); a
+    // few rounds with fresh marks make that unlikely.
+    let pid = mark_and_look(client, second).await?;
+    for _ in 1..ROUNDS {
+        let pid_now = mark_and_look(client, second).await?;
+        if pid_now != pid {
             return Err(Error::SessionNotKept {
                 evidence: format!(
-                    "a second connection was handed the same server session, pid {other_pid}"
+                    "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_now}"
                 ),
             });
         }
     }
-    let (pid_after, kept) = pid_and_mark(client).await?;
-    if pid_after != pid || kept != mark {
-        return Err(Error::SessionNotKept {
-            evidence: format!(
-                "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_after}, and a session setting {}",
-                if kept == mark { "kept" } else { "lost" }
-            ),
-        });
-    }
-    query(client, &format!("RESET {MARK}")).await?;
     let lost = |source: tokio_postgres::Error| {
         if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
             Error::SessionNotKept {
@@ -94,6 +88,36 @@ pub async fn check_session_kept(client: &Client, second: Option<&Client>) -> Res
         }
     }
     Ok(())
+}
+
+/// One round of [`check_session_kept`]: a fresh mark set by `client`,
+/// looked for by `second`, and read back by `client`. Returns the backend
+/// pid `client` had.
+async fn mark_and_look(client: &Client, second: Option<&Client>) -> Result<i32, Error> {
+    let mark = unique_mark();
+    query(client, &format!("SET {MARK} = '{mark}'")).await?;
+    let (pid, _) = pid_and_mark(client).await?;
+    if let Some(second) = second {
+        let (other_pid, seen) = pid_and_mark(second).await?;
+        if seen == mark {
+            return Err(Error::SessionNotKept {
+                evidence: format!(
+                    "a second connection was handed the same server session, pid {other_pid}"
+                ),
+            });
+        }
+    }
+    let (pid_after, kept) = pid_and_mark(client).await?;
+    if pid_after != pid || kept != mark {
+        return Err(Error::SessionNotKept {
+            evidence: format!(
+                "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_after}, and a session setting {}",
+                if kept == mark { "kept" } else { "lost" }
+            ),
+        });
+    }
+    query(client, &format!("RESET {MARK}")).await?;
+    Ok(pid)
 }
 
 /// The backend pid and the session's mark ("" when unset), in one transaction.
