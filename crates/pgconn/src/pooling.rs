@@ -53,11 +53,7 @@ pub async fn check_session_kept(client: &Client, second: Option<&Client>) -> Res
     for _ in 1..ROUNDS {
         let pid_now = mark_and_look(client, second).await?;
         if pid_now != pid {
-            return Err(Error::SessionNotKept {
-                evidence: format!(
-                    "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_now}"
-                ),
-            });
+            return Err(pid_changed(pid, pid_now));
         }
     }
     let lost = |source: tokio_postgres::Error| {
@@ -80,14 +76,19 @@ pub async fn check_session_kept(client: &Client, second: Option<&Client>) -> Res
             .map_err(lost)?
             .get(0);
         if pid_now != pid {
-            return Err(Error::SessionNotKept {
-                evidence: format!(
-                    "its server session changed between two of its transactions: backend pid {pid}, then pid {pid_now}"
-                ),
-            });
+            return Err(pid_changed(pid, pid_now));
         }
     }
     Ok(())
+}
+
+/// The refusal for a connection whose backend pid went from `before` to `after`.
+fn pid_changed(before: i32, after: i32) -> Error {
+    Error::SessionNotKept {
+        evidence: format!(
+            "its server session changed between two of its transactions: backend pid {before}, then pid {after}"
+        ),
+    }
 }
 
 /// One round of [`check_session_kept`]: a fresh mark set by `client`,
