@@ -26,12 +26,13 @@ use crate::error::Error;
 macro_rules! touched_relations {
     () => {
         "WITH RECURSIVE tree AS (
+    -- An array, so that the generic plan looks the tables up by index
+    -- rather than scanning pg_class, however many relations it holds.
     SELECT c.oid AS root, c.oid, 0 AS level, c.relkind, c.relfilenode, c.reltuples
-    FROM (SELECT to_regclass(name)::oid FROM unnest($1::text[]) AS name
-          UNION
-          SELECT unnest($2::oid[])) AS t(oid)
-    JOIN pg_class c ON c.oid = t.oid
-    WHERE c.relkind IN ('r', 'p', 'm', 'f')
+    FROM pg_class c
+    WHERE c.oid = ANY (ARRAY(SELECT to_regclass(name)::oid FROM unnest($1::text[]) AS name)
+                       || $2::oid[])
+      AND c.relkind IN ('r', 'p', 'm', 'f')
     UNION ALL
     SELECT tree.root, c.oid, tree.level + 1, c.relkind, c.relfilenode, c.reltuples
     FROM tree
@@ -70,14 +71,14 @@ locks AS (
 invalid_indexes AS (
     SELECT i.indexrelid::bigint AS oid, i.indexrelid::regclass::text AS index, i.indrelid::regclass::text AS table
     FROM pg_index i
-    WHERE $3 AND NOT i.indisvalid AND i.indrelid IN (SELECT oid FROM members)
+    WHERE $3 AND NOT i.indisvalid AND i.indrelid = ANY (ARRAY(SELECT oid FROM members))
 ),
 not_valid_constraints AS (
     SELECT c.oid::bigint, c.conname::text AS constraint, c.conrelid::regclass::text AS table,
            CASE c.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check'
                           WHEN 'n' THEN 'not null' ELSE c.contype::text END AS kind
     FROM pg_constraint c
-    WHERE $4 AND NOT c.convalidated AND c.conrelid IN (SELECT oid FROM members)
+    WHERE $4 AND NOT c.convalidated AND c.conrelid = ANY (ARRAY(SELECT oid FROM members))
 )"
     };
 }
@@ -279,6 +280,24 @@ pub(crate) struct After {
     pub rewritten: Vec<Rewritten>,
     pub invalid_indexes: Vec<InvalidIndex>,
     pub not_valid_constraints: Vec<NotValidConstraint>,
+}
+
+impl After {
+    /// What [`after`] answers when every touched table was dropped: each
+    /// counted table gone, nothing else.
+    pub(crate) fn all_dropped(counted: &[Counted]) -> After {
+        After {
+            rows: counted
+                .iter()
+                .map(|c| Recounted {
+                    oid: c.oid,
+                    table: None,
+                    rows: None,
+                })
+                .collect(),
+            ..After::default()
+        }
+    }
 }
 
 /// What to ask [`before`].
