@@ -30,6 +30,7 @@ impl Reading {
             let touched = Touched::of_tree(&tree);
             reading.touched.tables.extend(touched.tables);
             reading.touched.created.extend(touched.created);
+            reading.touched.dropped.extend(touched.dropped);
             let leftovers = Leftovers::of_tree(&tree);
             reading.leftovers.invalid_indexes |= leftovers.invalid_indexes;
             reading.leftovers.not_valid_constraints |= leftovers.not_valid_constraints;

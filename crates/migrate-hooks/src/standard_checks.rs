@@ -137,6 +137,10 @@ impl StandardChecks {
         }
         let after = if questions.is_empty() {
             After::default()
+        } else if outcome.succeeded && touched.only_dropped() {
+            // Nothing of the touched tables is left to read: the counted
+            // ones are gone, and so are their indexes and constraints.
+            After::all_dropped(&questions.counted)
         } else {
             catalog::after(ctx, &questions).await?
         };

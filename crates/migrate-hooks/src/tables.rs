@@ -54,6 +54,8 @@ pub struct Touched {
     pub tables: BTreeSet<TableName>,
     /// The tables the script creates.
     pub created: BTreeSet<TableName>,
+    /// The tables the script drops (`DROP TABLE`).
+    pub dropped: BTreeSet<TableName>,
 }
 
 impl Touched {
@@ -80,6 +82,15 @@ impl Touched {
                         touched.tables.insert(name);
                     }
                 }
+                SyntaxKind::DROP_TABLE => {
+                    for name in node
+                        .children()
+                        .filter(|child| child.kind() == SyntaxKind::TABLE_NAME_REF)
+                        .filter_map(|name| table_name(&name))
+                    {
+                        touched.dropped.insert(name);
+                    }
+                }
                 SyntaxKind::TABLE_NAME_REF | SyntaxKind::RELATION_NAME_REF if !only_read(&node) => {
                     if let Some(name) = table_name(&node) {
                         touched.tables.insert(name);
@@ -99,6 +110,14 @@ impl Touched {
     /// Whether the script touches no table that may exist before it runs.
     pub fn no_existing(&self) -> bool {
         self.existing().next().is_none()
+    }
+
+    /// Whether every table the script touches is one it drops (and does not
+    /// create): once it succeeded, none of them is left to look at.
+    pub fn only_dropped(&self) -> bool {
+        !self.tables.is_empty()
+            && self.created.is_empty()
+            && self.tables.iter().all(|table| self.dropped.contains(table))
     }
 }
 
@@ -279,6 +298,21 @@ mod tests {
         );
         check("TRUNCATE TABLE audit_log;", &["audit_log"], &[]);
         check("LOCK TABLE budgets IN SHARE MODE;", &["budgets"], &[]);
+    }
+
+    #[test]
+    fn a_script_that_only_drops_its_tables_is_told_apart() {
+        let only_dropped = |sql: &str| Touched::of_sql(sql).only_dropped();
+        assert!(only_dropped("DROP TABLE IF EXISTS a, b CASCADE;"));
+        assert!(only_dropped("DROP TABLE a; DROP TABLE public.b;"));
+        // Something is left to look at.
+        assert!(!only_dropped(
+            "DROP TABLE a; ALTER TABLE b ADD COLUMN c int;"
+        ));
+        assert!(!only_dropped("DROP TABLE a; CREATE TABLE a (id int);"));
+        assert!(!only_dropped("DELETE FROM a; DROP TABLE public.a;"));
+        assert!(!only_dropped("DROP VIEW a;"));
+        assert!(!only_dropped("DROP INDEX a_idx;"));
     }
 
     #[test]
