@@ -112,6 +112,16 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
         "CREATE TABLE a (id serial PRIMARY KEY);",
     );
     write(dir.path(), "202501010000_a.down.sql", "DROP TABLE a;");
+    write(
+        dir.path(),
+        "202501020000_describe_a.up.sql",
+        "COMMENT ON TABLE a IS 'the letters';",
+    );
+    write(
+        dir.path(),
+        "202501020000_describe_a.down.sql",
+        "COMMENT ON TABLE a IS NULL;",
+    );
     let dir = dir.path().to_str().unwrap();
     let (code, _, stderr) = run(db.url(), &["migrate", "up", "--dir", dir]);
     assert_eq!(code, 11, "{stderr}");
@@ -138,8 +148,9 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
         stderr.contains("does not allow --allow-lint-errors"),
         "{stderr}"
     );
-    // Locally the override works, and is audited on the entry of every
-    // migration that ran under it.
+    // Locally the override works, and is audited on the entry of the
+    // migration whose file holds the findings, with their rules; not on the
+    // others.
     let (code, _, stderr) = run(
         db.url(),
         &[
@@ -156,7 +167,7 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
     let client = db.connect().await;
     let entries: Vec<(String, serde_json::Value)> = client
         .query(
-            "SELECT action, metadata -> 'lint_override' FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
+            "SELECT action, coalesce(metadata -> 'lint_override', 'null') FROM dbops.audit_log WHERE actor = 'ann' ORDER BY id",
             &[],
         )
         .await
@@ -164,9 +175,16 @@ async fn lint_errors_in_pending_migrations_block_the_run_unless_overridden() {
         .into_iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[0].0, "migration.apply");
-    assert!(entries[0].1["errors"].as_u64().unwrap() >= 1, "{entries:?}");
+    let rules = entries[0].1["rules"].as_array().unwrap();
+    assert!(!rules.is_empty(), "{entries:?}");
+    assert_eq!(
+        entries[0].1["errors"].as_u64(),
+        Some(rules.len() as u64),
+        "{entries:?}"
+    );
+    assert_eq!(entries[1].1, serde_json::Value::Null, "{entries:?}");
 }
 
 /// `count` `dbops migrate` processes started together, as a deployment's

@@ -630,6 +630,9 @@ impl Migrator {
             None => (String::new(), serde_json::Map::new()),
         };
         metadata.extend(extra);
+        if let Some(own) = self.migration_metadata.get(&version) {
+            metadata.extend(own.clone());
+        }
         crate::audit::AuditEntry {
             actor,
             action: match step.direction {

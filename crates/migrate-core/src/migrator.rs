@@ -37,6 +37,9 @@ pub struct Migrator {
     pub(crate) hooks: Vec<Arc<dyn Hook>>,
     pub(crate) audit: Option<AuditSettings>,
     pub(crate) audit_key: Option<crate::audit::AuditKey>,
+    /// Metadata for the audit entries of one migration only, by version.
+    pub(crate) migration_metadata:
+        std::collections::BTreeMap<i64, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Who is acting, for the audit trail, and what to add to every entry.
@@ -137,6 +140,7 @@ impl Migrator {
             hooks: Vec::new(),
             audit: None,
             audit_key: None,
+            migration_metadata: std::collections::BTreeMap::new(),
         })
     }
 
@@ -159,6 +163,22 @@ impl Migrator {
         if let Some(audit) = &mut self.audit {
             audit.metadata.insert(key.to_string(), value);
         }
+        self
+    }
+
+    /// Adds `key` to the metadata of the audit entries of migration `version`
+    /// only (when auditing is on), such as an override that concerns that
+    /// migration's files: it is not repeated on every other entry.
+    pub fn with_migration_audit_metadata(
+        mut self,
+        version: i64,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Migrator {
+        self.migration_metadata
+            .entry(version)
+            .or_default()
+            .insert(key.to_string(), value);
         self
     }
 

@@ -1,5 +1,6 @@
 //! `dbops migrate`: up, down, status, plan and repair, for one target or all.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use migrate_core::approvals::Subject;
@@ -495,9 +496,10 @@ fn print_lint(violations: &[schema_lint::Violation]) {
 }
 
 /// Error-level findings block the run unless overridden where the
-/// environment allows it. The override is audited: it rides on the audit
-/// entry of every migration the run applies, so a runner that finds the work
-/// done by another writes nothing.
+/// environment allows it. The override is audited on the entry of each
+/// migration whose files hold the findings, with those findings' rules (a
+/// finding in no migration's file goes on every entry), so that a runner that
+/// finds the work done by another writes nothing.
 fn enforce_lint(
     migrator: Migrator,
     violations: &[schema_lint::Violation],
@@ -508,34 +510,54 @@ fn enforce_lint(
         return Ok(migrator);
     }
     eprint!("{}", schema_lint::render::human(violations));
-    let errors = violations
+    let errors: Vec<&schema_lint::Violation> = violations
         .iter()
         .filter(|v| v.severity == schema_lint::Severity::Error)
-        .count();
+        .collect();
     if !guard.allow_lint_errors {
         return Err(CliError::LintErrors(format!(
-            "{errors} error-level lint finding(s) in the pending migrations of {}; fix them, add a reasoned `-- dbops-lint: ignore`, or pass --allow-lint-errors",
+            "{} error-level lint finding(s) in the pending migrations of {}; fix them, add a reasoned `-- dbops-lint: ignore`, or pass --allow-lint-errors",
+            errors.len(),
             migrator.target()
         )));
     }
     if !policy.allow_lint_override {
         return Err(CliError::Refused(format!(
-            "environment {} does not allow --allow-lint-errors ({errors} error-level finding(s))",
-            guard.environment
+            "environment {} does not allow --allow-lint-errors ({} error-level finding(s))",
+            guard.environment,
+            errors.len()
         )));
     }
-    let rules: Vec<&str> = violations
-        .iter()
-        .filter(|v| v.severity == schema_lint::Severity::Error)
-        .map(|v| v.rule)
-        .collect();
     eprintln!(
-        "warning: running despite {errors} error-level lint finding(s) (--allow-lint-errors, audited)"
+        "warning: running despite {} error-level lint finding(s) (--allow-lint-errors, audited)",
+        errors.len()
     );
-    Ok(migrator.with_audit_metadata(
-        "lint_override",
-        serde_json::json!({ "errors": errors, "rules": rules }),
-    ))
+    let mut by_version: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    let mut elsewhere = Vec::new();
+    for violation in errors {
+        match violation
+            .location
+            .path()
+            .and_then(|path| migrate_core::source::FileName::parse(path).ok())
+        {
+            Some(name) => by_version
+                .entry(name.version)
+                .or_default()
+                .push(violation.rule),
+            None => elsewhere.push(violation.rule),
+        }
+    }
+    let override_of = |rules: &[&str]| serde_json::json!({ "errors": rules.len(), "rules": rules });
+    let mut migrator = migrator;
+    if !elsewhere.is_empty() {
+        migrator = migrator.with_audit_metadata("lint_override", override_of(&elsewhere));
+    }
+    for (version, mut rules) in by_version {
+        rules.extend(&elsewhere);
+        migrator =
+            migrator.with_migration_audit_metadata(version, "lint_override", override_of(&rules));
+    }
+    Ok(migrator)
 }
 
 /// What a rollback plan destroys, named table by table.
