@@ -116,6 +116,17 @@ async fn readers_see(ch: &ClickHouse, table: &str, bucket: &str) -> String {
     .unwrap()
 }
 
+/// The buckets whose totals differ between the events and the cluster, as
+/// (organization, hour in seconds since the epoch).
+async fn differing(ch: &ClickHouse, source: &Client) -> Vec<(i64, i64)> {
+    totals::compare(ch, source)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (d.organization_id, d.hour_at))
+        .collect()
+}
+
 async fn hourly(ch: &ClickHouse) -> String {
     readers_see(ch, "usage_hourly_rollups", "hour_at").await
 }
@@ -591,14 +602,8 @@ async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
     .await
     .unwrap();
     assert_eq!(idle.buckets, 0);
-    let differ = |d: &Difference| (d.organization_id, d.hour_at);
     let hour = |at: OffsetDateTime| at.unix_timestamp();
-    let before: Vec<_> = totals::compare(&ch, &source)
-        .await
-        .unwrap()
-        .iter()
-        .map(differ)
-        .collect();
+    let before = differing(&ch, &source).await;
     assert_eq!(
         before,
         vec![
@@ -623,12 +628,7 @@ async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
     .unwrap();
     assert!(!recompute.full_rebuild);
     assert_eq!(recompute.hours, 1);
-    let after: Vec<_> = totals::compare(&ch, &source)
-        .await
-        .unwrap()
-        .iter()
-        .map(differ)
-        .collect();
+    let after = differing(&ch, &source).await;
     assert_eq!(after, vec![(2, hour(datetime!(2025-11-17 01:00 UTC)))]);
 
     // A row written by hand with a version no run has hides the runs' rows
@@ -645,12 +645,7 @@ async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
     )
     .await
     .unwrap();
-    let foreign: Vec<_> = totals::compare(&ch, &source)
-        .await
-        .unwrap()
-        .iter()
-        .map(differ)
-        .collect();
+    let foreign = differing(&ch, &source).await;
     assert!(
         foreign.contains(&(3, hour(datetime!(2025-11-16 22:00 UTC)))),
         "{foreign:?}"
@@ -676,12 +671,7 @@ async fn recompute_and_full_runs_drop_the_rows_whose_events_are_gone() {
     )
     .await
     .unwrap();
-    let repaired: Vec<_> = totals::compare(&ch, &source)
-        .await
-        .unwrap()
-        .iter()
-        .map(differ)
-        .collect();
+    let repaired = differing(&ch, &source).await;
     assert_eq!(repaired, vec![(2, hour(datetime!(2025-11-17 01:00 UTC)))]);
 
     // A full run rewrites everything and leaves one stored version per key,
