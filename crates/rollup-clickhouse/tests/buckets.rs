@@ -4,40 +4,16 @@
 
 mod support;
 
-use std::path::Path;
-
-use migrate_core::Source;
+use rollup_clickhouse::ClickHouse;
 use rollup_clickhouse::buckets::{Bucket, Written, rewrite};
 use rollup_clickhouse::run::{RUN_LOCK, RunMode, run};
 use rollup_clickhouse::totals::{self, Difference};
-use rollup_clickhouse::{ClickHouse, migrate};
 use rollup_engine::config::EngineSettings;
 use rollup_engine::histogram::Histogram;
-use support::{cluster, drop_database};
-use testdb::TestDb;
+use support::{drop_database, setup};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio_postgres::Client;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-/// The operational schema on PostgreSQL, and the ClickHouse schema in a
-/// database of the test's own on the cluster.
-async fn setup() -> (TestDb, Client, ClickHouse) {
-    let db = TestDb::new().await;
-    db.apply_up_files(&root().join("migrations/operational"))
-        .await;
-    // The bookkeeping of runs (rollup_runs, rollup_watermarks).
-    db.apply_up_files(&root().join("migrations/analytics"))
-        .await;
-    let source = db.connect().await;
-    let ch = cluster(db.name());
-    let migrations = Source::load(&root().join("migrations/clickhouse")).unwrap();
-    migrate::up(&ch, &source, &migrations).await.unwrap();
-    (db, source, ch)
-}
 
 /// `count` deterministic events of organizations 1 to 5 from `from` over
 /// four hours, `seed` varying their measures.

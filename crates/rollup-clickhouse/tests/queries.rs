@@ -4,21 +4,12 @@
 
 mod support;
 
-use std::path::Path;
-
-use migrate_core::Source;
-use rollup_clickhouse::migrate;
 use rollup_clickhouse::queries::Query;
 use rollup_engine::config::EngineSettings;
 use rollup_engine::run::{RunMode, RunOptions};
-use support::{cluster, drop_database};
-use testdb::TestDb;
+use support::{drop_database, root, setup};
 use time::macros::{date, datetime};
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
 
 fn settings() -> EngineSettings {
     EngineSettings {
@@ -89,16 +80,8 @@ fn same(postgres: &[Vec<String>], clickhouse: &[Vec<String>]) -> bool {
 
 #[tokio::test]
 async fn the_three_queries_answer_as_on_postgresql_with_several_versions_of_rows() {
-    let db = TestDb::new().await;
-    db.apply_up_files(&root().join("migrations/operational"))
-        .await;
-    db.apply_up_files(&root().join("migrations/analytics"))
-        .await;
-    let source = db.connect().await;
+    let (db, source, ch) = setup().await;
     let mut rollups = db.connect().await;
-    let ch = cluster(db.name());
-    let migrations = Source::load(&root().join("migrations/clickhouse")).unwrap();
-    migrate::up(&ch, &source, &migrations).await.unwrap();
 
     let local = RunOptions {
         target: "local".into(),
