@@ -798,6 +798,31 @@ async fn a_dropped_table_is_reported_with_the_rows_it_had() {
     assert_eq!(findings[0].data["after"], serde_json::Value::Null);
 }
 
+/// A `DROP TABLE` that failed left its table: the after-check reads it
+/// rather than take the drop for done.
+#[tokio::test]
+async fn a_drop_that_failed_reports_no_dropped_table() {
+    let db = TestDb::new().await;
+    let client = setup(
+        &db,
+        "CREATE TABLE teams (id int); INSERT INTO teams SELECT generate_series(1, 7);
+         CREATE VIEW team_ids AS SELECT id FROM teams;",
+    )
+    .await;
+    let hook = row_counts(HooksConfig::default().row_counts.exact_max_rows);
+    let findings = run(&client, &*hook, "DROP TABLE teams;").await;
+    assert!(
+        findings.iter().all(|f| !f.message.contains("dropped")),
+        "{findings:#?}"
+    );
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM teams", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 7);
+}
+
 /// Through the engine: findings of every standard hook end up in the report.
 #[tokio::test]
 async fn the_engine_reports_the_standard_hooks_findings() {
