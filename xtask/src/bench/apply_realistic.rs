@@ -13,7 +13,9 @@
 //! down --to 0` after an untimed `dbops migrate up`.
 //!
 //! Goals (issue 11): applying at most 1.3× the floor; rolling back at most
-//! 2.0×. The downs undo backfills (an `UPDATE` of up to 50,000 rows each),
+//! 2.0×. Both directions are also timed against `psql -f each.sql`, one
+//! transaction per migration ([`super::fixture::one_transaction_each`]): the
+//! floor of any tool that commits each migration on its own. The downs undo backfills (an `UPDATE` of up to 50,000 rows each),
 //! so much of the rollback's time is the data's, on both sides; `cargo
 //! xtask bench apply` rolls back 300 `DROP TABLE`s, where dbops's own cost
 //! per step shows.
@@ -52,15 +54,34 @@ pub fn run(ctx: &Context) -> Result {
         dbops.arg("migrate").args(args).arg("--dir").arg(dir);
         dbops
     };
+    let dbops = &dbops;
+    let dbops_up = || {
+        Case::new("dbops migrate up --allow-lint-errors --dir", move || {
+            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, super::apply::UP))
+        })
+    };
+    let dbops_down = || {
+        Case::new("dbops migrate down --to 0 --dir", move || {
+            let db = ctx.fresh_database(DBOPS_DB)?;
+            cmd::output(&mut dbops(&db, super::apply::UP))?;
+            Ok(dbops(&db, &["down", "--to", "0"]))
+        })
+    };
+    // `psql -f` of `up` untimed, then of `down` timed.
+    let psql_down = |label, up, down| {
+        Case::new(label, move || {
+            let db = ctx.fresh_database(PSQL_DB)?;
+            cmd::output(&mut psql_file(&db, up))?;
+            Ok(psql_file(&db, down))
+        })
+    };
 
     let up = paired(
         rounds,
         Case::new("psql -f all.sql", || {
             Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
         }),
-        Case::new("dbops migrate up --allow-lint-errors --dir", || {
-            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, super::apply::UP))
-        }),
+        dbops_up(),
     )?;
     let applied = same_schema(ctx)?;
     println!(
@@ -72,16 +93,8 @@ pub fn run(ctx: &Context) -> Result {
 
     let down = paired(
         rounds,
-        Case::new("psql -f all-down.sql", || {
-            let db = ctx.fresh_database(PSQL_DB)?;
-            cmd::output(&mut psql_file(&db, &fixture.all_up))?;
-            Ok(psql_file(&db, &fixture.all_down))
-        }),
-        Case::new("dbops migrate down --to 0 --dir", || {
-            let db = ctx.fresh_database(DBOPS_DB)?;
-            cmd::output(&mut dbops(&db, super::apply::UP))?;
-            Ok(dbops(&db, &["down", "--to", "0"]))
-        }),
+        psql_down("psql -f all-down.sql", &fixture.all_up, &fixture.all_down),
+        dbops_down(),
     )?;
     let left = same_schema(ctx)?;
     if left != "0 objects" {
@@ -93,6 +106,35 @@ pub fn run(ctx: &Context) -> Result {
         down.report()
     );
     println!("{}", down.goal(DOWN_GOAL));
+
+    let up_each = paired(
+        rounds,
+        Case::new("psql -f each.sql", || {
+            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.each_up))
+        }),
+        dbops_up(),
+    )?;
+    same_schema(ctx)?;
+    println!(
+        "\n### Applying {} realistic migrations, against one transaction per migration\n\n{}",
+        steps.len(),
+        up_each.report()
+    );
+    let down_each = paired(
+        rounds,
+        psql_down(
+            "psql -f each-down.sql",
+            &fixture.each_up,
+            &fixture.each_down,
+        ),
+        dbops_down(),
+    )?;
+    same_schema(ctx)?;
+    println!(
+        "\n### Rolling {} realistic migrations back, against one transaction per migration\n\n{}",
+        steps.len(),
+        down_each.report()
+    );
 
     for db in [PSQL_DB, DBOPS_DB] {
         psql::drop_database(&ctx.server, db)?;

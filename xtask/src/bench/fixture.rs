@@ -20,6 +20,12 @@ pub struct Fixture {
     pub all_up: PathBuf,
     /// Every down migration in one file, newest first.
     pub all_down: PathBuf,
+    /// Every up migration in one file, each in a transaction of its own
+    /// ([`one_transaction_each`]).
+    pub each_up: PathBuf,
+    /// Every down migration in one file, newest first, each in a
+    /// transaction of its own.
+    pub each_down: PathBuf,
 }
 
 /// One migration of a fixture.
@@ -47,9 +53,35 @@ pub fn write(out: &Path, count: usize) -> Result<Fixture> {
     write_files(out, &migrations, &all_up, &all_down)
 }
 
-/// Writes `migrations` (as `<version>_<slug>.up.sql` and `.down.sql`) and
-/// the two files of every up and every down under `out`, replacing what was
-/// there.
+/// The first line of a script that runs outside a transaction.
+pub const NO_TRANSACTION: &str = "-- dbops:no-transaction\n";
+
+/// The floor of any tool that commits once per migration, as dbops does by
+/// default: the scripts in one file, each transactional one in a
+/// transaction of its own that does not wait for its WAL flush, the
+/// no-transaction ones as they are, and at the end one commit that writes
+/// WAL and waits for its flush (dbops's `durability = "per-run"`).
+pub fn one_transaction_each<'a>(scripts: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for sql in scripts {
+        if sql.starts_with(NO_TRANSACTION) {
+            out.push_str(sql);
+        } else {
+            out.push_str("BEGIN;\nSET LOCAL synchronous_commit = off;\n");
+            out.push_str(sql);
+            out.push_str(";\nCOMMIT;\n");
+        }
+    }
+    out.push_str(
+        "BEGIN;\nSET LOCAL synchronous_commit = on;\n\
+         CREATE TABLE xtask_flush ();\nDROP TABLE xtask_flush;\nCOMMIT;\n",
+    );
+    out
+}
+
+/// Writes `migrations` (as `<version>_<slug>.up.sql` and `.down.sql`), the
+/// two files of every up and every down (`all_up`, `all_down`) and the two
+/// of one transaction per migration under `out`, replacing what was there.
 pub fn write_files(
     out: &Path,
     migrations: &[Migration],
@@ -60,7 +92,11 @@ pub fn write_files(
         migrations: out.join("dbops"),
         all_up: out.join("all.sql"),
         all_down: out.join("all-down.sql"),
+        each_up: out.join("each.sql"),
+        each_down: out.join("each-down.sql"),
     };
+    let each_up = one_transaction_each(migrations.iter().map(|m| m.up.as_str()));
+    let each_down = one_transaction_each(migrations.iter().rev().map(|m| m.down.as_str()));
     let written = (|| {
         if out.exists() {
             std::fs::remove_dir_all(out)?;
@@ -73,7 +109,9 @@ pub fn write_files(
             std::fs::write(dir.join(format!("{stem}.down.sql")), &migration.down)?;
         }
         std::fs::write(&fixture.all_up, all_up)?;
-        std::fs::write(&fixture.all_down, all_down)
+        std::fs::write(&fixture.all_down, all_down)?;
+        std::fs::write(&fixture.each_up, &each_up)?;
+        std::fs::write(&fixture.each_down, &each_down)
     })();
     written
         .map_err(|e: std::io::Error| format!("writing the fixture in {}: {e}", out.display()))?;
@@ -115,7 +153,30 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{version, write};
+    use super::{NO_TRANSACTION, one_transaction_each, version, write};
+
+    #[test]
+    fn each_transactional_script_commits_alone_and_the_last_commit_waits() {
+        let concurrently = format!("{NO_TRANSACTION}CREATE INDEX CONCURRENTLY i ON t (c);\n");
+        let each = one_transaction_each(
+            [
+                "CREATE TABLE t (c int);\n",
+                concurrently.as_str(),
+                "DROP TABLE u;",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            each,
+            format!(
+                "BEGIN;\nSET LOCAL synchronous_commit = off;\nCREATE TABLE t (c int);\n;\nCOMMIT;\n\
+                 {concurrently}\
+                 BEGIN;\nSET LOCAL synchronous_commit = off;\nDROP TABLE u;;\nCOMMIT;\n\
+                 BEGIN;\nSET LOCAL synchronous_commit = on;\n\
+                 CREATE TABLE xtask_flush ();\nDROP TABLE xtask_flush;\nCOMMIT;\n"
+            )
+        );
+    }
 
     #[test]
     fn versions_count_minutes_from_new_year_2025() {

@@ -50,7 +50,7 @@ pub const MIGRATIONS: usize = 320;
 /// The rows of the largest table; the other seeded tables hold a share.
 pub const ROWS: usize = 50_000;
 /// The first line of a migration that runs outside a transaction.
-pub const NO_TRANSACTION: &str = "-- dbops:no-transaction\n";
+pub use super::fixture::NO_TRANSACTION;
 
 /// One migration of the history, before it gets a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
