@@ -532,8 +532,27 @@ fn enforce_lint(
         "warning: running despite {} error-level lint finding(s) (--allow-lint-errors, audited)",
         errors.len()
     );
+    let (run_wide, by_version) = lint_overrides(&errors);
+    let override_of = |rules: &[&str]| serde_json::json!({ "errors": rules.len(), "rules": rules });
+    let mut migrator = migrator;
+    if !run_wide.is_empty() {
+        migrator = migrator.with_audit_metadata("lint_override", override_of(&run_wide));
+    }
+    for (version, rules) in by_version {
+        migrator =
+            migrator.with_migration_audit_metadata(version, "lint_override", override_of(&rules));
+    }
+    Ok(migrator)
+}
+
+/// The rules an overridden run's audit entries name: each migration's entry
+/// the rules of the errors in its own files, and the rules of errors in no
+/// migration's file (the first value) on every entry, its own included.
+fn lint_overrides<'a>(
+    errors: &[&'a schema_lint::Violation],
+) -> (Vec<&'a str>, BTreeMap<i64, Vec<&'a str>>) {
     let mut by_version: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    let mut elsewhere = Vec::new();
+    let mut run_wide = Vec::new();
     for violation in errors {
         match violation
             .location
@@ -544,20 +563,13 @@ fn enforce_lint(
                 .entry(name.version)
                 .or_default()
                 .push(violation.rule),
-            None => elsewhere.push(violation.rule),
+            None => run_wide.push(violation.rule),
         }
     }
-    let override_of = |rules: &[&str]| serde_json::json!({ "errors": rules.len(), "rules": rules });
-    let mut migrator = migrator;
-    if !elsewhere.is_empty() {
-        migrator = migrator.with_audit_metadata("lint_override", override_of(&elsewhere));
+    for rules in by_version.values_mut() {
+        rules.extend(&run_wide);
     }
-    for (version, mut rules) in by_version {
-        rules.extend(&elsewhere);
-        migrator =
-            migrator.with_migration_audit_metadata(version, "lint_override", override_of(&rules));
-    }
-    Ok(migrator)
+    (run_wide, by_version)
 }
 
 /// What a rollback plan destroys, named table by table.
@@ -707,4 +719,64 @@ fn print_status(status: &Status) {
 
 fn time_format() -> Vec<time::format_description::BorrowedFormatItem<'static>> {
     time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z").to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use schema_lint::{Location, Severity, Violation};
+
+    use super::lint_overrides;
+
+    fn error(rule: &'static str, location: Location) -> Violation {
+        Violation {
+            rule,
+            severity: Severity::Error,
+            message: String::new(),
+            help: None,
+            location,
+        }
+    }
+
+    fn in_file(path: &str) -> Location {
+        Location::File {
+            path: PathBuf::from(path),
+        }
+    }
+
+    #[test]
+    fn a_lint_override_names_each_migrations_rules_and_the_stray_ones_everywhere() {
+        let errors = [
+            error("naming-table", in_file("migrations/202501010001_a.up.sql")),
+            error(
+                "index-concurrently",
+                in_file("migrations/202501020000_b.up.sql"),
+            ),
+            error("naming-index", in_file("migrations/202501010001_a.up.sql")),
+            error("file-naming", in_file("migrations/notes.sql")),
+            error(
+                "live-object",
+                Location::Object {
+                    name: "table public.t".into(),
+                },
+            ),
+        ];
+        let errors: Vec<&Violation> = errors.iter().collect();
+        let (run_wide, by_version) = lint_overrides(&errors);
+        assert_eq!(run_wide, ["file-naming", "live-object"]);
+        assert_eq!(
+            by_version.into_iter().collect::<Vec<_>>(),
+            [
+                (
+                    202501010001,
+                    vec!["naming-table", "naming-index", "file-naming", "live-object"]
+                ),
+                (
+                    202501020000,
+                    vec!["index-concurrently", "file-naming", "live-object"]
+                ),
+            ]
+        );
+    }
 }
