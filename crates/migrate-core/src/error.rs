@@ -350,16 +350,26 @@ fn describe_list<T: std::fmt::Display>(items: &[T]) -> String {
         .join("; ")
 }
 
+/// How many of a run's completed versions an error lists by number; a
+/// longer run is given as its count and its first and last version (the
+/// history and the log have each one).
+const LISTED_VERSIONS: usize = 5;
+
 fn applied_note(applied_before: &[i64]) -> String {
-    if applied_before.is_empty() {
-        String::new()
-    } else {
-        let versions: Vec<String> = applied_before.iter().map(i64::to_string).collect();
-        format!(
-            " (this run completed {} before it: {})",
-            versions.len(),
-            versions.join(", ")
-        )
+    match applied_before {
+        [] => String::new(),
+        [first, .., last] if applied_before.len() > LISTED_VERSIONS => format!(
+            " (this run completed {} before it, from {first} to {last})",
+            applied_before.len()
+        ),
+        versions => {
+            let versions: Vec<String> = versions.iter().map(i64::to_string).collect();
+            format!(
+                " (this run completed {} before it: {})",
+                versions.len(),
+                versions.join(", ")
+            )
+        }
     }
 }
 
@@ -378,6 +388,20 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_run_before_a_failure_is_given_by_its_ends() {
+        assert_eq!(applied_note(&[]), "");
+        assert_eq!(
+            applied_note(&[1, 2, 3, 4, 5]),
+            " (this run completed 5 before it: 1, 2, 3, 4, 5)"
+        );
+        let long: Vec<i64> = (200001010000..200001010247).collect();
+        assert_eq!(
+            applied_note(&long),
+            " (this run completed 247 before it, from 200001010000 to 200001010246)"
+        );
+    }
 
     /// A prepared statement the server session no longer knows (here
     /// deallocated by hand, through a pooler because another session ran
