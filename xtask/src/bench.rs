@@ -15,6 +15,7 @@ mod apply_realistic;
 mod crash;
 pub mod fixture;
 mod fleet;
+mod history;
 mod large_file;
 mod lint;
 pub mod paired;
@@ -69,6 +70,11 @@ const BENCHES: &[Bench] = &[
         apply_realistic::run,
     )
     .with_flags(&["--rows"]),
+    Bench::new(
+        "history",
+        "Lemmy's 233 real migrations (crates.io) up, and its newest 75 down",
+        history::run,
+    ),
     Bench::new(
         "large-file",
         "one 50 MB migration: time and peak memory",
@@ -129,6 +135,33 @@ impl Context {
     /// The number of timed rounds: `--rounds`, or the benchmark's default.
     pub fn rounds(&self, default: usize) -> usize {
         self.rounds.unwrap_or(default)
+    }
+
+    /// Both sides must have done the same work: after the last round,
+    /// databases `psql_db` and `dbops_db` hold the same objects outside
+    /// dbops's own schema. Tells how many.
+    pub fn same_schema(&self, psql_db: &str, dbops_db: &str) -> Result<String> {
+        let objects = |name: &str| -> Result<Vec<String>> {
+            let db = psql::database_url(&self.server, name);
+            Ok(crate::fingerprint::take(&db)?.outside(&["dbops"]))
+        };
+        let (by_psql, by_dbops) = (objects(psql_db)?, objects(dbops_db)?);
+        if by_psql != by_dbops {
+            let only = |a: &[String], b: &[String]| -> Vec<String> {
+                a.iter()
+                    .filter(|x| !b.contains(x))
+                    .take(10)
+                    .cloned()
+                    .collect()
+            };
+            return Err(format!(
+                "psql and dbops left different schemas:\nonly psql's: {:?}\nonly dbops's: {:?}",
+                only(&by_psql, &by_dbops),
+                only(&by_dbops, &by_psql)
+            )
+            .into());
+        }
+        Ok(format!("{} objects", by_psql.len()))
     }
 
     /// One of the benchmark's own count flags (see [`Bench`]), or `default`.

@@ -31,7 +31,7 @@ use url::Url;
 use super::paired::{Case, paired};
 use super::{Context, realistic};
 use crate::pg::psql;
-use crate::{Result, cmd, fingerprint};
+use crate::{Result, cmd};
 
 const DEFAULT_ROUNDS: usize = 7;
 const UP_GOAL: f64 = 1.3;
@@ -83,7 +83,7 @@ pub fn run(ctx: &Context) -> Result {
         }),
         dbops_up(),
     )?;
-    let applied = same_schema(ctx)?;
+    let applied = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
         "\n### Applying {} realistic migrations ({applied})\n\n{}",
         steps.len(),
@@ -96,7 +96,7 @@ pub fn run(ctx: &Context) -> Result {
         psql_down("psql -f all-down.sql", &fixture.all_up, &fixture.all_down),
         dbops_down(),
     )?;
-    let left = same_schema(ctx)?;
+    let left = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     if left != "0 objects" {
         return Err(format!("rolling everything back left {left}").into());
     }
@@ -114,7 +114,7 @@ pub fn run(ctx: &Context) -> Result {
         }),
         dbops_up(),
     )?;
-    same_schema(ctx)?;
+    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
         "\n### Applying {} realistic migrations, against one transaction per migration\n\n{}",
         steps.len(),
@@ -129,7 +129,7 @@ pub fn run(ctx: &Context) -> Result {
         ),
         dbops_down(),
     )?;
-    same_schema(ctx)?;
+    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
         "\n### Rolling {} realistic migrations back, against one transaction per migration\n\n{}",
         steps.len(),
@@ -147,31 +147,4 @@ fn psql_file(db: &Url, file: &Path) -> Command {
     let mut psql = psql::psql(db);
     psql.arg("-f").arg(file);
     psql
-}
-
-/// Both sides must have done the same work: after the last round, the
-/// databases hold the same objects outside dbops's own schema. Tells how
-/// many.
-fn same_schema(ctx: &Context) -> Result<String> {
-    let objects = |name: &str| -> Result<Vec<String>> {
-        let db = psql::database_url(&ctx.server, name);
-        Ok(fingerprint::take(&db)?.outside(&["dbops"]))
-    };
-    let (by_psql, by_dbops) = (objects(PSQL_DB)?, objects(DBOPS_DB)?);
-    if by_psql != by_dbops {
-        let only = |a: &[String], b: &[String]| -> Vec<String> {
-            a.iter()
-                .filter(|x| !b.contains(x))
-                .take(10)
-                .cloned()
-                .collect()
-        };
-        return Err(format!(
-            "psql and dbops left different schemas:\nonly psql's: {:?}\nonly dbops's: {:?}",
-            only(&by_psql, &by_dbops),
-            only(&by_dbops, &by_psql)
-        )
-        .into());
-    }
-    Ok(format!("{} objects", by_psql.len()))
 }

@@ -56,6 +56,26 @@ pub fn write(out: &Path, count: usize) -> Result<Fixture> {
 /// The first line of a script that runs outside a transaction.
 pub const NO_TRANSACTION: &str = "-- dbops:no-transaction\n";
 
+/// The scripts in one file, as `psql -1` would run them if it could run
+/// no-transaction scripts: each stretch of transactional scripts in one
+/// transaction, the no-transaction ones between them.
+pub fn in_stretches<'a>(scripts: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    let mut open = false;
+    for sql in scripts {
+        let transactional = !sql.starts_with(NO_TRANSACTION);
+        if transactional != open {
+            out.push_str(if open { "COMMIT;\n" } else { "BEGIN;\n" });
+            open = transactional;
+        }
+        out.push_str(sql);
+    }
+    if open {
+        out.push_str("COMMIT;\n");
+    }
+    out
+}
+
 /// The floor of any tool that commits once per migration, as dbops does by
 /// default: the scripts in one file, each transactional one in a
 /// transaction of its own that does not wait for its WAL flush, the

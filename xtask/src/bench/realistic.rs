@@ -42,7 +42,7 @@ use std::path::Path;
 
 use domain::{EnumIdea, Idea, REFERENCES, Spec};
 
-use super::fixture::{self, Fixture, Migration};
+use super::fixture::{self, Fixture, Migration, in_stretches};
 use crate::Result;
 
 /// The number of migrations in the history.
@@ -117,25 +117,6 @@ pub fn summary(steps: &[Step]) -> String {
         steps.len(),
         kinds.join(", ")
     )
-}
-
-/// The scripts in one file: each stretch of transactional scripts in one
-/// transaction, the no-transaction ones between them (see the module docs).
-fn in_stretches<'a>(scripts: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::new();
-    let mut open = false;
-    for sql in scripts {
-        let transactional = !sql.starts_with(NO_TRANSACTION);
-        if transactional != open {
-            out.push_str(if open { "COMMIT;\n" } else { "BEGIN;\n" });
-            open = transactional;
-        }
-        out.push_str(sql);
-    }
-    if open {
-        out.push_str("COMMIT;\n");
-    }
-    out
 }
 
 /// The history, with `rows` rows in its largest table.
