@@ -22,8 +22,9 @@ use crate::error::Error;
 use crate::history::BOOKKEEPING_SCHEMA;
 use crate::migrator::Migrator;
 use crate::plan::UpOptions;
+use crate::schemas::BuiltIn;
 use crate::session::Session;
-use crate::source::{Direction, Migration, Source};
+use crate::source::{Direction, Migration};
 
 /// How many objects the refusal of an unadopted database names.
 const NAMED_OBJECTS: usize = 5;
@@ -112,7 +113,7 @@ impl Migrator {
             .await
             .map_err(catalog_error("reading the live catalog"))?;
         let mut schemas: BTreeSet<String> = expected.schemas_in_use().into_iter().collect();
-        schemas.extend(target_schemas(source));
+        schemas.extend(BuiltIn::of(source).all());
         schemas.remove(BOOKKEEPING_SCHEMA);
         let schemas: Vec<String> = schemas.into_iter().collect();
         let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
@@ -270,10 +271,11 @@ impl Migrator {
     ///
     /// The history and the catalog are read in one snapshot, so a runner
     /// that started the history meanwhile (another member of a fleet) is not
-    /// mistaken for objects built without dbops. `public`, for a target whose
-    /// migrations create no schema of their own, is shared: once another
-    /// target of the database has a history, its objects may be that
-    /// target's, and it is not looked at.
+    /// mistaken for objects built without dbops. The schemas looked at are
+    /// those the migrations build in ([`BuiltIn`]): the ones they create, and
+    /// the others they create objects in, `public` for unqualified names.
+    /// Those others are shared: once another target of the database has a
+    /// history, their objects may be that target's, and they are not looked at.
     pub(crate) async fn refuse_unadopted(&self, client: &Client) -> Result<(), Error> {
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -301,13 +303,18 @@ impl Migrator {
         if !self.target.applied(client).await?.is_empty() {
             return Ok(None);
         }
-        let mut schemas = created_schemas(self.source());
-        if schemas.is_empty() {
-            if self.other_histories_started(client).await? {
-                return Ok(None);
-            }
-            schemas.push("public".to_string());
+        let built = BuiltIn::of(self.source());
+        let mut schemas = built.created.clone();
+        // Schemas the target does not create may hold another target's
+        // objects once that target has a history: they are not looked at then.
+        let shared: Vec<String> = built.all().difference(&built.created).cloned().collect();
+        if !shared.is_empty() && !self.other_histories_started(client).await? {
+            schemas.extend(shared);
         }
+        if schemas.is_empty() {
+            return Ok(None);
+        }
+        let schemas: Vec<String> = schemas.into_iter().collect();
         let names: Vec<&str> = schemas.iter().map(String::as_str).collect();
         let objects = catalog::fingerprint::take(client)
             .await
@@ -344,59 +351,6 @@ impl Migrator {
     }
 }
 
-/// The schemas a target's migrations build in: those they create with
-/// `CREATE SCHEMA`, or `public` when they create none.
-pub(crate) fn target_schemas(source: &Source) -> Vec<String> {
-    let schemas = created_schemas(source);
-    if schemas.is_empty() {
-        vec!["public".to_string()]
-    } else {
-        schemas
-    }
-}
-
-/// The schemas a target's migrations create with `CREATE SCHEMA`, but dbops's own.
-fn created_schemas(source: &Source) -> Vec<String> {
-    let mut schemas = BTreeSet::new();
-    for migration in source.migrations() {
-        for statement in crate::split::split_statements(&migration.up.sql) {
-            if let Some(schema) = created_schema(statement.text) {
-                schemas.insert(schema);
-            }
-        }
-    }
-    schemas.remove(BOOKKEEPING_SCHEMA);
-    schemas.into_iter().collect()
-}
-
-/// The schema a `CREATE SCHEMA [IF NOT EXISTS] name ...` statement creates.
-fn created_schema(statement: &str) -> Option<String> {
-    let code: String = statement
-        .lines()
-        .map(|line| line.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let words: Vec<&str> = code.split_whitespace().collect();
-    let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase());
-    if upper(0).as_deref() != Some("CREATE") || upper(1).as_deref() != Some("SCHEMA") {
-        return None;
-    }
-    let mut at = 2;
-    if upper(2).as_deref() == Some("IF") {
-        at = 5;
-    }
-    let name = words.get(at)?.trim_end_matches(';');
-    if name.eq_ignore_ascii_case("AUTHORIZATION") {
-        return None;
-    }
-    Some(
-        match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-            Some(quoted) => quoted.to_string(),
-            None => name.to_ascii_lowercase(),
-        },
-    )
-}
-
 fn scratch_name(target: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -417,31 +371,5 @@ fn catalog_error(context: &'static str) -> impl FnOnce(catalog::Error) -> Error 
             origin: context.to_string(),
             message: crate::error::chain(&other),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::created_schema;
-
-    #[test]
-    fn created_schemas_are_read_from_their_statements() {
-        for (statement, expected) in [
-            ("CREATE SCHEMA analytics", Some("analytics")),
-            ("create schema if not exists Reports;", Some("reports")),
-            ("CREATE SCHEMA \"Mixed\" AUTHORIZATION joe", Some("Mixed")),
-            (
-                "-- note\nCREATE SCHEMA -- the name\n  billing",
-                Some("billing"),
-            ),
-            ("CREATE SCHEMA AUTHORIZATION joe", None),
-            ("CREATE TABLE schema (id int)", None),
-        ] {
-            assert_eq!(
-                created_schema(statement).as_deref(),
-                expected,
-                "{statement}"
-            );
-        }
     }
 }

@@ -44,6 +44,7 @@ mod plan;
 mod redact;
 mod run_log;
 pub mod scaffold;
+mod schemas;
 mod session;
 pub mod signers;
 pub mod source;

@@ -373,6 +373,36 @@ async fn the_guard_looks_only_at_the_schemas_the_target_creates() {
     assert_eq!(report.completed.len(), 1);
 }
 
+/// A history that creates a schema of its own for a few helpers and builds
+/// everything else without naming a schema (Lemmy's has `utils`) is looked
+/// for in `public` too: a database another tool built is refused, not run over.
+#[tokio::test]
+async fn a_target_that_creates_a_schema_and_builds_in_public_is_looked_for_in_both() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 202501010000, "orgs", ORGS, "DROP TABLE orgs;");
+    write(
+        dir.path(),
+        202501010100,
+        "utils",
+        "CREATE SCHEMA utils;\nCREATE FUNCTION utils.noop() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+        "DROP SCHEMA utils CASCADE;",
+    );
+    // Built by another tool up to before the schema's migration.
+    run_sql(&db, ORGS).await;
+    let migrator = migrator(&db, dir.path(), "operational");
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    let Error::NotAdopted {
+        schemas, objects, ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(schemas, &["public", "utils"]);
+    assert_eq!(objects, &["table public.orgs"]);
+    assert!(history(&db, "operational").await.is_empty());
+}
+
 #[tokio::test]
 async fn a_baseline_whose_audit_entry_fails_records_nothing() {
     let db = TestDb::new().await;
