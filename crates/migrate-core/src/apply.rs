@@ -670,6 +670,26 @@ struct QueryFailed {
     query: String,
     /// Byte `b` of `query` is byte `b + script_offset` of the script.
     script_offset: isize,
+    /// The statements of `query` that completed before the error: the next
+    /// one failed. The server says where only for errors it can place in
+    /// the text (a syntax error, an unknown column); for the others (a
+    /// constraint violated, a relation that already exists, a `RAISE`), this
+    /// names the statement.
+    completed: usize,
+}
+
+impl QueryFailed {
+    /// The failure as a [`Error::MigrationFailed`] pointing into the script.
+    fn located(&self, step: Step<'_>) -> Error {
+        let view = ErrorView::of(&self.error);
+        if view.position.is_none()
+            && let Some(failed) = split_statements(&self.query).get(self.completed)
+        {
+            let offset = self.script_offset + failed.offset as isize;
+            return failure(step, view, failed.text, offset);
+        }
+        failure(step, view, &self.query, self.script_offset)
+    }
 }
 
 /// Sends `prefix`, the step's script and `suffix`: in one query when the
@@ -693,17 +713,42 @@ async fn send_script(
             &sql[start..end],
             if last { suffix } else { "" }
         );
-        match client.simple_query(&query).await {
+        let script_offset = start as isize - if first { prefix.len() as isize } else { 0 };
+        match run_counting(client, &query).await {
             Ok(answer) => messages = answer,
-            Err(error) => {
-                let script_offset = start as isize - if first { prefix.len() as isize } else { 0 };
+            Err((error, completed)) => {
                 return Err(QueryFailed {
                     error,
                     query,
                     script_offset,
+                    completed,
                 });
             }
         }
+    }
+    Ok(messages)
+}
+
+/// Runs a multi-statement simple query; on failure, also says how many of
+/// its statements completed first (their `CommandComplete` messages).
+async fn run_counting(
+    client: &tokio_postgres::Client,
+    query: &str,
+) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, (tokio_postgres::Error, usize)> {
+    use futures_util::StreamExt;
+    let stream = client.simple_query_raw(query).await.map_err(|e| (e, 0))?;
+    let mut stream = std::pin::pin!(stream);
+    let mut messages = Vec::new();
+    let mut completed = 0;
+    while let Some(message) = stream.next().await {
+        let message = message.map_err(|e| (e, completed))?;
+        if matches!(
+            message,
+            tokio_postgres::SimpleQueryMessage::CommandComplete(_)
+        ) {
+            completed += 1;
+        }
+        messages.push(message);
     }
     Ok(messages)
 }
@@ -728,19 +773,14 @@ fn chunks(sql: &str) -> Vec<(usize, usize)> {
 
 /// Classifies a failed query of a transactional step and ends its transaction.
 async fn rollback_after(session: &Session<'_>, step: Step<'_>, failed: QueryFailed) -> StepError {
-    let QueryFailed {
-        error,
-        query,
-        script_offset,
-    } = failed;
-    if is_connection_lost(&error) {
-        return StepError::Lost(error.to_string());
+    if is_connection_lost(&failed.error) {
+        return StepError::Lost(failed.error.to_string());
     }
     let _ = session.client().batch_execute("ROLLBACK").await;
-    if is_lock_wait(&error) {
-        StepError::Retry(error)
+    if is_lock_wait(&failed.error) {
+        StepError::Retry(failed.error)
     } else {
-        StepError::Failed(sql_error_at(step, &error, &query, script_offset))
+        StepError::Failed(failed.located(step))
     }
 }
 
@@ -840,7 +880,10 @@ fn failure(step: Step<'_>, view: ErrorView, query: &str, script_offset: isize) -
                 .nth(chars.saturating_sub(1))
                 .map(|(i, _)| i)
         })
-        .map_or(script_offset.max(0), |byte| byte as isize + script_offset);
+        .map_or_else(
+            || crate::split::code_start(query) as isize + script_offset,
+            |byte| byte as isize + script_offset,
+        );
     let byte = byte.clamp(0, script.sql.len() as isize) as usize;
     let (line, column) = line_column(&script.sql, byte);
     Error::MigrationFailed {

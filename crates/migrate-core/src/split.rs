@@ -52,6 +52,21 @@ pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
     statements
 }
 
+/// The byte offset of `statement`'s first word: past the whitespace and
+/// comments before it (0 when there is none).
+pub(crate) fn code_start(statement: &str) -> usize {
+    let mut offset = 0;
+    for token in squawk_lexer::tokenize(statement) {
+        match token.kind {
+            TokenKind::Whitespace | TokenKind::LineComment | TokenKind::BlockComment { .. } => {
+                offset += token.len as usize;
+            }
+            _ => return offset,
+        }
+    }
+    0
+}
+
 /// The statement in `sql[start..end]`, without surrounding whitespace.
 fn statement(sql: &str, start: usize, end: usize) -> Statement<'_> {
     let text = &sql[start..end];

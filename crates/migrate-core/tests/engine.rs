@@ -256,6 +256,52 @@ async fn eight_concurrent_runs_apply_each_migration_once() {
     assert_eq!(history(&db).await.len(), 11);
 }
 
+/// Most errors come without a position in the text (a violated constraint,
+/// a relation that already exists, a `RAISE`): the failing statement is the
+/// one after those the server completed, and the error names its first line
+/// of code, not the comment above it or the top of the file.
+#[tokio::test]
+async fn an_error_without_a_position_names_the_line_of_its_statement() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        202501010000,
+        "dup",
+        "-- the table\nCREATE TABLE t (id bigint PRIMARY KEY);\nINSERT INTO t VALUES (1);\n\n-- the duplicate\nINSERT INTO t VALUES (1);\nCREATE TABLE never (id bigint);",
+        "DROP TABLE t;",
+    );
+    let migrator = migrator(&db, dir.path());
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::MigrationFailed { line: 6, column: 1, code: Some(code), .. } if code == "23505"
+        ),
+        "{error}"
+    );
+    std::fs::write(
+        dir.path().join("202501010000_dup.up.sql"),
+        "CREATE TABLE t (id bigint PRIMARY KEY);\n-- refused on purpose\nDO $$ BEGIN RAISE EXCEPTION 'not yet'; END $$;",
+    )
+    .unwrap();
+    let migrator = self::migrator(&db, dir.path());
+    let error = migrator.up(&UpOptions::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::MigrationFailed {
+                line: 3,
+                column: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("not yet"), "{error}");
+    assert!(tables(&db).await.is_empty(), "nothing of it remains");
+}
+
 #[tokio::test]
 async fn a_syntax_error_inside_a_transactional_migration_leaves_nothing_behind() {
     let db = TestDb::new().await;
