@@ -43,7 +43,9 @@ pub(crate) fn candidates(dir: &Path, recursive: bool) -> Result<Vec<(PathBuf, St
         .collect())
 }
 
-/// Whether an entry is a note or a hidden file, which no tool runs.
+/// Whether an entry is a note, a hidden file or Atlas's checksum file
+/// (`atlas.sum`, which Atlas writes beside the golang-migrate, goose, Flyway
+/// and dbmate folders it generates): no tool runs them.
 pub(crate) fn is_note(path: &Path) -> bool {
     let name = file_name(path).to_ascii_lowercase();
     name.starts_with('.')
@@ -51,6 +53,7 @@ pub(crate) fn is_note(path: &Path) -> bool {
         || name.ends_with(".txt")
         || name == "readme"
         || name == "license"
+        || name == "atlas.sum"
 }
 
 /// The file name, or `""`.
@@ -102,7 +105,24 @@ pub(crate) fn as_number(version: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::version_key;
+    use std::path::Path;
+
+    use super::{is_note, version_key};
+
+    #[test]
+    fn notes_checksums_and_hidden_files_are_not_migrations() {
+        for name in ["README.md", "notes.txt", ".gitkeep", "LICENSE", "atlas.sum"] {
+            assert!(is_note(Path::new(name)), "{name}");
+        }
+        for name in [
+            "1_init.up.sql",
+            "V1__init.sql",
+            "20240101_x.sql",
+            "atlas.sql",
+        ] {
+            assert!(!is_note(Path::new(name)), "{name}");
+        }
+    }
 
     #[test]
     fn versions_are_read_as_numbers() {
