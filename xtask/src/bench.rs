@@ -12,6 +12,7 @@
 
 mod apply;
 mod apply_realistic;
+mod cases;
 mod crash;
 pub mod fixture;
 mod fleet;

@@ -15,15 +15,11 @@
 //! plural), so `up` runs with `--allow-lint-errors`: the lint of the pending
 //! migrations still runs and is part of the time, as in any real `up`.
 
-use std::path::Path;
-use std::process::Command;
-
-use url::Url;
-
+use super::cases::{Cases, Psql};
 use super::paired::{Case, paired};
 use super::{Context, fixture};
+use crate::Result;
 use crate::pg::psql;
-use crate::{Result, cmd};
 
 const MIGRATIONS: usize = 300;
 const DEFAULT_ROUNDS: usize = 15;
@@ -32,7 +28,7 @@ const GOAL_RATIO: f64 = 1.05;
 const OBSERVED_GOAL_RATIO: f64 = 1.25;
 
 /// `dbops migrate` arguments to apply the fixture: see the module docs.
-pub const UP: &[&str] = &["up", "--allow-lint-errors"];
+pub use super::cases::UP;
 
 const PSQL_DB: &str = "xtask_bench_apply_psql";
 const DBOPS_DB: &str = "xtask_bench_apply_dbops";
@@ -40,40 +36,12 @@ const DBOPS_DB: &str = "xtask_bench_apply_dbops";
 pub fn run(ctx: &Context) -> Result {
     let fixture = fixture::write(&ctx.scratch.join("fixture"), MIGRATIONS)?;
     let rounds = ctx.rounds(DEFAULT_ROUNDS);
-    let dir = fixture.migrations.as_path();
-    let dbops = |db: &Url, args: &[&str]| {
-        let mut dbops = ctx.dbops(db);
-        dbops.args(["migrate"]).args(args).arg("--dir").arg(dir);
-        dbops
-    };
-    let dbops = &dbops;
-    let dbops_up = || {
-        Case::new("dbops migrate up --allow-lint-errors --dir", move || {
-            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, UP))
-        })
-    };
-    let dbops_down = || {
-        Case::new("dbops migrate down --to 0 --dir", move || {
-            let db = ctx.fresh_database(DBOPS_DB)?;
-            cmd::output(&mut dbops(&db, UP))?;
-            Ok(dbops(&db, &["down", "--to", "0"]))
-        })
-    };
-    // `psql` applying `up` untimed, then `down` timed.
-    let psql_down = |label, psql: fn(&Url, &Path) -> Command, up, down| {
-        Case::new(label, move || {
-            let db = ctx.fresh_database(PSQL_DB)?;
-            cmd::output(&mut psql(&db, up))?;
-            Ok(psql(&db, down))
-        })
-    };
+    let cases = Cases::new(ctx, &fixture.migrations, PSQL_DB, DBOPS_DB);
 
     let up = paired(
         rounds,
-        Case::new("psql -1 -f all.sql", || {
-            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -1 -f all.sql", Psql::OneTransaction, &fixture.all_up),
+        cases.dbops_up(),
     )?;
     expect_tables(ctx, MIGRATIONS)?;
     println!("\n### Applying {MIGRATIONS} migrations\n\n{}", up.report());
@@ -84,13 +52,11 @@ pub fn run(ctx: &Context) -> Result {
     let (endpoint, received) = crate::otlp::receiver()?;
     let observed = paired(
         rounds,
-        Case::new("psql -1 -f all.sql", || {
-            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
-        }),
+        cases.psql_up("psql -1 -f all.sql", Psql::OneTransaction, &fixture.all_up),
         Case::new(
             "dbops migrate up --allow-lint-errors --dir, OTLP export on",
             || {
-                let mut up = dbops(&ctx.fresh_database(DBOPS_DB)?, UP);
+                let mut up = cases.dbops(&cases.dbops_database()?, UP);
                 up.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
                     .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
                 Ok(up)
@@ -113,13 +79,13 @@ pub fn run(ctx: &Context) -> Result {
 
     let down = paired(
         rounds,
-        psql_down(
+        cases.psql_down(
             "psql -1 -f all-down.sql",
-            psql_file,
+            Psql::OneTransaction,
             &fixture.all_up,
             &fixture.all_down,
         ),
-        dbops_down(),
+        cases.dbops_down("0"),
     )?;
     expect_tables(ctx, 0)?;
     println!(
@@ -129,10 +95,8 @@ pub fn run(ctx: &Context) -> Result {
 
     let up_each = paired(
         rounds,
-        Case::new("psql -f each.sql", || {
-            Ok(psql_each(&ctx.fresh_database(PSQL_DB)?, &fixture.each_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -f each.sql", Psql::AsWritten, &fixture.each_up),
+        cases.dbops_up(),
     )?;
     expect_tables(ctx, MIGRATIONS)?;
     println!(
@@ -141,13 +105,13 @@ pub fn run(ctx: &Context) -> Result {
     );
     let down_each = paired(
         rounds,
-        psql_down(
+        cases.psql_down(
             "psql -f each-down.sql",
-            psql_each,
+            Psql::AsWritten,
             &fixture.each_up,
             &fixture.each_down,
         ),
-        dbops_down(),
+        cases.dbops_down("0"),
     )?;
     expect_tables(ctx, 0)?;
     println!(
@@ -159,20 +123,6 @@ pub fn run(ctx: &Context) -> Result {
         psql::drop_database(&ctx.server, db)?;
     }
     Ok(())
-}
-
-/// `psql -1 -f FILE` against `db`.
-pub(super) fn psql_file(db: &Url, file: &Path) -> Command {
-    let mut psql = psql::psql(db);
-    psql.arg("-1").arg("-f").arg(file);
-    psql
-}
-
-/// `psql -f FILE` against `db`: the file holds its own transactions.
-pub(super) fn psql_each(db: &Url, file: &Path) -> Command {
-    let mut psql = psql::psql(db);
-    psql.arg("-f").arg(file);
-    psql
 }
 
 /// Both sides must have done the work: `count` tables of the fixture in each

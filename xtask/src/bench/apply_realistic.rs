@@ -23,15 +23,11 @@
 //! The history's table names break the project's conventions, so `up` runs
 //! with `--allow-lint-errors`, as in `bench apply`.
 
-use std::path::Path;
-use std::process::Command;
-
-use url::Url;
-
-use super::paired::{Case, paired};
+use super::cases::{Cases, Psql};
+use super::paired::paired;
 use super::{Context, realistic};
+use crate::Result;
 use crate::pg::psql;
-use crate::{Result, cmd};
 
 const DEFAULT_ROUNDS: usize = 7;
 const UP_GOAL: f64 = 1.3;
@@ -48,40 +44,12 @@ pub fn run(ctx: &Context) -> Result {
         realistic::summary(&steps)
     );
     let rounds = ctx.rounds(DEFAULT_ROUNDS);
-    let dir = fixture.migrations.as_path();
-    let dbops = |db: &Url, args: &[&str]| {
-        let mut dbops = ctx.dbops(db);
-        dbops.arg("migrate").args(args).arg("--dir").arg(dir);
-        dbops
-    };
-    let dbops = &dbops;
-    let dbops_up = || {
-        Case::new("dbops migrate up --allow-lint-errors --dir", move || {
-            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, super::apply::UP))
-        })
-    };
-    let dbops_down = || {
-        Case::new("dbops migrate down --to 0 --dir", move || {
-            let db = ctx.fresh_database(DBOPS_DB)?;
-            cmd::output(&mut dbops(&db, super::apply::UP))?;
-            Ok(dbops(&db, &["down", "--to", "0"]))
-        })
-    };
-    // `psql -f` of `up` untimed, then of `down` timed.
-    let psql_down = |label, up, down| {
-        Case::new(label, move || {
-            let db = ctx.fresh_database(PSQL_DB)?;
-            cmd::output(&mut psql_file(&db, up))?;
-            Ok(psql_file(&db, down))
-        })
-    };
+    let cases = Cases::new(ctx, &fixture.migrations, PSQL_DB, DBOPS_DB);
 
     let up = paired(
         rounds,
-        Case::new("psql -f all.sql", || {
-            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.all_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -f all.sql", Psql::AsWritten, &fixture.all_up),
+        cases.dbops_up(),
     )?;
     let applied = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -93,8 +61,13 @@ pub fn run(ctx: &Context) -> Result {
 
     let down = paired(
         rounds,
-        psql_down("psql -f all-down.sql", &fixture.all_up, &fixture.all_down),
-        dbops_down(),
+        cases.psql_down(
+            "psql -f all-down.sql",
+            Psql::AsWritten,
+            &fixture.all_up,
+            &fixture.all_down,
+        ),
+        cases.dbops_down("0"),
     )?;
     let left = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     if left != "0 objects" {
@@ -109,10 +82,8 @@ pub fn run(ctx: &Context) -> Result {
 
     let up_each = paired(
         rounds,
-        Case::new("psql -f each.sql", || {
-            Ok(psql_file(&ctx.fresh_database(PSQL_DB)?, &fixture.each_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -f each.sql", Psql::AsWritten, &fixture.each_up),
+        cases.dbops_up(),
     )?;
     ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -122,12 +93,13 @@ pub fn run(ctx: &Context) -> Result {
     );
     let down_each = paired(
         rounds,
-        psql_down(
+        cases.psql_down(
             "psql -f each-down.sql",
+            Psql::AsWritten,
             &fixture.each_up,
             &fixture.each_down,
         ),
-        dbops_down(),
+        cases.dbops_down("0"),
     )?;
     ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -140,11 +112,4 @@ pub fn run(ctx: &Context) -> Result {
         psql::drop_database(&ctx.server, db)?;
     }
     Ok(())
-}
-
-/// `psql -f FILE`: the file holds its own transactions.
-fn psql_file(db: &Url, file: &Path) -> Command {
-    let mut psql = psql::psql(db);
-    psql.arg("-f").arg(file);
-    psql
 }

@@ -24,11 +24,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use url::Url;
-
 use super::Context;
+use super::cases::{Cases, Psql};
 use super::fixture::{NO_TRANSACTION, one_transaction_each};
-use super::paired::{Case, paired};
+use super::paired::paired;
 use crate::pg::psql;
 use crate::{Result, cmd};
 
@@ -54,41 +53,13 @@ pub fn run(ctx: &Context) -> Result {
         "history: {CRATE} {VERSION} from crates.io, {MIGRATIONS} diesel migrations imported; {ROLLBACKS} rolled back"
     );
     let rounds = ctx.rounds(DEFAULT_ROUNDS);
-    let dir = history.migrations.as_path();
-    let dbops = |db: &Url, args: &[&str]| {
-        let mut dbops = ctx.dbops(db);
-        dbops.arg("migrate").args(args).arg("--dir").arg(dir);
-        dbops
-    };
-    let dbops = &dbops;
+    let cases = Cases::new(ctx, &history.migrations, PSQL_DB, DBOPS_DB);
     let to = ROLLBACK_TO.to_string();
-    let dbops_up = || {
-        Case::new("dbops migrate up --allow-lint-errors --dir", move || {
-            Ok(dbops(&ctx.fresh_database(DBOPS_DB)?, super::apply::UP))
-        })
-    };
-    let dbops_down = || {
-        Case::new(format!("dbops migrate down --to {to} --dir"), || {
-            let db = ctx.fresh_database(DBOPS_DB)?;
-            cmd::output(&mut dbops(&db, super::apply::UP))?;
-            Ok(dbops(&db, &["down", "--to", &to]))
-        })
-    };
-    // `psql` of `up` untimed, then of `down` timed.
-    let psql_down = |label, psql: fn(&Url, &Path) -> Command, up, down| {
-        Case::new(label, move || {
-            let db = ctx.fresh_database(PSQL_DB)?;
-            cmd::output(&mut psql(&db, up))?;
-            Ok(psql(&db, down))
-        })
-    };
 
     let up = paired(
         rounds,
-        Case::new("psql -1 -f all.sql", || {
-            Ok(psql_one(&ctx.fresh_database(PSQL_DB)?, &history.all_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -1 -f all.sql", Psql::OneTransaction, &history.all_up),
+        cases.dbops_up(),
     )?;
     let applied = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -99,13 +70,13 @@ pub fn run(ctx: &Context) -> Result {
 
     let down = paired(
         rounds,
-        psql_down(
+        cases.psql_down(
             "psql -1 -f down.sql",
-            psql_one,
+            Psql::OneTransaction,
             &history.all_up,
             &history.all_down,
         ),
-        dbops_down(),
+        cases.dbops_down(&to),
     )?;
     let left = ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -116,10 +87,8 @@ pub fn run(ctx: &Context) -> Result {
 
     let up_each = paired(
         rounds,
-        Case::new("psql -f each.sql", || {
-            Ok(psql_each(&ctx.fresh_database(PSQL_DB)?, &history.each_up))
-        }),
-        dbops_up(),
+        cases.psql_up("psql -f each.sql", Psql::AsWritten, &history.each_up),
+        cases.dbops_up(),
     )?;
     ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -128,13 +97,13 @@ pub fn run(ctx: &Context) -> Result {
     );
     let down_each = paired(
         rounds,
-        psql_down(
+        cases.psql_down(
             "psql -f each-down.sql",
-            psql_each,
+            Psql::AsWritten,
             &history.each_up,
             &history.each_down,
         ),
-        dbops_down(),
+        cases.dbops_down(&to),
     )?;
     ctx.same_schema(PSQL_DB, DBOPS_DB)?;
     println!(
@@ -310,14 +279,4 @@ fn scripts(dir: &Path, suffix: &str) -> Result<Vec<(i64, String)>> {
     }
     found.sort_by_key(|(version, _)| *version);
     Ok(found)
-}
-
-/// `psql -1 -f FILE`.
-fn psql_one(db: &Url, file: &Path) -> Command {
-    super::apply::psql_file(db, file)
-}
-
-/// `psql -f FILE`: the file holds its own transactions.
-fn psql_each(db: &Url, file: &Path) -> Command {
-    super::apply::psql_each(db, file)
 }

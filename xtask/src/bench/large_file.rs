@@ -33,7 +33,7 @@ pub fn run(ctx: &Context) -> Result {
     let up_file = &fixture.all_up;
     let rounds = ctx.rounds(DEFAULT_ROUNDS);
     let psql_up = |db: &str| -> Result<Command> {
-        Ok(super::apply::psql_file(&ctx.fresh_database(db)?, up_file))
+        Ok(super::cases::Psql::OneTransaction.command(&ctx.fresh_database(db)?, up_file))
     };
     let dbops_up = |db: &str| -> Result<Command> {
         let mut dbops = ctx.dbops(&ctx.fresh_database(db)?);
