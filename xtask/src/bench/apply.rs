@@ -93,31 +93,13 @@ pub fn run(ctx: &Context) -> Result {
         down.report()
     );
 
-    let up_each = paired(
+    cases.against_one_commit_each(
         rounds,
-        cases.psql_up("psql -f each.sql", Psql::AsWritten, &fixture.each_up),
-        cases.dbops_up(),
+        &format!("{MIGRATIONS} migrations"),
+        (&fixture.each_up, &fixture.each_down),
+        "0",
+        |applied| expect_tables(ctx, if applied { MIGRATIONS } else { 0 }),
     )?;
-    expect_tables(ctx, MIGRATIONS)?;
-    println!(
-        "\n### Applying {MIGRATIONS} migrations, against one transaction per migration\n\n{}",
-        up_each.report()
-    );
-    let down_each = paired(
-        rounds,
-        cases.psql_down(
-            "psql -f each-down.sql",
-            Psql::AsWritten,
-            &fixture.each_up,
-            &fixture.each_down,
-        ),
-        cases.dbops_down("0"),
-    )?;
-    expect_tables(ctx, 0)?;
-    println!(
-        "\n### Rolling {MIGRATIONS} migrations back, against one transaction per migration\n\n{}",
-        down_each.report()
-    );
 
     for db in [PSQL_DB, DBOPS_DB] {
         psql::drop_database(&ctx.server, db)?;

@@ -80,33 +80,13 @@ pub fn run(ctx: &Context) -> Result {
     );
     println!("{}", down.goal(DOWN_GOAL));
 
-    let up_each = paired(
+    cases.against_one_commit_each(
         rounds,
-        cases.psql_up("psql -f each.sql", Psql::AsWritten, &fixture.each_up),
-        cases.dbops_up(),
+        &format!("{} realistic migrations", steps.len()),
+        (&fixture.each_up, &fixture.each_down),
+        "0",
+        |_| ctx.same_schema(PSQL_DB, DBOPS_DB).map(drop),
     )?;
-    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
-    println!(
-        "\n### Applying {} realistic migrations, against one transaction per migration\n\n{}",
-        steps.len(),
-        up_each.report()
-    );
-    let down_each = paired(
-        rounds,
-        cases.psql_down(
-            "psql -f each-down.sql",
-            Psql::AsWritten,
-            &fixture.each_up,
-            &fixture.each_down,
-        ),
-        cases.dbops_down("0"),
-    )?;
-    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
-    println!(
-        "\n### Rolling {} realistic migrations back, against one transaction per migration\n\n{}",
-        steps.len(),
-        down_each.report()
-    );
 
     for db in [PSQL_DB, DBOPS_DB] {
         psql::drop_database(&ctx.server, db)?;

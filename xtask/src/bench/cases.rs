@@ -8,9 +8,9 @@ use std::process::Command;
 use url::Url;
 
 use super::Context;
-use super::paired::Case;
-use crate::cmd;
+use super::paired::{Case, paired};
 use crate::pg::psql;
+use crate::{Result, cmd};
 
 /// `dbops migrate up` arguments: the fixtures' names break the project's
 /// conventions, so lint errors are allowed (the lint still runs and is timed).
@@ -103,5 +103,41 @@ impl<'a> Cases<'a> {
             cmd::output(&mut psql.command(&db, up))?;
             Ok(psql.command(&db, down))
         })
+    }
+
+    /// Applying and rolling back, timed against `each_up` and `each_down`
+    /// (one transaction per migration: `fixture::one_transaction_each`), the
+    /// floor of any tool that commits each migration on its own. Prints both
+    /// reports under `what` ("300 migrations"); `check` runs after each,
+    /// with whether the migrations should be there.
+    pub fn against_one_commit_each(
+        self,
+        rounds: usize,
+        what: &str,
+        (each_up, each_down): (&'a Path, &'a Path),
+        down_to: &'a str,
+        check: impl Fn(bool) -> Result,
+    ) -> Result {
+        let up = paired(
+            rounds,
+            self.psql_up("psql -f each.sql", Psql::AsWritten, each_up),
+            self.dbops_up(),
+        )?;
+        check(true)?;
+        println!(
+            "\n### Applying {what}, against one transaction per migration\n\n{}",
+            up.report()
+        );
+        let down = paired(
+            rounds,
+            self.psql_down("psql -f each-down.sql", Psql::AsWritten, each_up, each_down),
+            self.dbops_down(down_to),
+        )?;
+        check(false)?;
+        println!(
+            "\n### Rolling {what} back, against one transaction per migration\n\n{}",
+            down.report()
+        );
+        Ok(())
     }
 }

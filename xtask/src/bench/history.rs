@@ -85,31 +85,13 @@ pub fn run(ctx: &Context) -> Result {
     );
     println!("{}", down.goal(DOWN_GOAL));
 
-    let up_each = paired(
+    cases.against_one_commit_each(
         rounds,
-        cases.psql_up("psql -f each.sql", Psql::AsWritten, &history.each_up),
-        cases.dbops_up(),
+        &format!("Lemmy's history ({MIGRATIONS} up, {ROLLBACKS} down)"),
+        (&history.each_up, &history.each_down),
+        &to,
+        |_| ctx.same_schema(PSQL_DB, DBOPS_DB).map(drop),
     )?;
-    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
-    println!(
-        "\n### Applying Lemmy's {MIGRATIONS} migrations, against one transaction per migration\n\n{}",
-        up_each.report()
-    );
-    let down_each = paired(
-        rounds,
-        cases.psql_down(
-            "psql -f each-down.sql",
-            Psql::AsWritten,
-            &history.each_up,
-            &history.each_down,
-        ),
-        cases.dbops_down(&to),
-    )?;
-    ctx.same_schema(PSQL_DB, DBOPS_DB)?;
-    println!(
-        "\n### Rolling back Lemmy's newest {ROLLBACKS} migrations, against one transaction per migration\n\n{}",
-        down_each.report()
-    );
 
     for db in [PSQL_DB, DBOPS_DB] {
         psql::drop_database(&ctx.server, db)?;
@@ -134,12 +116,7 @@ impl History {
         let out = &ctx.scratch;
         let source = unpack(&fetch(out)?, out)?;
         let migrations = out.join("dbops");
-        if migrations.exists() {
-            std::fs::remove_dir_all(&migrations)
-                .map_err(|e| format!("removing {}: {e}", migrations.display()))?;
-        }
-        std::fs::create_dir_all(&migrations)
-            .map_err(|e| format!("creating {}: {e}", migrations.display()))?;
+        empty_dir(&migrations)?;
         cmd::output(
             Command::new(&ctx.dbops)
                 .current_dir(crate::workspace::root())
@@ -233,15 +210,19 @@ fn sha256(file: &Path) -> Result<String> {
         .to_string())
 }
 
+/// Makes `dir` an empty folder, whatever was there.
+fn empty_dir(dir: &Path) -> Result {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(())
+}
+
 /// Unpacks the crate's `migrations/` folder under `out`; returns its path.
 fn unpack(crate_file: &Path, out: &Path) -> Result<PathBuf> {
     let unpacked = out.join("source");
-    if unpacked.exists() {
-        std::fs::remove_dir_all(&unpacked)
-            .map_err(|e| format!("removing {}: {e}", unpacked.display()))?;
-    }
-    std::fs::create_dir_all(&unpacked)
-        .map_err(|e| format!("creating {}: {e}", unpacked.display()))?;
+    empty_dir(&unpacked)?;
     cmd::output(
         Command::new("tar")
             .arg("-xzf")
